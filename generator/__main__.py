@@ -1,0 +1,107 @@
+"""``python -m generator``: the maintainer's commands (see ``make help``).
+
+generate         render svarut/generated/ from the locked specs
+check            regenerate into a temp dir and diff against svarut/generated/
+update-specs     lock a new upstream commit and print what changed
+check-upstream   compare the published specs with the lock (exit 1 if they differ)
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import sys
+import tempfile
+from pathlib import Path
+
+from generator import report, specs
+from generator.normalize import SpecError, build_api
+from generator.render import render
+
+GENERATED = specs.ROOT / "svarut" / "generated"
+
+
+def generate(out: Path, specs_dir: str | None) -> None:
+    lock = specs.read_lock()
+    api = build_api(specs.parse(specs.load_locked(specs_dir, lock=lock)))
+    render(api, lock, out)
+
+
+def check(specs_dir: str | None) -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = Path(tmp)
+        generate(fresh, specs_dir)
+        names = sorted({p.name for p in fresh.iterdir()} | {p.name for p in GENERATED.glob("*.py")})
+        drift: list[str] = []
+        for name in names:
+            new = (fresh / name).read_text().splitlines(keepends=True) if (fresh / name).exists() else []
+            old = (GENERATED / name).read_text().splitlines(keepends=True) if (GENERATED / name).exists() else []
+            drift += difflib.unified_diff(old, new, f"svarut/generated/{name}", f"regenerated/{name}")
+    if drift:
+        sys.stdout.writelines(drift)
+        print("\nsvarut/generated/ is not what the generator makes from the locked specs; run `make generate`.")
+        return 1
+    print("svarut/generated/ matches the locked specs")
+    return 0
+
+
+def update_specs(commit: str, from_dir: str | None, specs_dir: str | None) -> int:
+    lock = specs.read_lock()
+    old = specs.parse(specs.load_locked(specs_dir, lock=lock))
+    moved = [specs.LockedSpec(**{**e.__dict__, "upstream_commit": commit}) for e in lock]
+    if from_dir:
+        new_raw = {e.file: (Path(from_dir) / e.file).read_bytes() for e in lock}
+    else:
+        new_raw = {e.file: specs.download(e.pinned_url) for e in moved}
+    new = specs.parse(new_raw)
+    build_api(new)  # fail before locking a spec the generator cannot represent
+    print(report.render(report.diff(old, new)))
+    specs.write_lock(specs.relock(lock, new_raw, commit))
+    print(f"\nspecs/lock.json now pins {commit}; run `make generate` and review the diff.")
+    return 0
+
+
+def check_upstream(published_base: str | None, specs_dir: str | None) -> int:
+    lock = specs.read_lock()
+    published = specs.fetch_published(lock, published_base)
+    changed = [e.file for e in lock if specs.sha256(published[e.file]) != e.sha256]
+    if not changed:
+        print("published specs match specs/lock.json")
+        return 0
+    old = specs.parse(specs.load_locked(specs_dir, lock=lock))
+    print(f"published specs differ from specs/lock.json: {', '.join(changed)}")
+    print(report.render(report.diff(old, specs.parse(published))))
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m generator", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--specs-dir", help="read the locked spec JSON from this directory (or SVARUT_SPECS_DIR)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    gen = sub.add_parser("generate")
+    gen.add_argument("--out", type=Path, default=GENERATED)
+    sub.add_parser("check")
+    upd = sub.add_parser("update-specs")
+    upd.add_argument("--commit", required=True, help="the upstream commit to lock")
+    upd.add_argument("--from-dir", help="read the new spec JSON here instead of downloading it at --commit")
+    up = sub.add_parser("check-upstream")
+    up.add_argument("--published-base", help="base URL to fetch the published specs from (default: the lock's)")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "generate":
+            generate(args.out, args.specs_dir)
+            return 0
+        if args.command == "check":
+            return check(args.specs_dir)
+        if args.command == "update-specs":
+            return update_specs(args.commit, args.from_dir, args.specs_dir)
+        return check_upstream(args.published_base, args.specs_dir)
+    except (specs.LockError, SpecError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

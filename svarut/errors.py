@@ -1,0 +1,41 @@
+"""The client's exceptions; see :mod:`svarut.runtime.errors` for the tree."""
+
+from svarut.runtime.errors import (
+    APIConnectionError,
+    APIError,
+    APIResponseValidationError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    ForsendelseNotFoundError,
+    ForsendelseValidationError,
+    InternalServerError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    Problem,
+    RateLimitError,
+    SvarUtError,
+)
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIResponseValidationError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConflictError",
+    "ForsendelseNotFoundError",
+    "ForsendelseValidationError",
+    "InternalServerError",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "PermissionDeniedError",
+    "Problem",
+    "RateLimitError",
+    "SvarUtError",
+]

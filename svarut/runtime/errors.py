@@ -1,0 +1,197 @@
+"""Every exception the client raises, in one tree::
+
+    SvarUtError
+    ├── ForsendelseValidationError   bad input, found before a byte was sent
+    ├── ForsendelseNotFoundError     SvarUt has no status for that forsendelse
+    └── APIError                     something went wrong talking to SvarUt
+        ├── APIConnectionError       no (complete) HTTP response
+        │   └── APITimeoutError
+        ├── APIResponseValidationError  a 2xx body the client cannot read
+        └── APIStatusError           SvarUt answered with a non-2xx status
+            ├── BadRequestError            400
+            ├── AuthenticationError        401
+            ├── PermissionDeniedError      403
+            ├── NotFoundError              404
+            ├── ConflictError              409
+            ├── PayloadTooLargeError       413
+            ├── RateLimitError             429
+            └── InternalServerError        5xx
+
+An :class:`APIStatusError` carries the status, the parsed ``ErrorMessage``
+when the body has the spec's shape, the fields SvarUt puts in it
+(``errorId``, ``errorCode``, ``message``) when it is JSON of any shape, and a
+bounded excerpt of the raw body whatever it is (HTML from a proxy, empty,
+truncated). Messages never contain request headers, so credentials cannot leak
+through them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+RAW_BODY_EXCERPT = 2000
+
+
+class SvarUtError(Exception):
+    """Base class of every error raised by this client."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reason a forsendelse was rejected before sending."""
+
+    field: str
+    rule: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message} [{self.rule}]"
+
+
+class ForsendelseValidationError(SvarUtError, ValueError):
+    """The forsendelse or its documents break a rule; nothing was sent.
+
+    ``problems`` lists every problem found, not just the first.
+    """
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        count = len(self.problems)
+        super().__init__(f"forsendelse rejected before sending ({count} problem{'s' * (count != 1)}):\n{lines}")
+
+
+class ForsendelseNotFoundError(SvarUtError, LookupError):
+    """SvarUt returned no status for the forsendelse asked about."""
+
+
+class APIError(SvarUtError):
+    """A request to SvarUt failed."""
+
+    def __init__(self, message: str, *, request: httpx.Request | None = None) -> None:
+        super().__init__(message)
+        self.request = request
+
+
+class APIConnectionError(APIError):
+    """The request did not get a complete HTTP response."""
+
+
+class APITimeoutError(APIConnectionError):
+    """The request timed out."""
+
+
+class APIResponseValidationError(APIError):
+    """SvarUt answered 2xx with a body that does not have the spec's shape."""
+
+    def __init__(self, *, response: httpx.Response, body: bytes, cause: Exception) -> None:
+        self.response = response
+        self.status_code = response.status_code
+        self.raw_body = _excerpt(body)
+        super().__init__(
+            f"{response.status_code} response does not match the spec: {cause}; body: {self.raw_body}",
+            request=response.request,
+        )
+
+
+class APIStatusError(APIError):
+    """SvarUt answered with a status outside 2xx."""
+
+    status_code: int
+
+    def __init__(
+        self,
+        *,
+        response: httpx.Response,
+        body: bytes,
+        error_message: Any | None,
+    ) -> None:
+        self.response = response
+        self.status_code = response.status_code
+        self.raw_body = _excerpt(body)
+        self.error_message = error_message
+        fields = _json_fields(body)
+        self.error_id: str | None = _str(fields.get("errorId"))
+        self.error_code: str | None = _str(fields.get("errorCode"))
+        self.message: str | None = _str(fields.get("message")) or _str(fields.get("error"))
+        detail = self.message or self.raw_body or "(empty body)"
+        extra = ", ".join(f"{k}={v}" for k, v in (("errorCode", self.error_code), ("errorId", self.error_id)) if v)
+        text = f"{self.status_code} {response.reason_phrase or ''}".rstrip() + f": {detail}"
+        super().__init__(text + (f" ({extra})" if extra else ""), request=response.request)
+
+
+class BadRequestError(APIStatusError):
+    status_code = 400
+
+
+class AuthenticationError(APIStatusError):
+    status_code = 401
+
+
+class PermissionDeniedError(APIStatusError):
+    status_code = 403
+
+
+class NotFoundError(APIStatusError):
+    status_code = 404
+
+
+class ConflictError(APIStatusError):
+    status_code = 409
+
+
+class PayloadTooLargeError(APIStatusError):
+    status_code = 413
+
+
+class RateLimitError(APIStatusError):
+    status_code = 429
+
+
+class InternalServerError(APIStatusError):
+    """Any 5xx."""
+
+
+_BY_STATUS: dict[int, type[APIStatusError]] = {
+    cls.status_code: cls
+    for cls in (
+        BadRequestError,
+        AuthenticationError,
+        PermissionDeniedError,
+        NotFoundError,
+        ConflictError,
+        PayloadTooLargeError,
+        RateLimitError,
+    )
+}
+
+
+def status_error_class(status: int) -> type[APIStatusError]:
+    if status >= 500:
+        return InternalServerError
+    return _BY_STATUS.get(status, APIStatusError)
+
+
+def _excerpt(body: bytes) -> str:
+    text = body[: RAW_BODY_EXCERPT * 4].decode("utf-8", errors="replace")
+    if len(text) > RAW_BODY_EXCERPT or len(body) > RAW_BODY_EXCERPT * 4:
+        return text[:RAW_BODY_EXCERPT] + f"… [{len(body)} bytes in all]"
+    return text
+
+
+def _json_fields(body: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _str(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)

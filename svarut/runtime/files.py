@@ -1,0 +1,185 @@
+"""Document sources: where the bytes of each document come from.
+
+A document may be given as a :class:`~pathlib.Path`, as ``bytes`` (or any
+bytes-like object), or as a binary file object opened by the caller, or wrapped
+in :class:`File` to name it. Each source is turned into a :class:`Source` that
+knows its size (when it can be known without reading it) and can be read from
+the start again, so a request body can be replayed (for example after a fresh
+token) without holding the document in memory.
+"""
+
+from __future__ import annotations
+
+import io
+import mimetypes
+import os
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, TypeAlias
+
+import anyio.to_thread
+
+CHUNK_SIZE = 1024 * 1024
+
+FileSource: TypeAlias = "os.PathLike[str] | bytes | bytearray | memoryview | BinaryIO"
+
+
+@dataclass(frozen=True)
+class File:
+    """A document with its name and content type spelled out.
+
+    Needed where the metadata does not describe the file (the NHN endpoint takes
+    one unnamed document); a ``Path`` alone also works there, its name then
+    being the ``filnavn``.
+    """
+
+    filnavn: str
+    content: FileSource
+    mime_type: str = "application/pdf"
+
+
+class SourceChangedError(OSError):
+    """A document changed size between measuring it and sending it."""
+
+
+class Source:
+    """One document's bytes, readable from the start as often as needed."""
+
+    def __init__(self, source: FileSource, *, label: str) -> None:
+        self.label = label
+        self._path: Path | None = None
+        self._data: memoryview | None = None
+        self._file: BinaryIO | None = None
+        self._start = 0
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            self._data = memoryview(source).cast("B")
+            self.size: int | None = self._data.nbytes
+        elif isinstance(source, os.PathLike):
+            self._path = Path(source)
+            try:
+                self.size = self._path.stat().st_size
+            except OSError as exc:
+                raise FileNotFoundError(f"document {label!r}: cannot read {self._path}: {exc.strerror}") from None
+            if not self._path.is_file():
+                raise IsADirectoryError(f"document {label!r}: {self._path} is not a regular file")
+        elif isinstance(source, io.TextIOBase):
+            raise TypeError(f"document {label!r}: open the file in binary mode ('rb'), not text mode")
+        elif hasattr(source, "read"):
+            self._file = source
+            self.size = None
+            if _seekable(source):
+                self._start = source.tell()
+                end = source.seek(0, io.SEEK_END)
+                source.seek(self._start)
+                self.size = end - self._start
+        else:
+            raise TypeError(
+                f"document {label!r}: expected a Path, bytes or a binary file object, got {type(source).__name__}"
+            )
+
+    @property
+    def replayable(self) -> bool:
+        return self._file is None or _seekable(self._file)
+
+    def head(self, n: int) -> bytes:
+        """The first ``n`` bytes (for content sniffing), leaving the source unread."""
+        if self._data is not None:
+            return bytes(self._data[:n])
+        if self._path is not None:
+            with self._path.open("rb") as f:
+                return f.read(n)
+        assert self._file is not None
+        if not _seekable(self._file):
+            return b""
+        self._file.seek(self._start)
+        data = self._file.read(n)
+        self._file.seek(self._start)
+        return bytes(data)
+
+    # The sync and async readers share _open/_read_chunk/_check_end; only the
+    # async one moves the blocking calls to a worker thread.
+
+    def _open(self) -> BinaryIO | None:
+        if self._path is not None:
+            return self._path.open("rb", buffering=0)
+        if self._file is not None:
+            if _seekable(self._file):
+                self._file.seek(self._start)
+            return self._file
+        return None
+
+    def _close(self, handle: BinaryIO | None) -> None:
+        if handle is not None and self._path is not None:
+            handle.close()
+
+    def _check(self, sent: int) -> None:
+        if self.size is not None and sent != self.size:
+            raise SourceChangedError(
+                f"document {self.label!r} changed while being sent: expected {self.size} bytes, read {sent}"
+            )
+
+    def _want(self, sent: int) -> int:
+        return CHUNK_SIZE if self.size is None else min(CHUNK_SIZE, self.size - sent)
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        if self._data is not None:
+            for i in range(0, self._data.nbytes, CHUNK_SIZE):
+                yield self._data[i : i + CHUNK_SIZE].tobytes()
+            return
+        handle = self._open()
+        assert handle is not None
+        sent = 0
+        try:
+            while want := self._want(sent):
+                chunk = handle.read(want)
+                if not chunk:
+                    break
+                sent += len(chunk)
+                yield chunk
+            if self.size is not None:
+                sent += len(handle.read(1))
+        finally:
+            self._close(handle)
+        self._check(sent)
+
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        if self._data is not None:
+            for i in range(0, self._data.nbytes, CHUNK_SIZE):
+                yield self._data[i : i + CHUNK_SIZE].tobytes()
+            return
+        handle = await anyio.to_thread.run_sync(self._open)
+        assert handle is not None
+        sent = 0
+        try:
+            while want := self._want(sent):
+                chunk = await anyio.to_thread.run_sync(handle.read, want)
+                if not chunk:
+                    break
+                sent += len(chunk)
+                yield chunk
+            if self.size is not None:
+                sent += len(await anyio.to_thread.run_sync(handle.read, 1))
+        finally:
+            await anyio.to_thread.run_sync(self._close, handle)
+        self._check(sent)
+
+
+def _seekable(f: BinaryIO) -> bool:
+    try:
+        return bool(f.seekable())
+    except (AttributeError, ValueError):
+        return False
+
+
+def describe_file(value: File | FileSource, *, label: str) -> tuple[str, str, FileSource]:
+    """(filnavn, mime type, source) for a file the metadata does not describe."""
+    if isinstance(value, File):
+        return value.filnavn, value.mime_type, value.content
+    if isinstance(value, os.PathLike):
+        name = Path(value).name
+        return name, mimetypes.guess_type(name)[0] or "application/octet-stream", value
+    raise TypeError(
+        f"{label}: give a Path or wrap the content in svarut.File(filnavn=..., content=..., mime_type=...) "
+        "so the document has a name"
+    )

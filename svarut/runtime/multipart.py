@@ -1,0 +1,237 @@
+"""The streaming ``multipart/form-data`` encoder for the send endpoints.
+
+SvarUt reads the parts in order: first the JSON metadata, then one part per
+document in the order of the metadata's document list, matched by filename.
+httpx's own multipart encoder cannot promise that order, reads files on the
+event loop in the async client, and buffers non-file fields; this one writes
+the parts in the order given, streams each document in chunks from its
+:class:`~svarut.runtime.files.Source`, and knows the exact ``Content-Length``
+whenever every source knows its size.
+
+It works on the serialized metadata (a ``dict``), never on generated models.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from svarut.runtime.errors import ForsendelseValidationError, Problem
+from svarut.runtime.files import File, FileSource, Source, describe_file
+
+# The keys of a document-metadata item that name the file and its content type.
+FILENAME_KEY = "filnavn"
+CONTENT_TYPE_KEY = "mimeType"
+
+_CRLF = b"\r\n"
+
+
+def quote_param(value: str) -> str:
+    """Quote a Content-Disposition parameter value as RFC 7578 §4.2 and the
+    WHATWG HTML form encoding do: ``"``, CR and LF (and other control
+    characters) are percent-encoded, other characters go as UTF-8. A filename
+    can therefore never end the quoted string or start a new header line."""
+    out = []
+    for ch in value:
+        if ch == '"' or ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"%{ord(ch):02X}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _valid_content_type(value: str) -> bool:
+    return bool(value) and all(0x20 < ord(ch) < 0x7F or ch == " " for ch in value) and "/" in value
+
+
+@dataclass(frozen=True)
+class Part:
+    """One part: its headers, and either inline bytes or a streamed source."""
+
+    head: bytes
+    data: bytes | Source
+
+    @property
+    def size(self) -> int | None:
+        body = len(self.data) if isinstance(self.data, bytes) else self.data.size
+        return None if body is None else len(self.head) + body + len(_CRLF)
+
+
+def _head(boundary: str, name: str, content_type: str, filename: str | None = None) -> bytes:
+    disposition = f'form-data; name="{quote_param(name)}"'
+    if filename is not None:
+        disposition += f'; filename="{quote_param(filename)}"'
+    return (f"--{boundary}\r\nContent-Disposition: {disposition}\r\nContent-Type: {content_type}\r\n\r\n").encode()
+
+
+class MultipartBody:
+    """An ordered multipart body that can be streamed (sync or async) any
+    number of times, provided its sources can be rewound."""
+
+    def __init__(self, parts: Sequence[Part], boundary: str) -> None:
+        self.parts = tuple(parts)
+        self.boundary = boundary
+        self._tail = f"--{boundary}--\r\n".encode()
+
+    @property
+    def content_type(self) -> str:
+        return f"multipart/form-data; boundary={self.boundary}"
+
+    @property
+    def content_length(self) -> int | None:
+        sizes = [p.size for p in self.parts]
+        if any(s is None for s in sizes):
+            return None
+        return sum(s for s in sizes if s is not None) + len(self._tail)
+
+    @property
+    def replayable(self) -> bool:
+        return all(isinstance(p.data, bytes) or p.data.replayable for p in self.parts)
+
+    def headers(self) -> dict[str, str]:
+        headers = {"Content-Type": self.content_type}
+        length = self.content_length
+        if length is not None:
+            headers["Content-Length"] = str(length)
+        return headers
+
+    def __iter__(self) -> Iterator[bytes]:
+        for part in self.parts:
+            if isinstance(part.data, bytes):
+                yield part.head + part.data + _CRLF
+                continue
+            yield part.head
+            yield from part.data.iter_bytes()
+            yield _CRLF
+        yield self._tail
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for part in self.parts:
+            if isinstance(part.data, bytes):
+                yield part.head + part.data + _CRLF
+                continue
+            yield part.head
+            async for chunk in part.data.aiter_bytes():
+                yield chunk
+            yield _CRLF
+        yield self._tail
+
+    def sync_stream(self) -> httpx.SyncByteStream:
+        return _SyncStream(self)
+
+    def async_stream(self) -> httpx.AsyncByteStream:
+        return _AsyncStream(self)
+
+
+class _SyncStream(httpx.SyncByteStream):
+    def __init__(self, body: MultipartBody) -> None:
+        self._body = body
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._body)
+
+
+class _AsyncStream(httpx.AsyncByteStream):
+    def __init__(self, body: MultipartBody) -> None:
+        self._body = body
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._body.__aiter__()
+
+
+@dataclass(frozen=True)
+class Document:
+    """A document ready to be sent: its name, type and bytes."""
+
+    filnavn: str
+    mime_type: str
+    source: Source
+
+
+def match_documents(
+    metadata: Mapping[str, Any],
+    described_by: str,
+    files: Mapping[str, File | FileSource],
+    *,
+    part_name: str,
+) -> list[Document]:
+    """Pair each document described in ``metadata[described_by]`` with its
+    source from ``files`` (keyed by filnavn), in the metadata's order.
+
+    Every metadata entry needs exactly one source and every source an entry;
+    all mismatches are reported together, before anything is sent.
+    """
+    items = metadata.get(described_by) or []
+    problems: list[Problem] = []
+    names = [str(item.get(FILENAME_KEY, "")) for item in items]
+    for i, name in enumerate(names):
+        if name not in files:
+            problems.append(
+                Problem(
+                    f"{described_by}[{i}].{FILENAME_KEY}",
+                    "document_missing",
+                    f"no document given for {name!r} (pass it in {part_name}={{{name!r}: ...}})",
+                )
+            )
+    for name in files:
+        if name not in names:
+            problems.append(
+                Problem(
+                    part_name,
+                    "document_not_described",
+                    f"document {name!r} is not described in {described_by}; add it to the metadata or remove it",
+                )
+            )
+    seen: set[str] = set()
+    for i, name in enumerate(names):
+        if name in seen:
+            problems.append(
+                Problem(
+                    f"{described_by}[{i}].{FILENAME_KEY}", "filename_unique", f"filnavn {name!r} appears more than once"
+                )
+            )
+        seen.add(name)
+    if problems:
+        raise ForsendelseValidationError(problems)
+    documents = []
+    for item, name in zip(items, names, strict=True):
+        value = files[name]
+        source = value.content if isinstance(value, File) else value
+        documents.append(Document(name, str(item.get(CONTENT_TYPE_KEY, "")), Source(source, label=name)))
+    return documents
+
+
+def single_document(value: File | FileSource, *, part_name: str) -> Document:
+    """The document of a part whose file the metadata does not describe."""
+    filnavn, mime_type, source = describe_file(value, label=part_name)
+    return Document(filnavn, mime_type, Source(source, label=filnavn))
+
+
+def encode(
+    *,
+    metadata_part: str,
+    metadata_json: bytes,
+    file_part: str,
+    documents: Sequence[Document],
+    boundary: str | None = None,
+) -> MultipartBody:
+    """Build the body: the JSON part first, then each document in order."""
+    problems = [
+        Problem(
+            f"{file_part}[{i}].{CONTENT_TYPE_KEY}",
+            "content_type",
+            f"{doc.mime_type!r} is not a valid MIME type for {doc.filnavn!r}",
+        )
+        for i, doc in enumerate(documents)
+        if not _valid_content_type(doc.mime_type)
+    ]
+    if problems:
+        raise ForsendelseValidationError(problems)
+    boundary = boundary or secrets.token_hex(16)
+    parts = [Part(_head(boundary, metadata_part, "application/json"), metadata_json)]
+    parts += [Part(_head(boundary, file_part, d.mime_type, d.filnavn), d.source) for d in documents]
+    return MultipartBody(parts, boundary)
