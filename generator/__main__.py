@@ -21,16 +21,16 @@ from generator.render import render
 GENERATED = specs.ROOT / "svarut" / "generated"
 
 
-def generate(out: Path, specs_dir: str | None) -> None:
-    lock = specs.read_lock()
+def generate(out: Path, specs_dir: str | None, lock_path: Path = specs.LOCK_PATH) -> None:
+    lock = specs.read_lock(lock_path)
     api = build_api(specs.parse(specs.load_locked(specs_dir, lock=lock)))
     render(api, lock, out)
 
 
-def check(specs_dir: str | None) -> int:
+def check(specs_dir: str | None, lock_path: Path = specs.LOCK_PATH) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         fresh = Path(tmp)
-        generate(fresh, specs_dir)
+        generate(fresh, specs_dir, lock_path)
         names = sorted({p.name for p in fresh.iterdir()} | {p.name for p in GENERATED.glob("*.py")})
         drift: list[str] = []
         for name in names:
@@ -45,8 +45,8 @@ def check(specs_dir: str | None) -> int:
     return 0
 
 
-def update_specs(commit: str, from_dir: str | None, specs_dir: str | None) -> int:
-    lock = specs.read_lock()
+def update_specs(commit: str, from_dir: str | None, specs_dir: str | None, lock_path: Path = specs.LOCK_PATH) -> int:
+    lock = specs.read_lock(lock_path)
     old = specs.parse(specs.load_locked(specs_dir, lock=lock))
     moved = [specs.LockedSpec(**{**e.__dict__, "upstream_commit": commit}) for e in lock]
     if from_dir:
@@ -56,13 +56,13 @@ def update_specs(commit: str, from_dir: str | None, specs_dir: str | None) -> in
     new = specs.parse(new_raw)
     build_api(new)  # fail before locking a spec the generator cannot represent
     print(report.render(report.diff(old, new)))
-    specs.write_lock(specs.relock(lock, new_raw, commit))
+    specs.write_lock(specs.relock(lock, new_raw, commit), lock_path)
     print(f"\nspecs/lock.json now pins {commit}; run `make generate` and review the diff.")
     return 0
 
 
-def check_upstream(published_base: str | None, specs_dir: str | None) -> int:
-    lock = specs.read_lock()
+def check_upstream(published_base: str | None, specs_dir: str | None, lock_path: Path = specs.LOCK_PATH) -> int:
+    lock = specs.read_lock(lock_path)
     published = specs.fetch_published(lock, published_base)
     changed = [e.file for e in lock if specs.sha256(published[e.file]) != e.sha256]
     if not changed:
@@ -79,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m generator", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--specs-dir", help="read the locked spec JSON from this directory (or SVARUT_SPECS_DIR)")
+    parser.add_argument("--lock", type=Path, default=specs.LOCK_PATH, help="the lock file (default: specs/lock.json)")
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate")
     gen.add_argument("--out", type=Path, default=GENERATED)
@@ -91,13 +92,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "generate":
-            generate(args.out, args.specs_dir)
+            generate(args.out, args.specs_dir, args.lock)
             return 0
         if args.command == "check":
-            return check(args.specs_dir)
+            return check(args.specs_dir, args.lock)
         if args.command == "update-specs":
-            return update_specs(args.commit, args.from_dir, args.specs_dir)
-        return check_upstream(args.published_base, args.specs_dir)
+            return update_specs(args.commit, args.from_dir, args.specs_dir, args.lock)
+        return check_upstream(args.published_base, args.specs_dir, args.lock)
     except (specs.LockError, SpecError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

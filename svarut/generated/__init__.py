@@ -4,7 +4,7 @@
 # DO NOT EDIT. Run `make generate` to regenerate.
 """Generated from the SvarUt specs. Import from :mod:`svarut` instead."""
 
-from svarut.generated import models
-from svarut.generated.client import SERVERS, AsyncOperations, SyncOperations
+from . import models
+from .client import SERVERS, AsyncOperations, SyncOperations
 
 __all__ = ["SERVERS", "AsyncOperations", "SyncOperations", "models"]

@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from uuid import UUID
 
-from svarut.generated import models
 from svarut.runtime.client import (
     NOT_GIVEN,
     AsyncAPIClient,
@@ -27,6 +26,8 @@ from svarut.runtime.client import (
     drop_none,
 )
 from svarut.runtime.files import File, FileSource
+
+from . import models
 
 #: The servers the specs list: (base URL, description).
 SERVERS: tuple[tuple[str, str], ...] = (
