@@ -204,7 +204,7 @@ def _operation_view(op: Operation) -> dict[str, Any]:
         args += [f"{f.py_name}: {f.py_type}" for f in jb.fields if f.required]
         optional_args += [f"{f.py_name}: {f.py_type} | None = None" for f in jb.fields if not f.required]
         fields = ", ".join(f"{f.spec_name!r}: {f.py_name}" for f in jb.fields)
-        body = f"JsonBody(models.{jb.model}.model_validate(drop_none({{{fields}}})), {jb.content_type!r})"
+        body = f"JsonBody(models.{jb.model}, drop_none({{{fields}}}), {jb.content_type!r})"
         arg_docs += [f"{f.py_name}: ``{jb.model}.{f.spec_name}``." for f in jb.fields]
     path_params = "{" + ", ".join(f"{p.spec_name!r}: {p.py_name}" for p in op.parameters) + "}"
     returns = op.response.py_type

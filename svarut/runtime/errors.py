@@ -3,6 +3,7 @@
     SvarUtError
     ├── ForsendelseValidationError   bad input, found before a byte was sent
     ├── ForsendelseNotFoundError     SvarUt has no status for that forsendelse
+    ├── SourceChangedError           a document changed size while it was sent
     └── APIError                     something went wrong talking to SvarUt
         ├── APIConnectionError       no (complete) HTTP response
         │   └── APITimeoutError
@@ -69,6 +70,11 @@ class ForsendelseNotFoundError(SvarUtError, LookupError):
     """SvarUt returned no status for the forsendelse asked about."""
 
 
+class SourceChangedError(SvarUtError, OSError):
+    """A document changed size between measuring it and sending it; the
+    request was abandoned before its end, so SvarUt did not accept it."""
+
+
 class APIError(SvarUtError):
     """A request to SvarUt failed."""
 
@@ -118,8 +124,10 @@ class APIStatusError(APIError):
         self.error_id: str | None = _str(fields.get("errorId"))
         self.error_code: str | None = _str(fields.get("errorCode"))
         self.message: str | None = _str(fields.get("message")) or _str(fields.get("error"))
-        detail = self.message or self.raw_body or "(empty body)"
-        extra = ", ".join(f"{k}={v}" for k, v in (("errorCode", self.error_code), ("errorId", self.error_id)) if v)
+        detail = _clip(self.message) or self.raw_body or "(empty body)"
+        extra = ", ".join(
+            f"{k}={_clip(v)}" for k, v in (("errorCode", self.error_code), ("errorId", self.error_id)) if v
+        )
         text = f"{self.status_code} {response.reason_phrase or ''}".rstrip() + f": {detail}"
         super().__init__(text + (f" ({extra})" if extra else ""), request=response.request)
 
@@ -181,6 +189,12 @@ def _excerpt(body: bytes) -> str:
     if len(text) > RAW_BODY_EXCERPT or len(body) > RAW_BODY_EXCERPT * 4:
         return text[:RAW_BODY_EXCERPT] + f"… [{len(body)} bytes in all]"
     return text
+
+
+def _clip(text: str | None) -> str | None:
+    if text is None or len(text) <= RAW_BODY_EXCERPT:
+        return text
+    return text[:RAW_BODY_EXCERPT] + f"… [{len(text)} characters in all]"
 
 
 def _json_fields(body: bytes) -> dict[str, Any]:

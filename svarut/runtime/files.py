@@ -20,6 +20,8 @@ from typing import BinaryIO, TypeAlias
 
 import anyio.to_thread
 
+from svarut.runtime.errors import SourceChangedError
+
 CHUNK_SIZE = 1024 * 1024
 
 FileSource: TypeAlias = "os.PathLike[str] | bytes | bytearray | memoryview | BinaryIO"
@@ -37,10 +39,6 @@ class File:
     filnavn: str
     content: FileSource
     mime_type: str = "application/pdf"
-
-
-class SourceChangedError(OSError):
-    """A document changed size between measuring it and sending it."""
 
 
 class Source:
