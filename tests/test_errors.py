@@ -116,7 +116,11 @@ async def test_error_json_as_an_object_still_gives_the_fields(api, server):
         await api("hent_statuser", konto_id=KONTO, id=[uuid.uuid4()])
 
     exc = caught.value
-    assert exc.error_message is None  # not the spec's shape: errorJson is a string there
+    # errorJson is a string in the spec; the model keeps every other field and
+    # the object stays readable in raw_body.
+    assert isinstance(exc.error_message, models.ErrorMessage)
+    assert exc.error_message.error_code == "VALIDERING"
+    assert exc.error_message.error_json is None
     assert (exc.error_id, exc.error_code, exc.message) == (str(ERROR_ID), "VALIDERING", "Ugyldig tittel")
     assert json.loads(exc.raw_body) == body
 

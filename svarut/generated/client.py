@@ -102,7 +102,7 @@ class SyncOperations(SyncAPIClient):
         return self._request(
             HENT_STATUSER,
             path_params={"kontoId": konto_id},
-            body=JsonBody(models.Forsendelser.model_validate(drop_none({"id": id})), "application/json"),
+            body=JsonBody(models.Forsendelser, drop_none({"id": id}), "application/json"),
             timeout=timeout,
         )
 
@@ -268,7 +268,7 @@ class AsyncOperations(AsyncAPIClient):
         return await self._request(
             HENT_STATUSER,
             path_params={"kontoId": konto_id},
-            body=JsonBody(models.Forsendelser.model_validate(drop_none({"id": id})), "application/json"),
+            body=JsonBody(models.Forsendelser, drop_none({"id": id}), "application/json"),
             timeout=timeout,
         )
 
