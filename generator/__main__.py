@@ -50,7 +50,10 @@ def update_specs(commit: str, from_dir: str | None, specs_dir: str | None, lock_
     old = specs.parse(specs.load_locked(specs_dir, lock=lock))
     moved = [specs.LockedSpec(**{**e.__dict__, "upstream_commit": commit}) for e in lock]
     if from_dir:
-        new_raw = {e.file: (Path(from_dir) / e.file).read_bytes() for e in lock}
+        try:
+            new_raw = {e.file: (Path(from_dir) / e.file).read_bytes() for e in lock}
+        except OSError as exc:
+            raise specs.LockError(f"cannot read the new spec: {exc}") from None
     else:
         new_raw = {e.file: specs.download(e.pinned_url) for e in moved}
     new = specs.parse(new_raw)

@@ -110,7 +110,6 @@ def _models(api: Api, head: str) -> str:
                 "--use-schema-description",
                 "--use-field-description",
                 "--capitalise-enum-members",
-                "--keep-model-order",
                 "--disable-timestamp",
                 "--custom-file-header-path",
                 str(header_file),
@@ -235,5 +234,5 @@ def _operation_view(op: Operation) -> dict[str, Any]:
 def _ruff(out: Path) -> None:
     config = str(ROOT / "pyproject.toml")
     files = sorted(str(p) for p in out.glob("*.py"))
-    for command in (["check", "--fix", "--quiet", "--exit-zero"], ["format", "--quiet"]):
+    for command in (["check", "--fix-only", "--quiet"], ["format", "--quiet"]):
         subprocess.run([sys.executable, "-m", "ruff", *command, "--config", config, *files], check=True)

@@ -60,39 +60,6 @@ class ErrorMessage(ResponseModel):
     error_json: Annotated[str | None, Field(validation_alias="errorJson", serialization_alias="errorJson")] = None
 
 
-class ForsendelseStatus(ResponseModel):
-    """
-    Status for forsendelse
-    """
-
-    id: Annotated[UUID, Field(examples=["d6b23522-ddf3-462a-8140-16e59e1f476d"])]
-    """
-    Id`en til forsendelsen denne statusen tilhører
-    """
-    siste_status_endring: Annotated[
-        AwareDatetime,
-        Field(
-            examples=["2023-01-01T11:33:55.008+01:00"],
-            validation_alias="sisteStatusEndring",
-            serialization_alias="sisteStatusEndring",
-        ),
-    ]
-    """
-    Tidspunkt for når statusen sist ble endret
-    """
-    status: Annotated[Status | str, Field(union_mode="left_to_right")]
-    """
-    Gyldige statuser for forsendelsen
-    """
-
-
-class ForsendelseStatuser(ResponseModel):
-    statuser: list[ForsendelseStatus]
-    """
-    Liste over status for hver forsendelse
-    """
-
-
 class Forsendelser(RequestModel):
     id: list[UUID]
     """
@@ -157,103 +124,6 @@ class NhnAvsenderKontakt(RequestModel):
     telefonnummer: Annotated[str, Field(max_length=20, min_length=1)]
     """
     Telefonnummer til kontaktperson hos avsender.
-    """
-
-
-class NhnForsendelse(RequestModel):
-    """
-    Metadata for forsendelsen og tilhørende vedlegg for en forsendelse som skal sendes til helsepersonell eller helseforetak i Norsk Helsenett.
-    """
-
-    tittel: Annotated[str, Field(max_length=200, min_length=1)]
-    """
-    Tittel på forsendelsen
-    """
-    beskrivelse: Annotated[str | None, Field(max_length=5000, min_length=1)] = None
-    """
-    Beskrivelse av innholdet i forsendelsen utover det som er oppgitt i tittel.
-    """
-    mottakertype: NhnMottakertype
-    """
-    Dersom type er FASTLEGE vil forsendelsen sendes til HER-id funnet ved oppslag i fastlegeregisteret på fødselsnummeret oppgitt i pasient-felt. Ved type HER_ID vil forsendelse sendes til oppgitt HER-id.
-    """
-    mottaker_her_id: Annotated[
-        int | None, Field(ge=1, validation_alias="mottakerHerId", serialization_alias="mottakerHerId")
-    ] = None
-    """
-    HER-id til mottaker. Påkrevd om mottakerType er satt til HER_ID.
-    """
-    avsender_kontakt: Annotated[
-        NhnAvsenderKontakt, Field(validation_alias="avsenderKontakt", serialization_alias="avsenderKontakt")
-    ]
-    """
-    Informasjon om kontaktperson hos avsender
-    """
-    pasient: NhnPasient
-    """
-    Informasjon om hvilken pasient forsendelsen gjelder for
-    """
-    eksponert_for: Annotated[
-        list[str] | None, Field(validation_alias="eksponertFor", serialization_alias="eksponertFor")
-    ] = None
-    """
-    Liste med fødselsnummer og/eller organisasjonsnummer som skal få tilgang til forsendelsens dokumenter.
-    """
-    avgivende_system: Annotated[
-        str | None,
-        Field(max_length=100, min_length=1, validation_alias="avgivendeSystem", serialization_alias="avgivendeSystem"),
-    ] = None
-    """
-    Identifiserer systemet som sender forsendelsen. Kan blant annet benyttes for statistikk og feilsøking.
-    """
-    avgivende_system_aktor: Annotated[
-        str | None,
-        Field(
-            max_length=100,
-            min_length=1,
-            validation_alias="avgivendeSystemAktor",
-            serialization_alias="avgivendeSystemAktor",
-        ),
-    ] = None
-    """
-    Aktør som sendte forsendelsen fra avgivende system.
-    """
-    konteringskode: Annotated[
-        str | None,
-        Field(max_length=20, min_length=1, pattern="^[a-zA-Z0-9_\\-.øæåØÆÅ]{0,20}$"),
-    ] = None
-    """
-    Kode som beskriver faktureringskonto for forsendelsen. Kan benyttes for å gruppere meldingsstatistikk.
-    """
-    kun_digital_levering: Annotated[
-        bool | None, Field(validation_alias="kunDigitalLevering", serialization_alias="kunDigitalLevering")
-    ] = False
-    """
-    INGEN GARANTI OM LEVERANSE. Dersom denne settes til true vil forsendelsen aldri bli printet. Dersom vi ikke klarer å levere via noen digitale kanaler får avsender ingen direkte tilbakemelding.
-    """
-    kryptert: bool | None = False
-    """
-    Settes til true dersom filene som sendes er kryptert med CMS ved bruk av SvarUt sin public-key.
-    """
-    utskriftskonfigurasjon: Utskriftskonfigurasjon | None = None
-    svar_pa_forsendelse_id: Annotated[
-        UUID | None, Field(validation_alias="svarPaForsendelseId", serialization_alias="svarPaForsendelseId")
-    ] = None
-    """
-    Id til forsendelsen dette er et svar på.
-    """
-    ekstern_referanse: Annotated[
-        str | None,
-        Field(
-            max_length=100, min_length=1, validation_alias="eksternReferanse", serialization_alias="eksternReferanse"
-        ),
-    ] = None
-    """
-    Fritekstfelt for ekstern id tilknyttet forsendelsen. Kan benyttes til søk i SvarUt-grensesnittet, samt oppslag via API.
-    """
-    korrelasjonsid: Annotated[str | None, Field(max_length=100, min_length=1)] = None
-    """
-    Fritekstfelt for korrelasjonsid tilknyttet forsendelsen ment for å gruppere flere forsendelser sammen. Kan benyttes til søk i SvarUt-grensesnittet.
     """
 
 
@@ -548,6 +418,315 @@ class OrganisasjonDokument(RequestModel):
     """
 
 
+class PersonDokument(RequestModel):
+    filnavn: Annotated[str, Field(max_length=226, min_length=1)]
+    """
+    Filnavn. Må være unikt for denne forsendelsen. Kan ikke inneholde noen av følgende tegn: * : " \\ / < > | ?
+    """
+    mime_type: Annotated[
+        str, Field(max_length=127, min_length=1, validation_alias="mimeType", serialization_alias="mimeType")
+    ]
+    """
+    MIME type. Kun application/pdf kan printes. Dersom man ønsker å sende andre typer filer må forsendelsen markeres som kun digital, ellers må disse filene markeres som ekskludert fra utskrift.
+    """
+    giroark_side: Annotated[
+        int | None, Field(ge=1, validation_alias="giroarkSide", serialization_alias="giroarkSide")
+    ] = None
+    """
+    Sidetall som skal printes på gult giroark. Digital versjon vil få grått giroark. Første side er 1, kan ikke overstige antall sider i PDF.
+    """
+    skal_signeres: Annotated[
+        bool | None, Field(validation_alias="skalSigneres", serialization_alias="skalSigneres")
+    ] = False
+    """
+    Angir om dette dokumentet skal signeres. Kun ett dokument kan signeres, og det må ha mimeType application/pdf.
+    """
+    skal_ekskluderes_fra_utskrift: Annotated[
+        bool | None,
+        Field(validation_alias="skalEkskluderesFraUtskrift", serialization_alias="skalEkskluderesFraUtskrift"),
+    ] = False
+    """
+    Dersom denne settes til true vil ikke dokumentet bli med ved eventuell utskrift av forsendelsen. Må benyttes for alle filer som ikke er av type application/pdf, med mindre forsendelsen markeres som kun digital.
+    """
+
+
+class PersonSignaturType(StrEnum):
+    """
+    Hvilken type signatur som skal benyttes.
+    """
+
+    AUTENTISERT_SIGNATUR = "AUTENTISERT_SIGNATUR"
+    AVANSERT_SIGNATUR = "AVANSERT_SIGNATUR"
+
+
+class PersonSignering(RequestModel):
+    """
+    Ekstra informasjon om signering dersom forsendelsen inneholder et dokument som skal signeres.
+    """
+
+    signering_utloper: Annotated[
+        AwareDatetime, Field(validation_alias="signeringUtloper", serialization_alias="signeringUtloper")
+    ]
+    """
+    Tidspunktet for når signeringsoppdraget utløper. Må være minimum én dag frem i tid.
+    """
+    signatur_type: Annotated[
+        PersonSignaturType, Field(validation_alias="signaturType", serialization_alias="signaturType")
+    ]
+    """
+    Hvilken type signatur som skal benyttes.
+    """
+
+
+class Postadresse(RequestModel):
+    """
+    Postadresse til mottaker. Krever navn og adresse.
+    """
+
+    navn: Annotated[str, Field(max_length=100, min_length=1)]
+    """
+    Navn på mottaker.
+    """
+    adresse: Adresse
+
+
+class PrintDokument(RequestModel):
+    filnavn: Annotated[str, Field(max_length=226, min_length=1)]
+    """
+    Filnavn. Må være unikt for denne forsendelsen. Kan ikke inneholde noen av følgende tegn: * : " \\ / < > | ?
+    """
+    mime_type: Annotated[
+        str, Field(max_length=50, min_length=1, validation_alias="mimeType", serialization_alias="mimeType")
+    ]
+    """
+    MIME type. Kun application/pdf godtas.
+    """
+    giroark_side: Annotated[
+        int | None, Field(ge=1, validation_alias="giroarkSide", serialization_alias="giroarkSide")
+    ] = None
+    """
+    Sidetall som skal printes på gult giroark. Digital versjon vil få grått giroark. Første side er 1, kan ikke overstige antall sider i PDF.
+    """
+
+
+class SendForsendelseResponse(ResponseModel):
+    """
+    Inneholder en id til forsendelsen
+    """
+
+    id: UUID
+    """
+    Generert id for den innsendte forsendelsen
+    """
+
+
+class Sikkerhetsniva(StrEnum):
+    """
+    Hvilket sikkerhetsnivå som kreves for innlogging ved nedlasting eller signering. BETYDELIG tilsvarer sikkerhetsnivå 3, HOYESTE tilsvarer sikkerhetsnivå 4. Ved HOYESTE sikkerhetsnivå må dokumentene krypteres før innsending.
+    """
+
+    BETYDELIG = "BETYDELIG"
+    HOYESTE = "HOYESTE"
+
+
+class Status(StrEnum):
+    """
+    Gyldige statuser for forsendelsen
+    """
+
+    MOTTATT = "MOTTATT"
+    AKSEPTERT = "AKSEPTERT"
+    AVVIST = "AVVIST"
+    FEILET_UNDER_MOTTAK = "FEILET_UNDER_MOTTAK"
+    VARSLET = "VARSLET"
+    LEST = "LEST"
+    SENDT_PRINT = "SENDT_PRINT"
+    PRINTET = "PRINTET"
+    MANUELT_HANDTERT = "MANUELT_HANDTERT"
+    SENDT_DIGITALT = "SENDT_DIGITALT"
+    SENDT_SDP = "SENDT_SDP"
+    LEVERT_SDP = "LEVERT_SDP"
+    KLAR_FOR_MOTTAK = "KLAR_FOR_MOTTAK"
+    IKKE_LEVERT = "IKKE_LEVERT"
+    SLETTET = "SLETTET"
+    SENDT_NHN_MOTTAKER = "SENDT_NHN_MOTTAKER"
+    LEVERT_NHN_MOTTAKER = "LEVERT_NHN_MOTTAKER"
+
+
+class SvarSendesTilType(StrEnum):
+    """
+    Hvilken type mottaker digitalId refererer til. Må være ORGANISASJON dersom kanSvareViaEdialog-feltet på forsendelsen er satt til true.
+    """
+
+    PERSON = "PERSON"
+    ORGANISASJON = "ORGANISASJON"
+    NHN_MOTTAKER = "NHN_MOTTAKER"
+
+
+class Utskriftskonfigurasjon(RequestModel):
+    """
+    Konfigurasjon knyttet til utskrift av dokumentene dersom forsendelsen sendes via post.
+    """
+
+    tosidig: bool | None = False
+    """
+    Angir om begge sider av arket skal benyttes ved utskrift.
+    """
+
+
+class ForsendelseStatus(ResponseModel):
+    """
+    Status for forsendelse
+    """
+
+    id: Annotated[UUID, Field(examples=["d6b23522-ddf3-462a-8140-16e59e1f476d"])]
+    """
+    Id`en til forsendelsen denne statusen tilhører
+    """
+    siste_status_endring: Annotated[
+        AwareDatetime,
+        Field(
+            examples=["2023-01-01T11:33:55.008+01:00"],
+            validation_alias="sisteStatusEndring",
+            serialization_alias="sisteStatusEndring",
+        ),
+    ]
+    """
+    Tidspunkt for når statusen sist ble endret
+    """
+    status: Annotated[Status | str, Field(union_mode="left_to_right")]
+    """
+    Gyldige statuser for forsendelsen
+    """
+
+
+class ForsendelseStatuser(ResponseModel):
+    statuser: list[ForsendelseStatus]
+    """
+    Liste over status for hver forsendelse
+    """
+
+
+class NhnForsendelse(RequestModel):
+    """
+    Metadata for forsendelsen og tilhørende vedlegg for en forsendelse som skal sendes til helsepersonell eller helseforetak i Norsk Helsenett.
+    """
+
+    tittel: Annotated[str, Field(max_length=200, min_length=1)]
+    """
+    Tittel på forsendelsen
+    """
+    beskrivelse: Annotated[str | None, Field(max_length=5000, min_length=1)] = None
+    """
+    Beskrivelse av innholdet i forsendelsen utover det som er oppgitt i tittel.
+    """
+    mottakertype: NhnMottakertype
+    """
+    Dersom type er FASTLEGE vil forsendelsen sendes til HER-id funnet ved oppslag i fastlegeregisteret på fødselsnummeret oppgitt i pasient-felt. Ved type HER_ID vil forsendelse sendes til oppgitt HER-id.
+    """
+    mottaker_her_id: Annotated[
+        int | None, Field(ge=1, validation_alias="mottakerHerId", serialization_alias="mottakerHerId")
+    ] = None
+    """
+    HER-id til mottaker. Påkrevd om mottakerType er satt til HER_ID.
+    """
+    avsender_kontakt: Annotated[
+        NhnAvsenderKontakt, Field(validation_alias="avsenderKontakt", serialization_alias="avsenderKontakt")
+    ]
+    """
+    Informasjon om kontaktperson hos avsender
+    """
+    pasient: NhnPasient
+    """
+    Informasjon om hvilken pasient forsendelsen gjelder for
+    """
+    eksponert_for: Annotated[
+        list[str] | None, Field(validation_alias="eksponertFor", serialization_alias="eksponertFor")
+    ] = None
+    """
+    Liste med fødselsnummer og/eller organisasjonsnummer som skal få tilgang til forsendelsens dokumenter.
+    """
+    avgivende_system: Annotated[
+        str | None,
+        Field(max_length=100, min_length=1, validation_alias="avgivendeSystem", serialization_alias="avgivendeSystem"),
+    ] = None
+    """
+    Identifiserer systemet som sender forsendelsen. Kan blant annet benyttes for statistikk og feilsøking.
+    """
+    avgivende_system_aktor: Annotated[
+        str | None,
+        Field(
+            max_length=100,
+            min_length=1,
+            validation_alias="avgivendeSystemAktor",
+            serialization_alias="avgivendeSystemAktor",
+        ),
+    ] = None
+    """
+    Aktør som sendte forsendelsen fra avgivende system.
+    """
+    konteringskode: Annotated[
+        str | None,
+        Field(max_length=20, min_length=1, pattern="^[a-zA-Z0-9_\\-.øæåØÆÅ]{0,20}$"),
+    ] = None
+    """
+    Kode som beskriver faktureringskonto for forsendelsen. Kan benyttes for å gruppere meldingsstatistikk.
+    """
+    kun_digital_levering: Annotated[
+        bool | None, Field(validation_alias="kunDigitalLevering", serialization_alias="kunDigitalLevering")
+    ] = False
+    """
+    INGEN GARANTI OM LEVERANSE. Dersom denne settes til true vil forsendelsen aldri bli printet. Dersom vi ikke klarer å levere via noen digitale kanaler får avsender ingen direkte tilbakemelding.
+    """
+    kryptert: bool | None = False
+    """
+    Settes til true dersom filene som sendes er kryptert med CMS ved bruk av SvarUt sin public-key.
+    """
+    utskriftskonfigurasjon: Utskriftskonfigurasjon | None = None
+    svar_pa_forsendelse_id: Annotated[
+        UUID | None, Field(validation_alias="svarPaForsendelseId", serialization_alias="svarPaForsendelseId")
+    ] = None
+    """
+    Id til forsendelsen dette er et svar på.
+    """
+    ekstern_referanse: Annotated[
+        str | None,
+        Field(
+            max_length=100, min_length=1, validation_alias="eksternReferanse", serialization_alias="eksternReferanse"
+        ),
+    ] = None
+    """
+    Fritekstfelt for ekstern id tilknyttet forsendelsen. Kan benyttes til søk i SvarUt-grensesnittet, samt oppslag via API.
+    """
+    korrelasjonsid: Annotated[str | None, Field(max_length=100, min_length=1)] = None
+    """
+    Fritekstfelt for korrelasjonsid tilknyttet forsendelsen ment for å gruppere flere forsendelser sammen. Kan benyttes til søk i SvarUt-grensesnittet.
+    """
+
+
+class SvarSendesTil(RequestModel):
+    """
+    Dette er returadressen det skal sendes til dersom man ønsker å svare på forsendelsen.
+    Denne vil overstyre adressen fra avsenderens forsidekonfigurasjon. Dersom forsendelsen sendes i posten, vil den stå som avsenderadresse på forsiden av brevet.
+    """
+
+    navn: Annotated[str, Field(max_length=100, min_length=1)]
+    """
+    Navn på organisasjon, person eller NHN-mottaker som svaret skal sendes til.
+    """
+    type: SvarSendesTilType
+    """
+    Hvilken type mottaker digitalId refererer til. Må være ORGANISASJON dersom kanSvareViaEdialog-feltet på forsendelsen er satt til true.
+    """
+    digital_id: Annotated[
+        str, Field(pattern="^\\d{1,11}$", validation_alias="digitalId", serialization_alias="digitalId")
+    ]
+    """
+    Gyldig organisasjonsnummer, fødselsnummer eller HER-id som svar skal sendes til. Valideres i henhold til hva som er satt i type-feltet.
+    """
+    adresse: Adresse
+
+
 class OrganisasjonForsendelse(RequestModel):
     """
     Metadata for forsendelsen og tilhørende dokumenter for forsendelse til en organisasjon.
@@ -658,38 +837,6 @@ class OrganisasjonForsendelse(RequestModel):
     """
 
 
-class PersonDokument(RequestModel):
-    filnavn: Annotated[str, Field(max_length=226, min_length=1)]
-    """
-    Filnavn. Må være unikt for denne forsendelsen. Kan ikke inneholde noen av følgende tegn: * : " \\ / < > | ?
-    """
-    mime_type: Annotated[
-        str, Field(max_length=127, min_length=1, validation_alias="mimeType", serialization_alias="mimeType")
-    ]
-    """
-    MIME type. Kun application/pdf kan printes. Dersom man ønsker å sende andre typer filer må forsendelsen markeres som kun digital, ellers må disse filene markeres som ekskludert fra utskrift.
-    """
-    giroark_side: Annotated[
-        int | None, Field(ge=1, validation_alias="giroarkSide", serialization_alias="giroarkSide")
-    ] = None
-    """
-    Sidetall som skal printes på gult giroark. Digital versjon vil få grått giroark. Første side er 1, kan ikke overstige antall sider i PDF.
-    """
-    skal_signeres: Annotated[
-        bool | None, Field(validation_alias="skalSigneres", serialization_alias="skalSigneres")
-    ] = False
-    """
-    Angir om dette dokumentet skal signeres. Kun ett dokument kan signeres, og det må ha mimeType application/pdf.
-    """
-    skal_ekskluderes_fra_utskrift: Annotated[
-        bool | None,
-        Field(validation_alias="skalEkskluderesFraUtskrift", serialization_alias="skalEkskluderesFraUtskrift"),
-    ] = False
-    """
-    Dersom denne settes til true vil ikke dokumentet bli med ved eventuell utskrift av forsendelsen. Må benyttes for alle filer som ikke er av type application/pdf, med mindre forsendelsen markeres som kun digital.
-    """
-
-
 class PersonForsendelse(RequestModel):
     """
     Metadata for forsendelsen og tilhørende dokumenter til privatperson.
@@ -786,65 +933,6 @@ class PersonForsendelse(RequestModel):
     """
 
 
-class PersonSignaturType(StrEnum):
-    """
-    Hvilken type signatur som skal benyttes.
-    """
-
-    AUTENTISERT_SIGNATUR = "AUTENTISERT_SIGNATUR"
-    AVANSERT_SIGNATUR = "AVANSERT_SIGNATUR"
-
-
-class PersonSignering(RequestModel):
-    """
-    Ekstra informasjon om signering dersom forsendelsen inneholder et dokument som skal signeres.
-    """
-
-    signering_utloper: Annotated[
-        AwareDatetime, Field(validation_alias="signeringUtloper", serialization_alias="signeringUtloper")
-    ]
-    """
-    Tidspunktet for når signeringsoppdraget utløper. Må være minimum én dag frem i tid.
-    """
-    signatur_type: Annotated[
-        PersonSignaturType, Field(validation_alias="signaturType", serialization_alias="signaturType")
-    ]
-    """
-    Hvilken type signatur som skal benyttes.
-    """
-
-
-class Postadresse(RequestModel):
-    """
-    Postadresse til mottaker. Krever navn og adresse.
-    """
-
-    navn: Annotated[str, Field(max_length=100, min_length=1)]
-    """
-    Navn på mottaker.
-    """
-    adresse: Adresse
-
-
-class PrintDokument(RequestModel):
-    filnavn: Annotated[str, Field(max_length=226, min_length=1)]
-    """
-    Filnavn. Må være unikt for denne forsendelsen. Kan ikke inneholde noen av følgende tegn: * : " \\ / < > | ?
-    """
-    mime_type: Annotated[
-        str, Field(max_length=50, min_length=1, validation_alias="mimeType", serialization_alias="mimeType")
-    ]
-    """
-    MIME type. Kun application/pdf godtas.
-    """
-    giroark_side: Annotated[
-        int | None, Field(ge=1, validation_alias="giroarkSide", serialization_alias="giroarkSide")
-    ] = None
-    """
-    Sidetall som skal printes på gult giroark. Digital versjon vil få grått giroark. Første side er 1, kan ikke overstige antall sider i PDF.
-    """
-
-
 class PrintForsendelse(RequestModel):
     """
     Metadata for forsendelsen og tilhørende dokumenter som skal gå rett til print for å sendes via posten. Dette gjelder post til person der man ikke har fødsels- eller d-nummer, eller til organisasjoner der man ikke har organisasjonsnummer tilgjengelig.
@@ -911,92 +999,4 @@ class PrintForsendelse(RequestModel):
     korrelasjonsid: Annotated[str | None, Field(max_length=100, min_length=1)] = None
     """
     Fritekstfelt for korrelasjonsid tilknyttet forsendelsen ment for å gruppere flere forsendelser sammen. Kan benyttes til søk i SvarUt-grensesnittet.
-    """
-
-
-class SendForsendelseResponse(ResponseModel):
-    """
-    Inneholder en id til forsendelsen
-    """
-
-    id: UUID
-    """
-    Generert id for den innsendte forsendelsen
-    """
-
-
-class Sikkerhetsniva(StrEnum):
-    """
-    Hvilket sikkerhetsnivå som kreves for innlogging ved nedlasting eller signering. BETYDELIG tilsvarer sikkerhetsnivå 3, HOYESTE tilsvarer sikkerhetsnivå 4. Ved HOYESTE sikkerhetsnivå må dokumentene krypteres før innsending.
-    """
-
-    BETYDELIG = "BETYDELIG"
-    HOYESTE = "HOYESTE"
-
-
-class Status(StrEnum):
-    """
-    Gyldige statuser for forsendelsen
-    """
-
-    MOTTATT = "MOTTATT"
-    AKSEPTERT = "AKSEPTERT"
-    AVVIST = "AVVIST"
-    FEILET_UNDER_MOTTAK = "FEILET_UNDER_MOTTAK"
-    VARSLET = "VARSLET"
-    LEST = "LEST"
-    SENDT_PRINT = "SENDT_PRINT"
-    PRINTET = "PRINTET"
-    MANUELT_HANDTERT = "MANUELT_HANDTERT"
-    SENDT_DIGITALT = "SENDT_DIGITALT"
-    SENDT_SDP = "SENDT_SDP"
-    LEVERT_SDP = "LEVERT_SDP"
-    KLAR_FOR_MOTTAK = "KLAR_FOR_MOTTAK"
-    IKKE_LEVERT = "IKKE_LEVERT"
-    SLETTET = "SLETTET"
-    SENDT_NHN_MOTTAKER = "SENDT_NHN_MOTTAKER"
-    LEVERT_NHN_MOTTAKER = "LEVERT_NHN_MOTTAKER"
-
-
-class SvarSendesTil(RequestModel):
-    """
-    Dette er returadressen det skal sendes til dersom man ønsker å svare på forsendelsen.
-    Denne vil overstyre adressen fra avsenderens forsidekonfigurasjon. Dersom forsendelsen sendes i posten, vil den stå som avsenderadresse på forsiden av brevet.
-    """
-
-    navn: Annotated[str, Field(max_length=100, min_length=1)]
-    """
-    Navn på organisasjon, person eller NHN-mottaker som svaret skal sendes til.
-    """
-    type: SvarSendesTilType
-    """
-    Hvilken type mottaker digitalId refererer til. Må være ORGANISASJON dersom kanSvareViaEdialog-feltet på forsendelsen er satt til true.
-    """
-    digital_id: Annotated[
-        str, Field(pattern="^\\d{1,11}$", validation_alias="digitalId", serialization_alias="digitalId")
-    ]
-    """
-    Gyldig organisasjonsnummer, fødselsnummer eller HER-id som svar skal sendes til. Valideres i henhold til hva som er satt i type-feltet.
-    """
-    adresse: Adresse
-
-
-class SvarSendesTilType(StrEnum):
-    """
-    Hvilken type mottaker digitalId refererer til. Må være ORGANISASJON dersom kanSvareViaEdialog-feltet på forsendelsen er satt til true.
-    """
-
-    PERSON = "PERSON"
-    ORGANISASJON = "ORGANISASJON"
-    NHN_MOTTAKER = "NHN_MOTTAKER"
-
-
-class Utskriftskonfigurasjon(RequestModel):
-    """
-    Konfigurasjon knyttet til utskrift av dokumentene dersom forsendelsen sendes via post.
-    """
-
-    tosidig: bool | None = False
-    """
-    Angir om begge sider av arket skal benyttes ved utskrift.
     """
