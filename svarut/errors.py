@@ -1,4 +1,4 @@
-"""The client's exceptions; see :mod:`svarut.runtime.errors` for the tree."""
+"""The client's exceptions; the tree is drawn in :mod:`svarut.runtime.errors`."""
 
 from svarut.runtime.errors import (
     APIConnectionError,
@@ -9,6 +9,7 @@ from svarut.runtime.errors import (
     AuthenticationError,
     BadRequestError,
     ConflictError,
+    DuplicateForsendelseError,
     ForsendelseNotFoundError,
     ForsendelseValidationError,
     InternalServerError,
@@ -17,6 +18,8 @@ from svarut.runtime.errors import (
     PermissionDeniedError,
     Problem,
     RateLimitError,
+    SendOutcomeUnknownError,
+    SourceChangedError,
     SvarUtError,
 )
 
@@ -29,6 +32,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ConflictError",
+    "DuplicateForsendelseError",
     "ForsendelseNotFoundError",
     "ForsendelseValidationError",
     "InternalServerError",
@@ -37,5 +41,7 @@ __all__ = [
     "PermissionDeniedError",
     "Problem",
     "RateLimitError",
+    "SendOutcomeUnknownError",
+    "SourceChangedError",
     "SvarUtError",
 ]

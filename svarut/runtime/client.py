@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import anyio.to_thread
 import httpx
@@ -28,6 +29,7 @@ from pydantic import BaseModel, ValidationError
 from svarut.runtime import errors, multipart
 from svarut.runtime.errors import APIConnectionError, APITimeoutError, ForsendelseValidationError, Problem
 from svarut.runtime.files import File, FileSource
+from svarut.runtime.retry import RetryPolicy
 
 log = logging.getLogger("svarut")
 
@@ -39,6 +41,10 @@ DEFAULT_TIMEOUT = httpx.Timeout(16 * 60.0, connect=10.0, pool=10.0)
 # Success and error bodies are small JSON documents; a bigger one is not SvarUt.
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 USER_AGENT = "fiks-svarut-python"
+DEFAULT_RETRY = RetryPolicy()
+# Keys of the serialized forsendelse that identify it for a later lookup.
+EKSTERN_REFERANSE_KEY = "eksternReferanse"
+KORRELASJONSID_KEY = "korrelasjonsid"
 
 
 class NotGiven:
@@ -114,10 +120,15 @@ class PreparedRequest:
     headers: dict[str, str]
     content: bytes | None = None
     body: multipart.MultipartBody | None = None
+    send: PreparedSend | None = None
+    path_params: dict[str, str] = field(default_factory=dict)
     extensions: dict[str, Any] = field(default_factory=dict)
 
 
 class BaseClient:
+    """What the sync and async clients share: building requests, deciding
+    retries and reading responses, none of which waits on I/O."""
+
     def __init__(
         self,
         *,
@@ -126,6 +137,9 @@ class BaseClient:
         timeout: TimeoutTypes = DEFAULT_TIMEOUT,
         headers: Mapping[str, str] | None = None,
         checks: Sequence[PreSendCheck] = (),
+        retry: RetryPolicy = DEFAULT_RETRY,
+        safe_to_repeat: Iterable[str] = (),
+        generate_ekstern_referanse: bool = False,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
@@ -134,25 +148,27 @@ class BaseClient:
         self.timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
         self._headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **(headers or {})}
         self._checks = tuple(checks)
+        self._retry = retry
+        self._safe_to_repeat = frozenset(safe_to_repeat)
+        self._generate_ekstern_referanse = generate_ekstern_referanse
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r})"
 
     # --- building -------------------------------------------------------
 
-    def _url(self, endpoint: Endpoint[Any], path_params: Mapping[str, Any]) -> str:
+    def _url(self, endpoint: Endpoint[Any], path_params: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
         values = {}
         problems = []
         for name, value in path_params.items():
             try:
-                text = str(value if isinstance(value, UUID) else UUID(str(value)))
+                values[name] = str(value if isinstance(value, UUID) else UUID(str(value)))
             except ValueError:
                 problems.append(Problem(name, "uuid", f"must be a UUID, got {value!r}"))
-                continue
-            values[name] = quote(text, safe="")
         if problems:
             raise ForsendelseValidationError(problems)
-        return self.base_url + endpoint.path.format(**values)
+        quoted = {k: quote(v, safe="") for k, v in values.items()}
+        return self.base_url + endpoint.path.format(**quoted), values
 
     def _prepare(
         self,
@@ -164,7 +180,8 @@ class BaseClient:
     ) -> PreparedRequest:
         """Everything up to the first byte on the wire. Raises
         :class:`ForsendelseValidationError` for bad input, so nothing is sent."""
-        prepared = PreparedRequest(endpoint.method, self._url(endpoint, path_params), dict(self._headers))
+        url, params = self._url(endpoint, path_params)
+        prepared = PreparedRequest(endpoint.method, url, dict(self._headers), path_params=params)
         if not isinstance(timeout, NotGiven):
             prepared.extensions["timeout"] = (
                 timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
@@ -177,12 +194,17 @@ class BaseClient:
             prepared.content = model.model_dump_json(by_alias=True, exclude_unset=True).encode()
             prepared.headers["Content-Type"] = body.content_type
         elif isinstance(body, MultipartInput):
-            prepared.body = self._encode_multipart(endpoint, body)
+            prepared.send, prepared.body = self._encode_multipart(endpoint, body)
             prepared.headers.update(prepared.body.headers())
         return prepared
 
-    def _encode_multipart(self, endpoint: Endpoint[Any], send: MultipartInput) -> multipart.MultipartBody:
+    def _encode_multipart(
+        self, endpoint: Endpoint[Any], send: MultipartInput
+    ) -> tuple[PreparedSend, multipart.MultipartBody]:
         metadata = send.metadata.model_dump(mode="json", by_alias=True, exclude_unset=True)
+        if self._generate_ekstern_referanse and not metadata.get(EKSTERN_REFERANSE_KEY):
+            # Something to look the forsendelse up by if the outcome of the send is unknown.
+            metadata[EKSTERN_REFERANSE_KEY] = f"fiks-svarut-{uuid4()}"
         if send.described_by is not None:
             if not isinstance(send.files, Mapping):
                 raise TypeError(
@@ -194,15 +216,17 @@ class BaseClient:
             if isinstance(send.files, Mapping):
                 raise TypeError(f"{send.file_part} takes one document (a Path or svarut.File), not a mapping")
             documents = [multipart.single_document(send.files, part_name=send.file_part)]
-        check = PreparedSend(endpoint.operation_id, metadata, tuple(documents))
-        for run_check in self._checks:
-            run_check(check)
-        return multipart.encode(
+        prepared = PreparedSend(endpoint.operation_id, metadata, tuple(documents))
+        for check in self._checks:
+            check(prepared)
+        body = multipart.encode(
             metadata_part=send.metadata_part,
-            metadata_json=send.metadata.model_dump_json(by_alias=True, exclude_unset=True).encode(),
+            # The dict the checks saw is what goes on the wire: one serialization.
+            metadata_json=json.dumps(metadata, ensure_ascii=False, separators=(",", ":")).encode(),
             file_part=send.file_part,
             documents=documents,
         )
+        return prepared, body
 
     @staticmethod
     def _request_for(
@@ -226,9 +250,45 @@ class BaseClient:
                 request.headers["Transfer-Encoding"] = "chunked"
         return request
 
+    # --- deciding -------------------------------------------------------
+
+    def _replayable(self, prepared: PreparedRequest) -> bool:
+        return prepared.body is None or prepared.body.replayable
+
+    def _retry_after_error(
+        self, endpoint: Endpoint[Any], prepared: PreparedRequest, attempt: int, exc: httpx.TransportError
+    ) -> float | None:
+        return self._retry.delay(
+            attempt=attempt,
+            safe_to_repeat=endpoint.operation_id in self._safe_to_repeat,
+            replayable=self._replayable(prepared),
+            error=exc,
+        )
+
+    def _retry_after_response(
+        self, endpoint: Endpoint[Any], prepared: PreparedRequest, attempt: int, response: httpx.Response
+    ) -> float | None:
+        if response.is_success:
+            return None
+        return self._retry.delay(
+            attempt=attempt,
+            safe_to_repeat=endpoint.operation_id in self._safe_to_repeat,
+            replayable=self._replayable(prepared),
+            response=response,
+        )
+
+    def _may_have_arrived(self, endpoint: Endpoint[Any], request: httpx.Request) -> bool:
+        """Whether a failed send may have been accepted: SvarUt had the whole
+        body. A body the transport never finished cannot have been accepted."""
+        if endpoint.operation_id in self._safe_to_repeat or not isinstance(
+            request.stream, (multipart.SyncStream, multipart.AsyncStream)
+        ):
+            return False
+        return request.stream.completed
+
     # --- handling -------------------------------------------------------
 
-    def _result(self, endpoint: Endpoint[T], response: httpx.Response, body: bytes) -> T:
+    def _result(self, endpoint: Endpoint[T], prepared: PreparedRequest, response: httpx.Response, body: bytes) -> T:
         log.debug("%s %s -> %s", endpoint.method, endpoint.operation_id, response.status_code)
         if response.is_success:
             try:
@@ -236,15 +296,40 @@ class BaseClient:
             except ValidationError as exc:
                 raise errors.APIResponseValidationError(response=response, body=body, cause=exc) from None
         error_message = _lenient(endpoint.error_model, body) if endpoint.error_model else None
-        cls = errors.status_error_class(response.status_code)
-        raise cls(response=response, body=body, error_message=error_message)
+        cls = errors.status_error_class(response.status_code, errors.json_fields(body))
+        error = cls(response=response, body=body, error_message=error_message)
+        if response.status_code >= 500 and self._may_have_arrived(endpoint, response.request):
+            raise self._outcome_unknown(prepared, error, response.request) from error
+        raise error
+
+    def _failure(
+        self, endpoint: Endpoint[Any], prepared: PreparedRequest, exc: httpx.TransportError, request: httpx.Request
+    ) -> errors.APIError:
+        what = f"{request.method} {request.url.copy_with(query=None)}"
+        error: errors.APIError
+        if isinstance(exc, httpx.TimeoutException):
+            error = APITimeoutError(f"{what} timed out ({type(exc).__name__})", request=request)
+        else:
+            error = APIConnectionError(f"{what} failed: {type(exc).__name__}: {exc}", request=request)
+        if self._may_have_arrived(endpoint, request):
+            return self._outcome_unknown(prepared, error, request)
+        return error
 
     @staticmethod
-    def _transport_error(exc: httpx.TransportError, request: httpx.Request) -> errors.APIError:
-        what = f"{request.method} {request.url.copy_with(query=None)}"
-        if isinstance(exc, httpx.TimeoutException):
-            return APITimeoutError(f"{what} timed out ({type(exc).__name__})", request=request)
-        return APIConnectionError(f"{what} failed: {type(exc).__name__}: {exc}", request=request)
+    def _outcome_unknown(
+        prepared: PreparedRequest, cause: Exception, request: httpx.Request | None
+    ) -> errors.SendOutcomeUnknownError:
+        assert prepared.send is not None
+        metadata = prepared.send.metadata
+        return errors.SendOutcomeUnknownError(
+            operation_id=prepared.send.operation_id,
+            konto_id=", ".join(prepared.path_params.values()),
+            ekstern_referanse=metadata.get(EKSTERN_REFERANSE_KEY),
+            korrelasjonsid=metadata.get(KORRELASJONSID_KEY),
+            dokumenter_sha256={d.filnavn: d.sha256() for d in prepared.send.documents},
+            cause=cause,
+            request=request,
+        )
 
 
 class SyncAPIClient(BaseClient):
@@ -272,16 +357,23 @@ class SyncAPIClient(BaseClient):
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
     ) -> T:
         prepared = self._prepare(endpoint, path_params=path_params, body=body, timeout=timeout)
-        request = self._request_for(self._http, prepared, prepared.body.sync_stream() if prepared.body else None)
-        try:
-            response = self._http.send(request, auth=self._auth, stream=True)
+        attempt = 0
+        while True:
+            request = self._request_for(self._http, prepared, prepared.body.sync_stream() if prepared.body else None)
             try:
-                data = b"".join(_bounded(response.iter_bytes()))
-            finally:
-                response.close()
-        except httpx.TransportError as exc:
-            raise self._transport_error(exc, request) from exc
-        return self._result(endpoint, response, data)
+                response = self._http.send(request, auth=self._auth, stream=True)
+                try:
+                    data = b"".join(_bounded(response.iter_bytes()))
+                finally:
+                    response.close()
+            except httpx.TransportError as exc:
+                if (delay := self._retry_after_error(endpoint, prepared, attempt, exc)) is None:
+                    raise self._failure(endpoint, prepared, exc, request) from exc
+            else:
+                if (delay := self._retry_after_response(endpoint, prepared, attempt, response)) is None:
+                    return self._result(endpoint, prepared, response, data)
+            time.sleep(delay)
+            attempt += 1
 
 
 class AsyncAPIClient(BaseClient):
@@ -314,16 +406,24 @@ class AsyncAPIClient(BaseClient):
         prepared = await anyio.to_thread.run_sync(
             lambda: self._prepare(endpoint, path_params=path_params, body=body, timeout=timeout)
         )
-        request = self._request_for(self._http, prepared, prepared.body.async_stream() if prepared.body else None)
-        try:
-            response = await self._http.send(request, auth=self._auth, stream=True)
+        attempt = 0
+        while True:
+            request = self._request_for(self._http, prepared, prepared.body.async_stream() if prepared.body else None)
             try:
-                data = b"".join([chunk async for chunk in _abounded(response.aiter_bytes())])
-            finally:
-                await response.aclose()
-        except httpx.TransportError as exc:
-            raise self._transport_error(exc, request) from exc
-        return self._result(endpoint, response, data)
+                response = await self._http.send(request, auth=self._auth, stream=True)
+                try:
+                    data = b"".join([chunk async for chunk in _abounded(response.aiter_bytes())])
+                finally:
+                    await response.aclose()
+            except httpx.TransportError as exc:
+                if (delay := self._retry_after_error(endpoint, prepared, attempt, exc)) is None:
+                    # Hashing the documents for the error reads them: not on the event loop.
+                    raise await anyio.to_thread.run_sync(self._failure, endpoint, prepared, exc, request) from exc
+            else:
+                if (delay := self._retry_after_response(endpoint, prepared, attempt, response)) is None:
+                    return await anyio.to_thread.run_sync(self._result, endpoint, prepared, response, data)
+            await anyio.sleep(delay)
+            attempt += 1
 
 
 _S = TypeVar("_S", bound=SyncAPIClient)

@@ -8,6 +8,7 @@
         ├── APIConnectionError       no (complete) HTTP response
         │   └── APITimeoutError
         ├── APIResponseValidationError  a 2xx body the client cannot read
+        ├── SendOutcomeUnknownError  a send failed where SvarUt may have accepted it
         └── APIStatusError           SvarUt answered with a non-2xx status
             ├── BadRequestError            400
             ├── AuthenticationError        401
@@ -16,7 +17,8 @@
             ├── ConflictError              409
             ├── PayloadTooLargeError       413
             ├── RateLimitError             429
-            └── InternalServerError        5xx
+            ├── InternalServerError        5xx
+            └── DuplicateForsendelseError  SvarUt has this forsendelse already
 
 An :class:`APIStatusError` carries the status, the parsed ``ErrorMessage``
 when the body has the spec's shape, the fields SvarUt puts in it
@@ -120,7 +122,7 @@ class APIStatusError(APIError):
         self.status_code = response.status_code
         self.raw_body = _excerpt(body)
         self.error_message = error_message
-        fields = _json_fields(body)
+        fields = json_fields(body)
         self.error_id: str | None = _str(fields.get("errorId"))
         self.error_code: str | None = _str(fields.get("errorCode"))
         self.message: str | None = _str(fields.get("message")) or _str(fields.get("error"))
@@ -130,6 +132,49 @@ class APIStatusError(APIError):
         )
         text = f"{self.status_code} {response.reason_phrase or ''}".rstrip() + f": {detail}"
         super().__init__(text + (f" ({extra})" if extra else ""), request=response.request)
+
+
+DUPLICATE_ERROR_CODE = "GJENTAGENDE_FORSENDELSE"
+DUPLICATE_MESSAGE = "er forsøkt sendt tidligere"
+
+
+class DuplicateForsendelseError(APIStatusError):
+    """SvarUt rejected the send because an identical forsendelse (same
+    mottaker, tittel, avsender and files) was sent before."""
+
+
+class SendOutcomeUnknownError(APIError):
+    """A send failed at a point where SvarUt may already have accepted it.
+
+    The client does not retry, since that could deliver the letter twice.
+    Resolve it by looking the forsendelse up (``ekstern_referanse``,
+    ``korrelasjonsid``) before sending again; see the README. ``cause`` is the
+    underlying connection or status error.
+    """
+
+    def __init__(
+        self,
+        *,
+        operation_id: str,
+        konto_id: str,
+        ekstern_referanse: str | None,
+        korrelasjonsid: str | None,
+        dokumenter_sha256: dict[str, str | None],
+        cause: Exception,
+        request: httpx.Request | None,
+    ) -> None:
+        self.operation_id = operation_id
+        self.konto_id = konto_id
+        self.ekstern_referanse = ekstern_referanse
+        self.korrelasjonsid = korrelasjonsid
+        self.dokumenter_sha256 = dokumenter_sha256
+        self.cause = cause
+        ref = f"eksternReferanse={ekstern_referanse!r}" if ekstern_referanse else "no eksternReferanse"
+        super().__init__(
+            f"{operation_id} on konto {konto_id}: outcome unknown ({cause}). SvarUt may have accepted the "
+            f"forsendelse ({ref}); look it up before sending it again.",
+            request=request,
+        )
 
 
 class BadRequestError(APIStatusError):
@@ -178,7 +223,11 @@ _BY_STATUS: dict[int, type[APIStatusError]] = {
 }
 
 
-def status_error_class(status: int) -> type[APIStatusError]:
+def status_error_class(status: int, fields: dict[str, Any] | None = None) -> type[APIStatusError]:
+    if fields and (
+        fields.get("errorCode") == DUPLICATE_ERROR_CODE or DUPLICATE_MESSAGE in str(fields.get("message", ""))
+    ):
+        return DuplicateForsendelseError
     if status >= 500:
         return InternalServerError
     return _BY_STATUS.get(status, APIStatusError)
@@ -197,7 +246,7 @@ def _clip(text: str | None) -> str | None:
     return text[:RAW_BODY_EXCERPT] + f"… [{len(text)} characters in all]"
 
 
-def _json_fields(body: bytes) -> dict[str, Any]:
+def json_fields(body: bytes) -> dict[str, Any]:
     try:
         value = json.loads(body)
     except ValueError:

@@ -13,6 +13,7 @@ It works on the serialized metadata (a ``dict``), never on generated models.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -120,27 +121,38 @@ class MultipartBody:
             yield _CRLF
         yield self._tail
 
-    def sync_stream(self) -> httpx.SyncByteStream:
-        return _SyncStream(self)
+    def sync_stream(self) -> SyncStream:
+        return SyncStream(self)
 
-    def async_stream(self) -> httpx.AsyncByteStream:
-        return _AsyncStream(self)
+    def async_stream(self) -> AsyncStream:
+        return AsyncStream(self)
 
 
-class _SyncStream(httpx.SyncByteStream):
+class SyncStream(httpx.SyncByteStream):
+    """Streams the body; ``completed`` turns true only once the transport has
+    taken the last byte (the generator resumes after the final yield), so a
+    failure with ``completed`` false means SvarUt cannot have the whole body."""
+
     def __init__(self, body: MultipartBody) -> None:
         self._body = body
+        self.completed = False
 
     def __iter__(self) -> Iterator[bytes]:
-        return iter(self._body)
+        self.completed = False
+        yield from self._body
+        self.completed = True
 
 
-class _AsyncStream(httpx.AsyncByteStream):
+class AsyncStream(httpx.AsyncByteStream):
     def __init__(self, body: MultipartBody) -> None:
         self._body = body
+        self.completed = False
 
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._body.__aiter__()
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        self.completed = False
+        async for chunk in self._body:
+            yield chunk
+        self.completed = True
 
 
 @dataclass(frozen=True)
@@ -150,6 +162,15 @@ class Document:
     filnavn: str
     mime_type: str
     source: Source
+
+    def sha256(self) -> str | None:
+        """The hex SHA-256 of the content, or None if it cannot be read again."""
+        if not self.source.replayable:
+            return None
+        digest = hashlib.sha256()
+        for chunk in self.source.iter_bytes():
+            digest.update(chunk)
+        return digest.hexdigest()
 
 
 def match_documents(

@@ -1,0 +1,101 @@
+"""When a failed request may be sent again, and after how long.
+
+Sending a forsendelse is not idempotent: a send is retried only where SvarUt
+cannot have received it (the connection was never made, or the pool had no
+connection to give) or where SvarUt said it rejected it and when to come back
+(429 or 503 with ``Retry-After``). Operations that are safe to repeat (the
+status search) are also retried on other connection errors and on 502/503/504.
+
+Everything here is pure: the clients ask :meth:`RetryPolicy.delay` and sleep
+(or not) themselves.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import time
+from dataclasses import dataclass
+
+import httpx
+
+log = logging.getLogger("svarut.retry")
+
+# The connection was never established, so no request byte reached SvarUt.
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter, honouring ``Retry-After``.
+
+    ``max_retries`` counts the extra attempts after the first.
+    """
+
+    max_retries: int = 3
+    initial_delay: float = 0.5
+    max_delay: float = 8.0
+    jitter: float = 0.25
+    max_retry_after: float = 120.0
+
+    def backoff(self, attempt: int) -> float:
+        delay = min(self.max_delay, self.initial_delay * 2.0**attempt)
+        jitter: float = random.uniform(-self.jitter, self.jitter)  # noqa: S311 (not crypto)
+        return delay * (1 + jitter)
+
+    def delay(
+        self,
+        *,
+        attempt: int,
+        safe_to_repeat: bool,
+        replayable: bool,
+        error: httpx.TransportError | None = None,
+        response: httpx.Response | None = None,
+    ) -> float | None:
+        """Seconds to wait before attempt ``attempt + 1``, or None for no retry."""
+        what = f"attempt {attempt + 1}"
+        if attempt >= self.max_retries:
+            log.debug("%s: no retry, %d retries used", what, self.max_retries)
+            return None
+        if not replayable:
+            log.debug("%s: no retry, the request body cannot be read again", what)
+            return None
+        if error is not None:
+            if isinstance(error, NOT_SENT) or safe_to_repeat:
+                delay = self.backoff(attempt)
+                log.debug("%s: %s; retrying in %.2fs", what, type(error).__name__, delay)
+                return delay
+            log.debug("%s: %s after the request may have reached SvarUt; not retrying", what, type(error).__name__)
+            return None
+        assert response is not None
+        status = response.status_code
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        rejected = status in (429, 503) and retry_after is not None
+        if not (rejected or (safe_to_repeat and status in RETRYABLE_STATUS)):
+            log.debug("%s: status %d is not retried", what, status)
+            return None
+        if retry_after is not None and retry_after > self.max_retry_after:
+            log.debug("%s: Retry-After %.0fs exceeds %.0fs; not retrying", what, retry_after, self.max_retry_after)
+            return None
+        delay = retry_after if retry_after is not None else self.backoff(attempt)
+        log.debug("%s: status %d; retrying in %.2fs", what, status, delay)
+        return delay
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """``Retry-After`` as seconds: delta-seconds or an HTTP date."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+NO_RETRIES = RetryPolicy(max_retries=0)
