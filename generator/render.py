@@ -186,9 +186,11 @@ def _operation_view(op: Operation) -> dict[str, Any]:
         files = mp.files
         file_type = "Mapping[str, File | FileSource]" if files.described_by else "File | FileSource"
         args += [f"{mp.metadata_py_name}: models.{mp.model}", f"{files.py_name}: {file_type}"]
+        optional_args.append("kryptering: bool = False")
         body = (
             f"MultipartInput(metadata_part={mp.metadata_part!r}, metadata={mp.metadata_py_name}, "
-            f"file_part={files.spec_name!r}, described_by={files.described_by!r}, files={files.py_name})"
+            f"file_part={files.spec_name!r}, described_by={files.described_by!r}, files={files.py_name}, "
+            "kryptering=kryptering)"
         )
         arg_docs.append(f"{mp.metadata_py_name}: the ``{mp.metadata_part}`` part ({mp.model}).")
         if files.described_by:
@@ -198,6 +200,10 @@ def _operation_view(op: Operation) -> dict[str, Any]:
             )
         else:
             arg_docs.append(f"{files.py_name}: the document (a Path, or svarut.File to name it).")
+        arg_docs.append(
+            "kryptering: encrypt each document for SvarUt's certificate (CMS) while streaming, "
+            f"and set ``{mp.metadata_part}.kryptert``."
+        )
     elif op.json_body is not None:
         jb = op.json_body
         args += [f"{f.py_name}: {f.py_type}" for f in jb.fields if f.required]

@@ -1,30 +1,334 @@
-"""The public clients: the generated operations plus a few hand-written
-conveniences that name specific operations (which the generator may not)."""
+"""The public clients: the generated operations plus the hand-written layer
+that knows SvarUt's domain, which the generator does not: the pre-send rules,
+which operation is safe to repeat, status lookups in bulk and waiting for a
+status, and the constructors that wire up authentication for an environment."""
 
 from __future__ import annotations
 
+import logging
+import os
+import time
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Self
 from uuid import UUID
 
+import anyio
+import httpx
+
 from svarut.generated import AsyncOperations, SyncOperations, models
-from svarut.runtime.client import NOT_GIVEN, NotGiven, TimeoutTypes
-from svarut.runtime.errors import ForsendelseNotFoundError
+from svarut.runtime.auth import MaskinportenConfig, MaskinportenTokenProvider, SvarUtAuth, TokenProvider, environments
+from svarut.runtime.client import DEFAULT_TIMEOUT, NOT_GIVEN, NotGiven, PreSendCheck, TimeoutTypes
+from svarut.runtime.errors import (
+    ForsendelseNotFoundError,
+    ForsendelseValidationError,
+    Problem,
+    VentPaStatusTimeoutError,
+)
+from svarut.runtime.validation import ForsendelseRules
+
+log = logging.getLogger("svarut")
+
+_REQUIRED_ENV = (
+    "SVARUT_ENVIRONMENT",
+    "SVARUT_INTEGRASJON_ID",
+    "SVARUT_INTEGRASJON_PASSORD",
+    "MASKINPORTEN_CLIENT_ID",
+    "MASKINPORTEN_KEYSTORE",
+)
 
 
-def _only(statuser: list[models.ForsendelseStatus], forsendelse_id: UUID | str) -> models.ForsendelseStatus:
-    wanted = UUID(str(forsendelse_id))
-    for status in statuser:
-        if status.id == wanted:
-            return status
-    raise ForsendelseNotFoundError(f"SvarUt returned no status for forsendelse {wanted}")
+# The status search only reads, so repeating it is harmless.
+SAFE_TO_REPEAT = frozenset({"hentStatuser"})
+# How many ids one status search carries; more are split into several calls.
+STATUS_CHUNK = 100
+S = models.Status
+#: Statuses after which a forsendelse does not change any more (vent_pa_status stops there).
+TERMINAL_STATUSES: frozenset[str] = frozenset(
+    {S.AVVIST, S.FEILET_UNDER_MOTTAK, S.IKKE_LEVERT, S.MANUELT_HANDTERT, S.SLETTET, S.LEST, S.PRINTET}
+)
+
+
+def _options(
+    *, environment: str, validate: bool, checks: Sequence[PreSendCheck], options: dict[str, Any]
+) -> dict[str, Any]:
+    rules: list[PreSendCheck] = [ForsendelseRules(environment="test" if environment == "test" else "prod")]
+    options.setdefault("safe_to_repeat", SAFE_TO_REPEAT)
+    return {**options, "checks": [*(rules if validate else []), *checks]}
+
+
+class Statuser(list[models.ForsendelseStatus]):
+    """The statuses in the order the ids were asked for; ``mangler`` lists
+    the ids SvarUt returned no status for."""
+
+    def __init__(self, statuser: Iterable[models.ForsendelseStatus], mangler: Iterable[UUID]) -> None:
+        super().__init__(statuser)
+        self.mangler = list(mangler)
+
+
+def _ids(values: Iterable[UUID | str]) -> list[UUID]:
+    ids: list[UUID] = []
+    problems = []
+    for i, value in enumerate(values):
+        try:
+            uid = value if isinstance(value, UUID) else UUID(str(value))
+        except ValueError:
+            problems.append(Problem(f"id[{i}]", "uuid", f"must be a UUID, got {value!r}"))
+            continue
+        if uid not in ids:
+            ids.append(uid)
+    if problems:
+        raise ForsendelseValidationError(problems)
+    return ids
+
+
+def _chunks(ids: list[UUID]) -> list[list[UUID]]:
+    return [ids[i : i + STATUS_CHUNK] for i in range(0, len(ids), STATUS_CHUNK)]
+
+
+def _ordered(ids: list[UUID], found: Iterable[models.ForsendelseStatus]) -> Statuser:
+    by_id = {s.id: s for s in found}
+    missing = [i for i in ids if i not in by_id]
+    if missing:
+        log.info("SvarUt returned no status for %d of %d forsendelser", len(missing), len(ids))
+    return Statuser((by_id[i] for i in ids if i in by_id), missing)
+
+
+def _only(statuser: Statuser, forsendelse_id: UUID | str) -> models.ForsendelseStatus:
+    if statuser.mangler:
+        raise ForsendelseNotFoundError(f"SvarUt returned no status for forsendelse {statuser.mangler[0]}")
+    return statuser[0]
+
+
+class _Waiter:
+    """The bookkeeping of :meth:`SvarUtClient.vent_pa_status`, shared by the
+    sync and async clients: which ids are still pending, and how long to wait."""
+
+    def __init__(
+        self, ids: Iterable[UUID | str], until: Collection[str] | None, timeout: float, interval: float
+    ) -> None:
+        self.ids = _ids(ids)
+        self.done_at = frozenset(str(s) for s in (until or ())) | TERMINAL_STATUSES
+        self.latest: dict[UUID, models.ForsendelseStatus] = {}
+        self.deadline = time.monotonic() + timeout
+        self.interval = interval
+        self.unknown_seen: set[str] = set()
+
+    @property
+    def pending(self) -> list[UUID]:
+        return [i for i in self.ids if i not in self.latest or str(self.latest[i].status) not in self.done_at]
+
+    def update(self, statuser: Iterable[models.ForsendelseStatus]) -> bool:
+        for status in statuser:
+            self.latest[status.id] = status
+            value = str(status.status)
+            if not isinstance(status.status, models.Status) and value not in self.unknown_seen:
+                self.unknown_seen.add(value)
+                log.warning("forsendelse %s has status %r, which this client does not know", status.id, value)
+        return not self.pending
+
+    def result(self) -> dict[UUID, models.ForsendelseStatus]:
+        return {i: self.latest[i] for i in self.ids if i in self.latest}
+
+    def next_delay(self) -> float:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise VentPaStatusTimeoutError(statuser=self.result(), ventende=self.pending)
+        delay = min(self.interval, left)
+        self.interval = min(self.interval * 1.5, 60.0)
+        return delay
+
+
+def _authenticate(
+    environment: str,
+    *,
+    integrasjon_id: UUID | str,
+    integrasjon_passord: str,
+    maskinporten: MaskinportenConfig | None,
+    token_provider: TokenProvider | None,
+    base_url: str | None,
+) -> tuple[str, SvarUtAuth, MaskinportenTokenProvider | None]:
+    """The base URL, the auth, and the token provider the client must close."""
+    env = environments.environment(environment)
+    url = environments.require_secure_url(base_url or env.svarut_base_url, what="base_url")
+    owned = None
+    provider: TokenProvider
+    if maskinporten is not None and token_provider is None:
+        provider = owned = MaskinportenTokenProvider(maskinporten, environment=env.name)
+    elif token_provider is not None and maskinporten is None:
+        provider = token_provider
+    else:
+        raise ValueError("give either maskinporten=MaskinportenConfig(...) or token_provider=..., not both")
+    auth = SvarUtAuth(integrasjon_id=integrasjon_id, integrasjon_passord=integrasjon_passord, token_provider=provider)
+    return url, auth, owned
+
+
+def _insecure_options(timeout: TimeoutTypes, base_url: str) -> tuple[httpx.Timeout, bool]:
+    log.warning("TLS certificate verification is DISABLED for SvarUt at %s", base_url)
+    return (timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)), False
+
+
+@dataclass(frozen=True)
+class _EnvSettings:
+    environment: str
+    integrasjon_id: str
+    integrasjon_passord: str = field(repr=False)
+    base_url: str | None
+    maskinporten: MaskinportenConfig
+
+
+def _settings_from_env(environ: Mapping[str, str] | None) -> _EnvSettings:
+    env = os.environ if environ is None else environ
+    missing = [name for name in _REQUIRED_ENV if not env.get(name)]
+    if missing:
+        raise ValueError(f"missing environment variable{'s' * (len(missing) > 1)}: {', '.join(missing)}")
+    return _EnvSettings(
+        environment=env["SVARUT_ENVIRONMENT"],
+        integrasjon_id=env["SVARUT_INTEGRASJON_ID"],
+        integrasjon_passord=env["SVARUT_INTEGRASJON_PASSORD"],
+        base_url=env.get("SVARUT_BASE_URL") or None,
+        maskinporten=MaskinportenConfig.from_env(env),
+    )
 
 
 class SvarUtClient(SyncOperations):
     """Synchronous SvarUt client.
 
+    >>> client = SvarUtClient.for_environment("test", integrasjon_id=..., ...)  # doctest: +SKIP
     >>> client = SvarUtClient(base_url="https://test.svarut.ks.no/api", auth=...)  # doctest: +SKIP
 
     Use it as a context manager, or call :meth:`close`, to release connections.
     """
+
+    _owned_token_provider: MaskinportenTokenProvider | None = None
+
+    @classmethod
+    def for_environment(
+        cls,
+        environment: str,
+        *,
+        integrasjon_id: UUID | str,
+        integrasjon_passord: str,
+        maskinporten: MaskinportenConfig | None = None,
+        token_provider: TokenProvider | None = None,
+        base_url: str | None = None,
+        timeout: TimeoutTypes = DEFAULT_TIMEOUT,
+        insecure_disable_tls_verification: bool = False,
+        **options: Any,
+    ) -> Self:
+        """A client for SvarUt ``environment`` ("test" or "prod"), authenticated.
+
+        Every request carries ``Authorization: Bearer <token>``,
+        ``IntegrasjonId`` and ``IntegrasjonPassord``. The token comes from the
+        Maskinporten of the same environment (test ↔ test.maskinporten.no, prod
+        ↔ maskinporten.no) using ``maskinporten``, or from your own
+        ``token_provider``; give one of the two.
+
+        ``base_url`` overrides the environment's SvarUt URL, and the issuer and
+        token endpoint in ``maskinporten`` override its Maskinporten.
+        ``insecure_disable_tls_verification`` turns off certificate checks for
+        the SvarUt requests only (Maskinporten has its own switch in
+        :class:`MaskinportenConfig`). Any other keyword argument of the
+        constructor (``headers=``, ``checks=``, ``retry=``, ...) passes through.
+        Closing the client closes the token provider it created.
+        """
+        url, auth, owned = _authenticate(
+            environment,
+            integrasjon_id=integrasjon_id,
+            integrasjon_passord=integrasjon_passord,
+            maskinporten=maskinporten,
+            token_provider=token_provider,
+            base_url=base_url,
+        )
+        http = None
+        if insecure_disable_tls_verification:
+            http_timeout, verify = _insecure_options(timeout, url)
+            http = httpx.Client(timeout=http_timeout, follow_redirects=False, verify=verify)
+        client = cls(base_url=url, auth=auth, timeout=timeout, http_client=http, environment=environment, **options)
+        client._owns_http = True  # whether the base client made it or we did
+        client._owned_token_provider = owned
+        return client
+
+    @classmethod
+    def from_env(
+        cls,
+        *,
+        environ: Mapping[str, str] | None = None,
+        timeout: TimeoutTypes = DEFAULT_TIMEOUT,
+        **options: Any,
+    ) -> Self:
+        """:meth:`for_environment`, configured by environment variables
+        (``environ``, default ``os.environ``).
+
+        Required:
+
+        - ``SVARUT_ENVIRONMENT``: ``test`` or ``prod``
+        - ``SVARUT_INTEGRASJON_ID``, ``SVARUT_INTEGRASJON_PASSORD``: the integration's credentials
+        - ``MASKINPORTEN_CLIENT_ID``: the Maskinporten client (integration) id
+        - ``MASKINPORTEN_KEYSTORE``: path to a ``.p12``/``.pfx`` keystore, or to a PEM
+          file with the private key (and its certificate chain, unless
+          ``MASKINPORTEN_CERTIFICATE`` or ``MASKINPORTEN_KID`` is set)
+
+        Optional:
+
+        - ``MASKINPORTEN_KEYSTORE_PASSWORD``: the keystore's (or PEM key's) password
+        - ``MASKINPORTEN_CERTIFICATE``: PEM certificate (chain) of a separate PEM key
+        - ``MASKINPORTEN_KID``: the kid of a key registered in Maskinporten, instead of a certificate
+        - ``MASKINPORTEN_SCOPES``: space-separated scopes (default ``ks:fiks``)
+        - ``MASKINPORTEN_RESOURCE``, ``MASKINPORTEN_CONSUMER_ORG``: the optional claims
+        - ``SVARUT_BASE_URL``, ``MASKINPORTEN_ISSUER``, ``MASKINPORTEN_TOKEN_ENDPOINT``: URL overrides
+
+        Missing required variables are reported together. TLS verification
+        cannot be turned off from the environment. ``timeout`` and other
+        keyword arguments go to :meth:`for_environment`.
+        """
+        settings = _settings_from_env(environ)
+        return cls.for_environment(
+            settings.environment,
+            integrasjon_id=settings.integrasjon_id,
+            integrasjon_passord=settings.integrasjon_passord,
+            maskinporten=settings.maskinporten,
+            base_url=settings.base_url,
+            timeout=timeout,
+            **options,
+        )
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            if self._owned_token_provider is not None:
+                self._owned_token_provider.close()
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        environment: str = "prod",
+        validate: bool = True,
+        checks: Sequence[PreSendCheck] = (),
+        **options: Any,
+    ) -> None:
+        """``base_url``: SvarUt's API root. ``environment`` ("test" accepts
+        synthetic test fødselsnumre). ``validate``: run the pre-send rules
+        (:class:`~svarut.runtime.validation.ForsendelseRules`); ``checks``:
+        your own, run after them. Other options (``auth``, ``timeout``,
+        ``headers``, ``retry``, ``generate_ekstern_referanse``, ``http_client``)
+        go to the base client."""
+        super().__init__(
+            base_url=base_url, **_options(environment=environment, validate=validate, checks=checks, options=options)
+        )
+
+    def hent_statuser(
+        self, *, konto_id: UUID | str, id: Sequence[UUID | str], timeout: TimeoutTypes | NotGiven = NOT_GIVEN
+    ) -> Statuser:
+        """The statuses of any number of forsendelser, in the order asked
+        for; ``.mangler`` on the result lists ids SvarUt did not return."""
+        ids = _ids(id)
+        found: list[models.ForsendelseStatus] = []
+        for chunk in _chunks(ids):
+            found += super().hent_statuser(konto_id=konto_id, id=chunk, timeout=timeout)
+        return _ordered(ids, found)
 
     def hent_status(
         self, *, konto_id: UUID | str, forsendelse_id: UUID | str, timeout: TimeoutTypes | NotGiven = NOT_GIVEN
@@ -32,12 +336,137 @@ class SvarUtClient(SyncOperations):
         """The status of one forsendelse; raises ForsendelseNotFoundError if SvarUt has none."""
         return _only(self.hent_statuser(konto_id=konto_id, id=[forsendelse_id], timeout=timeout), forsendelse_id)
 
+    def vent_pa_status(
+        self,
+        *,
+        konto_id: UUID | str,
+        ids: Sequence[UUID | str],
+        until: Collection[str] | None = None,
+        timeout: float = 600.0,
+        interval: float = 2.0,
+    ) -> dict[UUID, models.ForsendelseStatus]:
+        """Poll until every forsendelse has a status in ``until`` or a terminal
+        one (:data:`TERMINAL_STATUSES`: AVVIST, FEILET_UNDER_MOTTAK, IKKE_LEVERT,
+        MANUELT_HANDTERT, SLETTET, LEST, PRINTET).
+
+        Polls every ``interval`` seconds, backing off by half each time (to
+        at most a minute). Returns the latest status per id, in input order;
+        raises :class:`~svarut.errors.VentPaStatusTimeoutError` (with the
+        statuses so far) after ``timeout`` seconds. A status this client does
+        not know is logged and waited past, not fatal.
+        """
+        waiter = _Waiter(ids, until, timeout, interval)
+        while not waiter.update(self.hent_statuser(konto_id=konto_id, id=waiter.pending)):
+            time.sleep(waiter.next_delay())
+        return waiter.result()
+
 
 class AsyncSvarUtClient(AsyncOperations):
     """Asynchronous SvarUt client; the same methods as :class:`SvarUtClient`, awaited."""
+
+    _owned_token_provider: MaskinportenTokenProvider | None = None
+
+    @classmethod
+    def for_environment(
+        cls,
+        environment: str,
+        *,
+        integrasjon_id: UUID | str,
+        integrasjon_passord: str,
+        maskinporten: MaskinportenConfig | None = None,
+        token_provider: TokenProvider | None = None,
+        base_url: str | None = None,
+        timeout: TimeoutTypes = DEFAULT_TIMEOUT,
+        insecure_disable_tls_verification: bool = False,
+        **options: Any,
+    ) -> Self:
+        """A client for SvarUt ``environment``; see :meth:`SvarUtClient.for_environment`."""
+        url, auth, owned = _authenticate(
+            environment,
+            integrasjon_id=integrasjon_id,
+            integrasjon_passord=integrasjon_passord,
+            maskinporten=maskinporten,
+            token_provider=token_provider,
+            base_url=base_url,
+        )
+        http = None
+        if insecure_disable_tls_verification:
+            http_timeout, verify = _insecure_options(timeout, url)
+            http = httpx.AsyncClient(timeout=http_timeout, follow_redirects=False, verify=verify)
+        client = cls(base_url=url, auth=auth, timeout=timeout, http_client=http, environment=environment, **options)
+        client._owns_http = True  # whether the base client made it or we did
+        client._owned_token_provider = owned
+        return client
+
+    @classmethod
+    def from_env(
+        cls,
+        *,
+        environ: Mapping[str, str] | None = None,
+        timeout: TimeoutTypes = DEFAULT_TIMEOUT,
+        **options: Any,
+    ) -> Self:
+        """:meth:`for_environment` from environment variables; the names are
+        listed in :meth:`SvarUtClient.from_env`."""
+        settings = _settings_from_env(environ)
+        return cls.for_environment(
+            settings.environment,
+            integrasjon_id=settings.integrasjon_id,
+            integrasjon_passord=settings.integrasjon_passord,
+            maskinporten=settings.maskinporten,
+            base_url=settings.base_url,
+            timeout=timeout,
+            **options,
+        )
+
+    async def close(self) -> None:
+        try:
+            await super().close()
+        finally:
+            if self._owned_token_provider is not None:
+                await self._owned_token_provider.aclose()
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        environment: str = "prod",
+        validate: bool = True,
+        checks: Sequence[PreSendCheck] = (),
+        **options: Any,
+    ) -> None:
+        """The options of :class:`SvarUtClient`."""
+        super().__init__(
+            base_url=base_url, **_options(environment=environment, validate=validate, checks=checks, options=options)
+        )
+
+    async def hent_statuser(
+        self, *, konto_id: UUID | str, id: Sequence[UUID | str], timeout: TimeoutTypes | NotGiven = NOT_GIVEN
+    ) -> Statuser:
+        """See :meth:`SvarUtClient.hent_statuser`."""
+        ids = _ids(id)
+        found: list[models.ForsendelseStatus] = []
+        for chunk in _chunks(ids):
+            found += await super().hent_statuser(konto_id=konto_id, id=chunk, timeout=timeout)
+        return _ordered(ids, found)
 
     async def hent_status(
         self, *, konto_id: UUID | str, forsendelse_id: UUID | str, timeout: TimeoutTypes | NotGiven = NOT_GIVEN
     ) -> models.ForsendelseStatus:
         """The status of one forsendelse; raises ForsendelseNotFoundError if SvarUt has none."""
         return _only(await self.hent_statuser(konto_id=konto_id, id=[forsendelse_id], timeout=timeout), forsendelse_id)
+
+    async def vent_pa_status(
+        self,
+        *,
+        konto_id: UUID | str,
+        ids: Sequence[UUID | str],
+        until: Collection[str] | None = None,
+        timeout: float = 600.0,
+        interval: float = 2.0,
+    ) -> dict[UUID, models.ForsendelseStatus]:
+        """See :meth:`SvarUtClient.vent_pa_status`."""
+        waiter = _Waiter(ids, until, timeout, interval)
+        while not waiter.update(await self.hent_statuser(konto_id=konto_id, id=waiter.pending)):
+            await anyio.sleep(waiter.next_delay())
+        return waiter.result()

@@ -151,7 +151,9 @@ class Api:
     base_url: str
 
     async def __call__(self, method: str, /, *, client_options: dict[str, Any] | None = None, **kwargs: Any) -> Any:
-        options = {"base_url": self.base_url, **(client_options or {})}
+        # These tests are about the wire, so they send what the pre-send rules
+        # would refuse (quotes in filenames, say); the rules have their own tests.
+        options = {"base_url": self.base_url, "validate": False, **(client_options or {})}
         if self.kind == "sync":
             with svarut.SvarUtClient(**options) as client:
                 return getattr(client, method)(**kwargs)

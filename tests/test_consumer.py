@@ -52,7 +52,7 @@ def test_installs_in_a_fresh_venv_without_dev_tools(wheel: Path, tmp_path: Path)
         client = svarut.SvarUtClient(base_url="https://test.svarut.ks.no/api")
         assert callable(client.send_til_person) and callable(client.hent_status)
         client.close()
-        models.PersonForsendelse(tittel="t", mottaker=models.Mottaker(navn="n", digital_id="01010112345"))
+        models.PersonForsendelse(tittel="t", mottaker=models.Mottaker(navn="n", digital_id="21883649874"))
         print("ok", svarut.__version__)
         """
     )
@@ -83,7 +83,7 @@ def test_user_code_type_checks_with_python_field_names(tmp_path: Path) -> None:
             def send(client: svarut.SvarUtClient, konto: UUID) -> UUID:
                 forsendelse = models.PersonForsendelse(
                     tittel="Vedtak",
-                    mottaker=models.Mottaker(navn="Kari Nordmann", digital_id="01010112345"),
+                    mottaker=models.Mottaker(navn="Kari Nordmann", digital_id="21883649874"),
                     dokumenter=[models.PersonDokument(filnavn="vedtak.pdf", mime_type="application/pdf")],
                     kun_digital_levering=False,
                 )

@@ -112,6 +112,7 @@ class SyncOperations(SyncAPIClient):
         konto_id: UUID | str,
         forsendelse: models.NhnForsendelse,
         dokument: File | FileSource,
+        kryptering: bool = False,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
     ) -> UUID:
         """Sender forsendelse til mottaker i Norsk Helsenett fra oppgitt konto
@@ -122,6 +123,7 @@ class SyncOperations(SyncAPIClient):
             konto_id: path parameter ``kontoId``.
             forsendelse: the ``forsendelse`` part (NhnForsendelse).
             dokument: the document (a Path, or svarut.File to name it).
+            kryptering: encrypt each document for SvarUt's certificate (CMS) while streaming, and set ``forsendelse.kryptert``.
             timeout: overrides the client's timeout for this call.
 
         Returns:
@@ -136,6 +138,7 @@ class SyncOperations(SyncAPIClient):
                 file_part="dokument",
                 described_by=None,
                 files=dokument,
+                kryptering=kryptering,
             ),
             timeout=timeout,
         )
@@ -146,6 +149,7 @@ class SyncOperations(SyncAPIClient):
         konto_id: UUID | str,
         forsendelse: models.OrganisasjonForsendelse,
         dokumenter: Mapping[str, File | FileSource],
+        kryptering: bool = False,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
     ) -> UUID:
         """Sender forsendelse til organisasjon fra oppgitt konto
@@ -156,6 +160,7 @@ class SyncOperations(SyncAPIClient):
             konto_id: path parameter ``kontoId``.
             forsendelse: the ``forsendelse`` part (OrganisasjonForsendelse).
             dokumenter: each document by its filnavn; sent in the order of ``forsendelse.dokumenter``.
+            kryptering: encrypt each document for SvarUt's certificate (CMS) while streaming, and set ``forsendelse.kryptert``.
             timeout: overrides the client's timeout for this call.
 
         Returns:
@@ -170,6 +175,7 @@ class SyncOperations(SyncAPIClient):
                 file_part="dokumenter",
                 described_by="dokumenter",
                 files=dokumenter,
+                kryptering=kryptering,
             ),
             timeout=timeout,
         )
@@ -180,6 +186,7 @@ class SyncOperations(SyncAPIClient):
         konto_id: UUID | str,
         forsendelse: models.PersonForsendelse,
         dokumenter: Mapping[str, File | FileSource],
+        kryptering: bool = False,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
     ) -> UUID:
         """Sender forsendelse til person fra oppgitt konto
@@ -190,6 +197,7 @@ class SyncOperations(SyncAPIClient):
             konto_id: path parameter ``kontoId``.
             forsendelse: the ``forsendelse`` part (PersonForsendelse).
             dokumenter: each document by its filnavn; sent in the order of ``forsendelse.dokumenter``.
+            kryptering: encrypt each document for SvarUt's certificate (CMS) while streaming, and set ``forsendelse.kryptert``.
             timeout: overrides the client's timeout for this call.
 
         Returns:
@@ -204,6 +212,7 @@ class SyncOperations(SyncAPIClient):
                 file_part="dokumenter",
                 described_by="dokumenter",
                 files=dokumenter,
+                kryptering=kryptering,
             ),
             timeout=timeout,
         )
@@ -214,6 +223,7 @@ class SyncOperations(SyncAPIClient):
         konto_id: UUID | str,
         forsendelse: models.PrintForsendelse,
         dokumenter: Mapping[str, File | FileSource],
+        kryptering: bool = False,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
     ) -> UUID:
         """Sender forsendelse som skal printes. Om kontoen det sendes fra er konfigurert til å bruke driftsleverandøren til KS Digital vil den automatisk printes og sendes i posten, ellers må den manuelt printes. Denne skal kun brukes for forsendelser som ikke kan sendes digitalt, og vil medføre økte kostnader.
@@ -224,6 +234,7 @@ class SyncOperations(SyncAPIClient):
             konto_id: path parameter ``kontoId``.
             forsendelse: the ``forsendelse`` part (PrintForsendelse).
             dokumenter: each document by its filnavn; sent in the order of ``forsendelse.dokumenter``.
+            kryptering: encrypt each document for SvarUt's certificate (CMS) while streaming, and set ``forsendelse.kryptert``.
             timeout: overrides the client's timeout for this call.
 
         Returns:
@@ -238,6 +249,7 @@ class SyncOperations(SyncAPIClient):
                 file_part="dokumenter",
                 described_by="dokumenter",
                 files=dokumenter,
+                kryptering=kryptering,
             ),
             timeout=timeout,
         )
@@ -278,6 +290,7 @@ class AsyncOperations(AsyncAPIClient):
         konto_id: UUID | str,
         forsendelse: models.NhnForsendelse,
         dokument: File | FileSource,
+        kryptering: bool = False,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
     ) -> UUID:
         """Sender forsendelse til mottaker i Norsk Helsenett fra oppgitt konto
@@ -288,6 +301,7 @@ class AsyncOperations(AsyncAPIClient):
             konto_id: path parameter ``kontoId``.
             forsendelse: the ``forsendelse`` part (NhnForsendelse).
             dokument: the document (a Path, or svarut.File to name it).
+            kryptering: encrypt each document for SvarUt's certificate (CMS) while streaming, and set ``forsendelse.kryptert``.
             timeout: overrides the client's timeout for this call.
 
         Returns:
@@ -302,6 +316,7 @@ class AsyncOperations(AsyncAPIClient):
                 file_part="dokument",
                 described_by=None,
                 files=dokument,
+                kryptering=kryptering,
             ),
             timeout=timeout,
         )
@@ -312,6 +327,7 @@ class AsyncOperations(AsyncAPIClient):
         konto_id: UUID | str,
         forsendelse: models.OrganisasjonForsendelse,
         dokumenter: Mapping[str, File | FileSource],
+        kryptering: bool = False,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
     ) -> UUID:
         """Sender forsendelse til organisasjon fra oppgitt konto
@@ -322,6 +338,7 @@ class AsyncOperations(AsyncAPIClient):
             konto_id: path parameter ``kontoId``.
             forsendelse: the ``forsendelse`` part (OrganisasjonForsendelse).
             dokumenter: each document by its filnavn; sent in the order of ``forsendelse.dokumenter``.
+            kryptering: encrypt each document for SvarUt's certificate (CMS) while streaming, and set ``forsendelse.kryptert``.
             timeout: overrides the client's timeout for this call.
 
         Returns:
@@ -336,6 +353,7 @@ class AsyncOperations(AsyncAPIClient):
                 file_part="dokumenter",
                 described_by="dokumenter",
                 files=dokumenter,
+                kryptering=kryptering,
             ),
             timeout=timeout,
         )
@@ -346,6 +364,7 @@ class AsyncOperations(AsyncAPIClient):
         konto_id: UUID | str,
         forsendelse: models.PersonForsendelse,
         dokumenter: Mapping[str, File | FileSource],
+        kryptering: bool = False,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
     ) -> UUID:
         """Sender forsendelse til person fra oppgitt konto
@@ -356,6 +375,7 @@ class AsyncOperations(AsyncAPIClient):
             konto_id: path parameter ``kontoId``.
             forsendelse: the ``forsendelse`` part (PersonForsendelse).
             dokumenter: each document by its filnavn; sent in the order of ``forsendelse.dokumenter``.
+            kryptering: encrypt each document for SvarUt's certificate (CMS) while streaming, and set ``forsendelse.kryptert``.
             timeout: overrides the client's timeout for this call.
 
         Returns:
@@ -370,6 +390,7 @@ class AsyncOperations(AsyncAPIClient):
                 file_part="dokumenter",
                 described_by="dokumenter",
                 files=dokumenter,
+                kryptering=kryptering,
             ),
             timeout=timeout,
         )
@@ -380,6 +401,7 @@ class AsyncOperations(AsyncAPIClient):
         konto_id: UUID | str,
         forsendelse: models.PrintForsendelse,
         dokumenter: Mapping[str, File | FileSource],
+        kryptering: bool = False,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
     ) -> UUID:
         """Sender forsendelse som skal printes. Om kontoen det sendes fra er konfigurert til å bruke driftsleverandøren til KS Digital vil den automatisk printes og sendes i posten, ellers må den manuelt printes. Denne skal kun brukes for forsendelser som ikke kan sendes digitalt, og vil medføre økte kostnader.
@@ -390,6 +412,7 @@ class AsyncOperations(AsyncAPIClient):
             konto_id: path parameter ``kontoId``.
             forsendelse: the ``forsendelse`` part (PrintForsendelse).
             dokumenter: each document by its filnavn; sent in the order of ``forsendelse.dokumenter``.
+            kryptering: encrypt each document for SvarUt's certificate (CMS) while streaming, and set ``forsendelse.kryptert``.
             timeout: overrides the client's timeout for this call.
 
         Returns:
@@ -404,6 +427,7 @@ class AsyncOperations(AsyncAPIClient):
                 file_part="dokumenter",
                 described_by="dokumenter",
                 files=dokumenter,
+                kryptering=kryptering,
             ),
             timeout=timeout,
         )

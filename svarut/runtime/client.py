@@ -18,7 +18,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import quote
 from uuid import UUID, uuid4
 
@@ -29,7 +29,10 @@ from pydantic import BaseModel, ValidationError
 from svarut.runtime import errors, multipart
 from svarut.runtime.errors import APIConnectionError, APITimeoutError, ForsendelseValidationError, Problem
 from svarut.runtime.files import File, FileSource
-from svarut.runtime.retry import RetryPolicy
+from svarut.runtime.retry import RetryPolicy, is_rejection
+
+if TYPE_CHECKING:
+    from svarut.runtime.kryptering import Kryptering
 
 log = logging.getLogger("svarut")
 
@@ -45,6 +48,7 @@ DEFAULT_RETRY = RetryPolicy()
 # Keys of the serialized forsendelse that identify it for a later lookup.
 EKSTERN_REFERANSE_KEY = "eksternReferanse"
 KORRELASJONSID_KEY = "korrelasjonsid"
+KRYPTERT_KEY = "kryptert"
 
 
 class NotGiven:
@@ -98,6 +102,7 @@ class MultipartInput:
     file_part: str
     described_by: str | None
     files: Mapping[str, File | FileSource] | File | FileSource
+    kryptering: bool = False
 
 
 @dataclass(frozen=True)
@@ -140,6 +145,7 @@ class BaseClient:
         retry: RetryPolicy = DEFAULT_RETRY,
         safe_to_repeat: Iterable[str] = (),
         generate_ekstern_referanse: bool = False,
+        kryptering: Kryptering | None = None,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
@@ -151,6 +157,7 @@ class BaseClient:
         self._retry = retry
         self._safe_to_repeat = frozenset(safe_to_repeat)
         self._generate_ekstern_referanse = generate_ekstern_referanse
+        self._kryptering = kryptering
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r})"
@@ -205,6 +212,8 @@ class BaseClient:
         if self._generate_ekstern_referanse and not metadata.get(EKSTERN_REFERANSE_KEY):
             # Something to look the forsendelse up by if the outcome of the send is unknown.
             metadata[EKSTERN_REFERANSE_KEY] = f"fiks-svarut-{uuid4()}"
+        if send.kryptering:
+            metadata[KRYPTERT_KEY] = True  # the documents go as CMS, and SvarUt must know
         if send.described_by is not None:
             if not isinstance(send.files, Mapping):
                 raise TypeError(
@@ -216,9 +225,12 @@ class BaseClient:
             if isinstance(send.files, Mapping):
                 raise TypeError(f"{send.file_part} takes one document (a Path or svarut.File), not a mapping")
             documents = [multipart.single_document(send.files, part_name=send.file_part)]
+        # Checks and the outcome-unknown hashes see the plaintext; only the wire sees ciphertext.
         prepared = PreparedSend(endpoint.operation_id, metadata, tuple(documents))
         for check in self._checks:
             check(prepared)
+        if send.kryptering:
+            documents = self._encrypted(documents)
         body = multipart.encode(
             metadata_part=send.metadata_part,
             # The dict the checks saw is what goes on the wire: one serialization.
@@ -227,6 +239,20 @@ class BaseClient:
             documents=documents,
         )
         return prepared, body
+
+    def _encrypted(self, documents: list[multipart.Document]) -> list[multipart.Document]:
+        from svarut.runtime import kryptering  # cryptography is only imported by those who encrypt
+
+        if self._kryptering is None:
+            url = kryptering.sertifikat_url(self.base_url)
+            with httpx.Client(timeout=30.0) as http:
+                self._kryptering = kryptering.Kryptering(kryptering.hent_sertifikat(http, url))
+        return [
+            d
+            if kryptering.is_enveloped_data(d.source.head(64))  # already encrypted by the caller
+            else multipart.Document(d.filnavn, d.mime_type, self._kryptering.wrap(d.source))
+            for d in documents
+        ]
 
     @staticmethod
     def _request_for(
@@ -298,7 +324,11 @@ class BaseClient:
         error_message = _lenient(endpoint.error_model, body) if endpoint.error_model else None
         cls = errors.status_error_class(response.status_code, errors.json_fields(body))
         error = cls(response=response, body=body, error_message=error_message)
-        if response.status_code >= 500 and self._may_have_arrived(endpoint, response.request):
+        if (
+            response.status_code >= 500
+            and not is_rejection(response)
+            and self._may_have_arrived(endpoint, response.request)
+        ):
             raise self._outcome_unknown(prepared, error, response.request) from error
         raise error
 

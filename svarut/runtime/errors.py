@@ -3,7 +3,14 @@
     SvarUtError
     ├── ForsendelseValidationError   bad input, found before a byte was sent
     ├── ForsendelseNotFoundError     SvarUt has no status for that forsendelse
+    ├── VentPaStatusTimeoutError     vent_pa_status gave up (also a TimeoutError)
     ├── SourceChangedError           a document changed size while it was sent
+    ├── MaskinportenError            no Maskinporten token could be had
+    │   ├── MaskinportenConnectionError  no (complete) response from the token endpoint
+    │   ├── MaskinportenTokenError   refused or nonsense (.error, .error_description, .raw_body)
+    │   └── KeystoreError            the key or certificate cannot be used (also a ValueError)
+    ├── KrypteringError              a document could not be encrypted
+    │   └── SertifikatError          SvarUt's certificate cannot be had or used
     └── APIError                     something went wrong talking to SvarUt
         ├── APIConnectionError       no (complete) HTTP response
         │   └── APITimeoutError
@@ -24,8 +31,9 @@ An :class:`APIStatusError` carries the status, the parsed ``ErrorMessage``
 when the body has the spec's shape, the fields SvarUt puts in it
 (``errorId``, ``errorCode``, ``message``) when it is JSON of any shape, and a
 bounded excerpt of the raw body whatever it is (HTML from a proxy, empty,
-truncated). Messages never contain request headers, so credentials cannot leak
-through them.
+truncated). The one warning, ``CertificateExpiryWarning`` (a ``UserWarning``),
+says a certificate expires within 30 days. Messages never contain request
+headers, tokens, passwords or keys.
 """
 
 from __future__ import annotations
@@ -72,9 +80,71 @@ class ForsendelseNotFoundError(SvarUtError, LookupError):
     """SvarUt returned no status for the forsendelse asked about."""
 
 
+class VentPaStatusTimeoutError(SvarUtError, TimeoutError):
+    """Not every forsendelse reached the wanted status in time.
+
+    ``statuser`` holds the latest status of each forsendelse SvarUt reported;
+    ``ventende`` the ids still waited for.
+    """
+
+    def __init__(self, *, statuser: dict[Any, Any], ventende: list[Any]) -> None:
+        self.statuser = statuser
+        self.ventende = ventende
+        super().__init__(f"{len(ventende)} forsendelse(r) did not reach the wanted status in time: {ventende[:5]}")
+
+
 class SourceChangedError(SvarUtError, OSError):
     """A document changed size between measuring it and sending it; the
     request was abandoned before its end, so SvarUt did not accept it."""
+
+
+class MaskinportenError(SvarUtError):
+    """Getting an access token from Maskinporten failed."""
+
+
+class MaskinportenConnectionError(MaskinportenError):
+    """The token endpoint could not be reached or did not answer in time."""
+
+
+class MaskinportenTokenError(MaskinportenError):
+    """The token endpoint answered, but not with a token.
+
+    ``error`` and ``error_description`` are Maskinporten's OAuth reason
+    (``invalid_grant``, ``invalid_scope``, ...) when the body had them;
+    ``raw_body`` is a bounded excerpt of an error body of any other shape.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        error: str | None = None,
+        error_description: str | None = None,
+        raw_body: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.error = error
+        self.error_description = error_description
+        self.raw_body = raw_body
+
+
+class KeystoreError(MaskinportenError, ValueError):
+    """The keystore, key or certificate cannot be used to sign assertions."""
+
+
+class CertificateExpiryWarning(UserWarning):
+    """The certificate in the keystore expires soon; renew it before it does."""
+
+
+class KrypteringError(SvarUtError):
+    """A document could not be encrypted for SvarUt."""
+
+
+class SertifikatError(KrypteringError):
+    """SvarUt's certificate could not be loaded or fetched, or cannot be used
+    (not RSA, too small a key, expired, not yet valid)."""
 
 
 class APIError(SvarUtError):

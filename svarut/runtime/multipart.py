@@ -137,6 +137,11 @@ class SyncStream(httpx.SyncByteStream):
         self._body = body
         self.completed = False
 
+    @property
+    def replayable(self) -> bool:
+        """Whether the body can be streamed again (SvarUtAuth resends it after a 401 only then)."""
+        return self._body.replayable
+
     def __iter__(self) -> Iterator[bytes]:
         self.completed = False
         yield from self._body
@@ -147,6 +152,11 @@ class AsyncStream(httpx.AsyncByteStream):
     def __init__(self, body: MultipartBody) -> None:
         self._body = body
         self.completed = False
+
+    @property
+    def replayable(self) -> bool:
+        """Whether the body can be streamed again (SvarUtAuth resends it after a 401 only then)."""
+        return self._body.replayable
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         self.completed = False

@@ -15,6 +15,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import random
+import ssl
 import time
 from dataclasses import dataclass
 
@@ -63,6 +64,9 @@ class RetryPolicy:
             log.debug("%s: no retry, the request body cannot be read again", what)
             return None
         if error is not None:
+            if _certificate_refused(error):
+                log.debug("%s: the server's TLS certificate was refused; not retrying", what)
+                return None
             if isinstance(error, NOT_SENT) or safe_to_repeat:
                 delay = self.backoff(attempt)
                 log.debug("%s: %s; retrying in %.2fs", what, type(error).__name__, delay)
@@ -72,7 +76,7 @@ class RetryPolicy:
         assert response is not None
         status = response.status_code
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        rejected = status in (429, 503) and retry_after is not None
+        rejected = is_rejection(response)
         if not (rejected or (safe_to_repeat and status in RETRYABLE_STATUS)):
             log.debug("%s: status %d is not retried", what, status)
             return None
@@ -82,6 +86,22 @@ class RetryPolicy:
         delay = retry_after if retry_after is not None else self.backoff(attempt)
         log.debug("%s: status %d; retrying in %.2fs", what, status, delay)
         return delay
+
+
+def is_rejection(response: httpx.Response) -> bool:
+    """SvarUt (or its gateway) turned the request away and said when to come
+    back: it did not process it."""
+    return response.status_code in (429, 503) and parse_retry_after(response.headers.get("Retry-After")) is not None
+
+
+def _certificate_refused(error: BaseException) -> bool:
+    # A bad certificate stays bad: retrying only delays the error.
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def parse_retry_after(value: str | None) -> float | None:

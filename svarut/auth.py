@@ -1,0 +1,56 @@
+"""Authentication: Maskinporten tokens and the SvarUt integration credentials.
+
+>>> from svarut import SvarUtClient
+>>> from svarut.auth import Keystore, MaskinportenConfig
+>>> client = SvarUtClient.for_environment(  # doctest: +SKIP
+...     "test",
+...     integrasjon_id="...",
+...     integrasjon_passord="...",
+...     maskinporten=MaskinportenConfig(
+...         client_id="...",
+...         keystore=Keystore.load("virksomhet.p12", password="..."),
+...     ),
+... )
+
+Bring your own token (from a gateway, say) by implementing
+:class:`TokenProvider` and passing ``token_provider=`` instead of
+``maskinporten=``; :class:`StaticToken` is the simplest one.
+"""
+
+from svarut.runtime.auth import (
+    ENVIRONMENTS,
+    EXPIRY_WARNING_DAYS,
+    AccessToken,
+    CertificateExpiryWarning,
+    Environment,
+    EnvironmentName,
+    Keystore,
+    KeystoreError,
+    MaskinportenConfig,
+    MaskinportenConnectionError,
+    MaskinportenError,
+    MaskinportenTokenError,
+    MaskinportenTokenProvider,
+    StaticToken,
+    SvarUtAuth,
+    TokenProvider,
+)
+
+__all__ = [
+    "ENVIRONMENTS",
+    "EXPIRY_WARNING_DAYS",
+    "AccessToken",
+    "CertificateExpiryWarning",
+    "Environment",
+    "EnvironmentName",
+    "Keystore",
+    "KeystoreError",
+    "MaskinportenConfig",
+    "MaskinportenConnectionError",
+    "MaskinportenError",
+    "MaskinportenTokenError",
+    "MaskinportenTokenProvider",
+    "StaticToken",
+    "SvarUtAuth",
+    "TokenProvider",
+]

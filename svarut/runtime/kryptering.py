@@ -1,0 +1,659 @@
+"""Encrypting documents for SvarUt: CMS EnvelopedData, streamed.
+
+A forsendelse with ``kryptert: true`` (required for ``sikkerhetsniva:
+HOYESTE``) carries each document as a DER-encoded CMS ``EnvelopedData``
+(RFC 5652) addressed to SvarUt's certificate: a fresh 32-byte content key
+encrypted with the certificate's RSA key (RSAES-OAEP with SHA-256 and
+MGF1-SHA-256 by default, RSA PKCS#1 v1.5 as an option), and the document
+encrypted with AES-256-CBC under that key.
+
+What lives here:
+
+- :class:`SvarUtSertifikat`: SvarUt's certificate, loaded from PEM or DER
+  (:meth:`~SvarUtSertifikat.load`, :meth:`~SvarUtSertifikat.from_bytes`) or
+  fetched from ``<SvarUt host>/forsendelse/publickey/hent``
+  (:func:`hent_sertifikat`, :func:`ahent_sertifikat`, cached per URL), and
+  checked: an RSA key, inside its validity period, with a
+  :class:`SvarUtCertificateExpiryWarning` in its last 30 days.
+- :class:`Kryptering`: the encoder. :meth:`~Kryptering.encrypted_size` gives
+  the exact output size for a plaintext size, so the output uses definite DER
+  lengths throughout and a request carrying it keeps an exact
+  ``Content-Length``; :meth:`~Kryptering.encrypt_chunks` and
+  :meth:`~Kryptering.aencrypt_chunks` stream, holding one chunk at a time.
+- :class:`EncryptedSource`: a :class:`~svarut.runtime.files.Source` that reads
+  another one and yields its ciphertext, for the multipart sender.
+- :func:`encrypt_path`: file to file, for the command line.
+- :func:`is_enveloped_data`: whether a document is CMS-encrypted already.
+
+The ASN.1 is written by hand (a few dozen lines of DER) rather than with
+``cryptography``'s PKCS#7 builder, which holds the whole document in memory
+and offers no OAEP key transport.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+import time
+import warnings
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import BinaryIO, Literal, get_args
+from urllib.parse import urlsplit
+
+import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, padding
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import padding as asym_padding
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from svarut.runtime.auth.environments import require_secure_url
+from svarut.runtime.errors import CertificateExpiryWarning, KrypteringError, SertifikatError
+from svarut.runtime.files import Source
+
+__all__ = [
+    "EXPIRY_WARNING_DAYS",
+    "PUBLICKEY_PATH",
+    "SERTIFIKAT_URL_PROD",
+    "SERTIFIKAT_URL_TEST",
+    "EncryptedSource",
+    "KeyTransport",
+    "Kryptering",
+    "KrypteringError",
+    "SertifikatError",
+    "SvarUtCertificateExpiryWarning",
+    "SvarUtSertifikat",
+    "ahent_sertifikat",
+    "clear_sertifikat_cache",
+    "encrypt_path",
+    "hent_sertifikat",
+    "is_enveloped_data",
+    "sertifikat_url",
+]
+
+PUBLICKEY_PATH = "/forsendelse/publickey/hent"
+SERTIFIKAT_URL_TEST = "https://test.svarut.ks.no" + PUBLICKEY_PATH
+SERTIFIKAT_URL_PROD = "https://svarut.ks.no" + PUBLICKEY_PATH
+
+EXPIRY_WARNING_DAYS = 30
+# A fetched certificate is asked for again after this long, so a long-running
+# process picks up SvarUt's next certificate without a restart.
+CACHE_SECONDS = 24 * 3600.0
+MIN_RSA_BITS = 2048
+# A certificate is a few kilobytes; anything much bigger is not one.
+MAX_CERTIFICATE_BYTES = 256 * 1024
+
+KeyTransport = Literal["oaep", "pkcs1v15"]
+
+_AES_BLOCK = 16
+
+
+class SvarUtCertificateExpiryWarning(CertificateExpiryWarning):
+    """SvarUt's certificate expires within :data:`EXPIRY_WARNING_DAYS` days."""
+
+
+# --- DER ------------------------------------------------------------------
+# Only what EnvelopedData needs. Every length is definite: for the streamed
+# tail (the ciphertext) the length is known before a byte of it exists.
+
+_SEQUENCE = 0x30
+_SET = 0x31
+_INTEGER = 0x02
+_OCTET_STRING = 0x04
+_NULL = b"\x05\x00"
+_CONTEXT_0 = 0xA0  # [0] constructed (EXPLICIT)
+_CONTEXT_1 = 0xA1
+_CONTEXT_0_PRIMITIVE = 0x80  # [0] IMPLICIT OCTET STRING
+
+OID_DATA = "1.2.840.113549.1.7.1"
+OID_ENVELOPED_DATA = "1.2.840.113549.1.7.3"
+OID_RSA_ENCRYPTION = "1.2.840.113549.1.1.1"
+OID_RSAES_OAEP = "1.2.840.113549.1.1.7"
+OID_MGF1 = "1.2.840.113549.1.1.8"
+OID_SHA256 = "2.16.840.1.101.3.4.2.1"
+OID_AES256_CBC = "2.16.840.1.101.3.4.1.42"
+
+
+def _der_length(n: int) -> bytes:
+    if n < 0x80:
+        return bytes([n])
+    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(body)]) + body
+
+
+def _header(tag: int, length: int) -> bytes:
+    return bytes([tag]) + _der_length(length)
+
+
+def _tlv(tag: int, *contents: bytes) -> bytes:
+    body = b"".join(contents)
+    return _header(tag, len(body)) + body
+
+
+def _open(tag: int, fixed: bytes, tail: int) -> bytes:
+    """The header and leading bytes of an element whose last ``tail`` bytes
+    follow later (streamed)."""
+    return _header(tag, len(fixed) + tail) + fixed
+
+
+def _oid(dotted: str) -> bytes:
+    arcs = [int(a) for a in dotted.split(".")]
+    body = bytearray()
+    for arc in [40 * arcs[0] + arcs[1], *arcs[2:]]:
+        group = [arc & 0x7F]
+        arc >>= 7
+        while arc:
+            group.append(0x80 | (arc & 0x7F))
+            arc >>= 7
+        body += bytes(reversed(group))
+    return _tlv(0x06, bytes(body))
+
+
+def _integer(n: int) -> bytes:
+    # Two's complement, minimal: one byte more than the magnitude needs keeps
+    # the sign bit right (a serial of 0x80 is 00 80, not 80).
+    size = (n if n >= 0 else -n - 1).bit_length() // 8 + 1
+    return _tlv(_INTEGER, n.to_bytes(size, "big", signed=True))
+
+
+def _algorithm(oid: str, params: bytes = b"") -> bytes:
+    return _tlv(_SEQUENCE, _oid(oid), params)
+
+
+# RFC 5754 §2: SHA-2 AlgorithmIdentifiers are generated with absent
+# parameters (OpenSSL does the same; readers must accept NULL too).
+_SHA256 = _algorithm(OID_SHA256)
+_KEY_ALGORITHMS: dict[str, bytes] = {
+    # RFC 4055 §4.1 RSAES-OAEP-params; pSourceAlgorithm is the default (empty
+    # label), which DER omits.
+    "oaep": _algorithm(
+        OID_RSAES_OAEP,
+        _tlv(
+            _SEQUENCE,
+            _tlv(_CONTEXT_0, _SHA256),
+            _tlv(_CONTEXT_1, _algorithm(OID_MGF1, _SHA256)),
+        ),
+    ),
+    # RFC 3370 §4.2.1: rsaEncryption with NULL parameters.
+    "pkcs1v15": _algorithm(OID_RSA_ENCRYPTION, _NULL),
+}
+
+
+def _ciphertext_size(plaintext_size: int) -> int:
+    # PKCS#7 padding always adds 1-16 bytes, a whole block when aligned.
+    return plaintext_size + _AES_BLOCK - plaintext_size % _AES_BLOCK
+
+
+def is_enveloped_data(head: bytes) -> bool:
+    """Whether ``head``, the first bytes of a document, start a CMS
+    EnvelopedData (DER, or BER with an indefinite length as ``openssl cms
+    -stream`` writes): a document that is encrypted already."""
+    if len(head) < 2 or head[0] != _SEQUENCE:
+        return False
+    first = head[1]
+    start = 2 if first <= 0x80 else 2 + (first & 0x7F)  # 0x80: indefinite length
+    return head[start : start + len(_ENVELOPED_DATA)] == _ENVELOPED_DATA
+
+
+_ENVELOPED_DATA = _oid(OID_ENVELOPED_DATA)
+
+
+# --- the certificate ------------------------------------------------------
+
+
+class SvarUtSertifikat:
+    """SvarUt's encryption certificate, checked for use.
+
+    Construction fails with :class:`SertifikatError` unless the key is RSA of
+    at least 2048 bits and now is inside the validity period, and warns with
+    :class:`SvarUtCertificateExpiryWarning` when fewer than
+    :data:`EXPIRY_WARNING_DAYS` days remain. The certificate is not checked
+    against a trust store: it is trusted for coming from the user or over
+    HTTPS from SvarUt.
+    """
+
+    def __init__(self, certificate: x509.Certificate, *, source: str = "the certificate") -> None:
+        self.certificate = certificate
+        self.source = source
+        key = certificate.public_key()
+        if not isinstance(key, rsa.RSAPublicKey):
+            raise SertifikatError(
+                f"{source}: SvarUt's certificate must have an RSA key, this one has {_describe_key(key)} "
+                f"(subject {certificate.subject.rfc4514_string()!r})"
+            )
+        if key.key_size < MIN_RSA_BITS:
+            raise SertifikatError(
+                f"{source}: the certificate's RSA key has {key.key_size} bits; at least {MIN_RSA_BITS} are required"
+            )
+        self.public_key: rsa.RSAPublicKey = key
+        self.check_valid()
+        left = self.not_valid_after - datetime.now(UTC)
+        if left < timedelta(days=EXPIRY_WARNING_DAYS):
+            warnings.warn(
+                f"SvarUt's certificate ({source}, serial {self.serial_hex}) expires on {_date(self.not_valid_after)}, "
+                f"in {_days(left)}; get the new one from SvarUt before then",
+                SvarUtCertificateExpiryWarning,
+                stacklevel=2,
+            )
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, source: str = "the certificate") -> SvarUtSertifikat:
+        """A certificate in PEM (the first one, if there are several) or DER."""
+        data = bytes(data)
+        if b"PUBLIC KEY-----" in data and b"-----BEGIN CERTIFICATE" not in data:
+            raise SertifikatError(
+                f"{source}: this is a bare public key, not a certificate; CMS names the recipient by the "
+                "certificate's issuer and serial number, so the certificate is needed"
+            )
+        try:
+            if b"-----BEGIN" in data:
+                certificate = x509.load_pem_x509_certificates(data)[0]
+            else:
+                certificate = x509.load_der_x509_certificate(data)
+        except ValueError as exc:
+            raise SertifikatError(f"{source}: not a PEM or DER X.509 certificate ({exc})") from None
+        return cls(certificate, source=source)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> SvarUtSertifikat:
+        """A certificate from a PEM or DER file."""
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise SertifikatError(f"cannot read SvarUt's certificate from {path}: {exc.strerror}") from None
+        return cls.from_bytes(data, source=str(path))
+
+    @property
+    def not_valid_before(self) -> datetime:
+        return self.certificate.not_valid_before_utc
+
+    @property
+    def not_valid_after(self) -> datetime:
+        return self.certificate.not_valid_after_utc
+
+    @property
+    def serial_number(self) -> int:
+        return self.certificate.serial_number
+
+    @property
+    def serial_hex(self) -> str:
+        return format(self.serial_number, "X")
+
+    @property
+    def issuer_der(self) -> bytes:
+        """The issuer Name as DER, as the recipient is identified by it."""
+        return self.certificate.issuer.public_bytes()
+
+    @property
+    def sha256_fingerprint(self) -> str:
+        return self.certificate.fingerprint(hashes.SHA256()).hex()
+
+    def check_valid(self, *, now: datetime | None = None) -> None:
+        """Raise :class:`SertifikatError` unless ``now`` (default: the current
+        time) is inside the validity period."""
+        now = now or datetime.now(UTC)
+        if now > self.not_valid_after:
+            raise SertifikatError(
+                f"{self.source}: SvarUt's certificate (serial {self.serial_hex}) expired on "
+                f"{_date(self.not_valid_after)} (valid from {_date(self.not_valid_before)}); "
+                "get the current one from SvarUt"
+            )
+        if now < self.not_valid_before:
+            raise SertifikatError(
+                f"{self.source}: SvarUt's certificate (serial {self.serial_hex}) is not valid until "
+                f"{_date(self.not_valid_before)} (expires {_date(self.not_valid_after)}); check the clock, or use "
+                "the certificate SvarUt publishes now"
+            )
+
+    def __repr__(self) -> str:
+        return (
+            f"SvarUtSertifikat(subject={self.certificate.subject.rfc4514_string()!r}, serial={self.serial_hex}, "
+            f"not_valid_after={_date(self.not_valid_after)}, source={self.source!r})"
+        )
+
+
+def _describe_key(key: object) -> str:
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return f"an EC key ({key.curve.name})"
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return "an Ed25519 key"
+    if isinstance(key, ed448.Ed448PublicKey):
+        return "an Ed448 key"
+    if isinstance(key, dsa.DSAPublicKey):
+        return "a DSA key"
+    return f"a {type(key).__name__}"
+
+
+def _days(left: timedelta) -> str:
+    if left < timedelta(days=1):
+        return "less than a day"
+    return f"{left.days} day{'s' * (left.days != 1)}"
+
+
+def _date(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+# --- fetching the certificate ---------------------------------------------
+
+_cache: dict[str, tuple[float, SvarUtSertifikat]] = {}
+_cache_lock = threading.Lock()
+
+
+def sertifikat_url(svarut: str) -> str:
+    """Where SvarUt publishes its certificate: for ``"test"``, ``"prod"``, or
+    any URL on a SvarUt host (``https://test.svarut.ks.no/api`` →
+    ``https://test.svarut.ks.no/forsendelse/publickey/hent``)."""
+    named = {"test": SERTIFIKAT_URL_TEST, "prod": SERTIFIKAT_URL_PROD}
+    if svarut in named:
+        return named[svarut]
+    parts = urlsplit(svarut)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"expected 'test', 'prod' or a SvarUt URL, got {svarut!r}")
+    return f"{parts.scheme}://{parts.netloc}{PUBLICKEY_PATH}"
+
+
+def clear_sertifikat_cache() -> None:
+    """Forget every fetched certificate."""
+    with _cache_lock:
+        _cache.clear()
+
+
+def hent_sertifikat(http: httpx.Client, url: str, *, max_age: float = CACHE_SECONDS) -> SvarUtSertifikat:
+    """SvarUt's certificate from ``url`` (see :func:`sertifikat_url`), fetched
+    with ``http`` unless one fetched from the same URL less than ``max_age``
+    seconds ago is still valid."""
+    _require_secure(url)
+    cached = _cached(url, max_age)
+    if cached is not None:
+        return cached
+    try:
+        with http.stream("GET", url, headers=_ACCEPT, follow_redirects=True) as response:
+            _require_secure(str(response.url))
+            body = b""
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > MAX_CERTIFICATE_BYTES:
+                    break
+    except httpx.HTTPError as exc:
+        raise SertifikatError(f"could not fetch SvarUt's certificate from {url}: {type(exc).__name__}: {exc}") from exc
+    return _store(url, _parse_response(url, response, body))
+
+
+async def ahent_sertifikat(http: httpx.AsyncClient, url: str, *, max_age: float = CACHE_SECONDS) -> SvarUtSertifikat:
+    """:func:`hent_sertifikat` for an async client (sharing its cache)."""
+    _require_secure(url)
+    cached = _cached(url, max_age)
+    if cached is not None:
+        return cached
+    try:
+        async with http.stream("GET", url, headers=_ACCEPT, follow_redirects=True) as response:
+            _require_secure(str(response.url))
+            body = b""
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > MAX_CERTIFICATE_BYTES:
+                    break
+    except httpx.HTTPError as exc:
+        raise SertifikatError(f"could not fetch SvarUt's certificate from {url}: {type(exc).__name__}: {exc}") from exc
+    return _store(url, _parse_response(url, response, body))
+
+
+_ACCEPT = {"Accept": "application/x-pem-file, application/pkix-cert, application/x-x509-ca-cert, */*"}
+
+
+def _require_secure(url: str) -> None:
+    # Whoever can replace this certificate can read every document encrypted
+    # for it, so it travels over HTTPS unless the server is this machine.
+    try:
+        require_secure_url(url, what="SvarUt's certificate URL")
+    except ValueError:
+        raise SertifikatError(f"SvarUt's certificate must be fetched over HTTPS, not from {url!r}") from None
+
+
+def _cached(url: str, max_age: float) -> SvarUtSertifikat | None:
+    with _cache_lock:
+        entry = _cache.get(url)
+    if entry is None:
+        return None
+    fetched_at, sertifikat = entry
+    if time.monotonic() - fetched_at > max_age or datetime.now(UTC) > sertifikat.not_valid_after:
+        return None
+    return sertifikat
+
+
+def _store(url: str, sertifikat: SvarUtSertifikat) -> SvarUtSertifikat:
+    with _cache_lock:
+        _cache[url] = (time.monotonic(), sertifikat)
+    return sertifikat
+
+
+def _parse_response(url: str, response: httpx.Response, body: bytes) -> SvarUtSertifikat:
+    if response.status_code != 200:
+        excerpt = body[:200].decode("utf-8", errors="replace")
+        raise SertifikatError(
+            f"could not fetch SvarUt's certificate from {url}: {response.status_code} {response.reason_phrase}"
+            + (f": {excerpt}" if excerpt else "")
+        )
+    if len(body) > MAX_CERTIFICATE_BYTES:
+        raise SertifikatError(f"{url}: the response is over {MAX_CERTIFICATE_BYTES} bytes; not a certificate")
+    return SvarUtSertifikat.from_bytes(body, source=url)
+
+
+# --- encryption -----------------------------------------------------------
+
+
+class Kryptering:
+    """Encrypts documents for one certificate as CMS EnvelopedData (DER).
+
+    Every encryption draws a new content key and IV, so the same document
+    never encrypts to the same bytes twice; only the size is fixed
+    (:meth:`encrypted_size`). The certificate's validity is checked again at
+    the start of each encryption. An instance holds no per-encryption state,
+    so threads and tasks can share one.
+    """
+
+    def __init__(
+        self,
+        certificate: SvarUtSertifikat | x509.Certificate,
+        *,
+        key_transport: KeyTransport = "oaep",
+    ) -> None:
+        if key_transport not in get_args(KeyTransport):
+            raise ValueError(f"key_transport must be 'oaep' or 'pkcs1v15', got {key_transport!r}")
+        self.sertifikat = certificate if isinstance(certificate, SvarUtSertifikat) else SvarUtSertifikat(certificate)
+        self.key_transport: KeyTransport = key_transport
+        self._padding: asym_padding.AsymmetricPadding = (
+            asym_padding.OAEP(mgf=asym_padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
+            if key_transport == "oaep"
+            else asym_padding.PKCS1v15()
+        )
+        # KeyTransRecipientInfo up to its encryptedKey: version 0, as the
+        # recipient is named by issuer and serial number.
+        self._recipient = (
+            _integer(0)
+            + _tlv(_SEQUENCE, self.sertifikat.issuer_der, _integer(self.sertifikat.serial_number))
+            + _KEY_ALGORITHMS[key_transport]
+        )
+        self._key_size = (self.sertifikat.public_key.key_size + 7) // 8
+
+    def __repr__(self) -> str:
+        return f"Kryptering({self.sertifikat!r}, key_transport={self.key_transport!r})"
+
+    def encrypted_size(self, plaintext_size: int) -> int:
+        """The exact size of the DER output for ``plaintext_size`` bytes."""
+        if plaintext_size < 0:
+            raise ValueError(f"plaintext_size must be >= 0, got {plaintext_size}")
+        tail = _ciphertext_size(plaintext_size)
+        return len(self._prefix(bytes(self._key_size), bytes(_AES_BLOCK), tail)) + tail
+
+    def _prefix(self, encrypted_key: bytes, iv: bytes, tail: int) -> bytes:
+        """Everything before the ciphertext, which ends the structure."""
+        recipient_infos = _tlv(_SET, _tlv(_SEQUENCE, self._recipient, _tlv(_OCTET_STRING, encrypted_key)))
+        content = _open(
+            _SEQUENCE,
+            _oid(OID_DATA) + _algorithm(OID_AES256_CBC, _tlv(_OCTET_STRING, iv)) + _header(_CONTEXT_0_PRIMITIVE, tail),
+            tail,
+        )
+        # EnvelopedData version 0: no originatorInfo or unprotectedAttrs and
+        # only version-0 recipients (RFC 5652 §6.1).
+        enveloped = _open(_SEQUENCE, _integer(0) + recipient_infos + content, tail)
+        return _open(_SEQUENCE, _oid(OID_ENVELOPED_DATA) + _open(_CONTEXT_0, enveloped, tail), tail)
+
+    def _start(self, plaintext_size: int) -> _Encryption:
+        self.sertifikat.check_valid()
+        return _Encryption(self, plaintext_size)
+
+    def encrypt_chunks(self, chunks: Iterable[bytes], *, plaintext_size: int) -> Iterator[bytes]:
+        """Encrypt ``chunks``, which must total exactly ``plaintext_size``
+        bytes, yielding the DER output in pieces about as big as the input
+        chunks. Raises :class:`KrypteringError` (having yielded only part of
+        the output) if they total anything else."""
+        encryption = self._start(plaintext_size)
+        yield encryption.header
+        for chunk in chunks:
+            if out := encryption.update(chunk):
+                yield out
+        yield encryption.finish()
+
+    async def aencrypt_chunks(self, chunks: AsyncIterable[bytes], *, plaintext_size: int) -> AsyncIterator[bytes]:
+        """:meth:`encrypt_chunks` over an async iterable. The encryption runs
+        on the event loop (about a millisecond per MiB); reading is the
+        iterable's business, e.g. :meth:`Source.aiter_bytes
+        <svarut.runtime.files.Source.aiter_bytes>` reads in a worker thread."""
+        encryption = self._start(plaintext_size)
+        yield encryption.header
+        async for chunk in chunks:
+            if out := encryption.update(chunk):
+                yield out
+        yield encryption.finish()
+
+    def encrypt_bytes(self, data: bytes) -> bytes:
+        """The DER encryption of ``data``, all in memory."""
+        return b"".join(self.encrypt_chunks([data], plaintext_size=len(data)))
+
+    def encrypt_file(self, src: BinaryIO, dst: BinaryIO) -> int:
+        """Encrypt ``src`` from its current position to its end into ``dst``;
+        returns the number of bytes written. ``src`` must be seekable, since
+        the size goes at the start of the output."""
+        written = 0
+        for chunk in self.wrap(Source(src, label=str(getattr(src, "name", "src")))).iter_bytes():
+            dst.write(chunk)
+            written += len(chunk)
+        return written
+
+    def wrap(self, source: Source) -> EncryptedSource:
+        """``source``, read as ciphertext."""
+        return EncryptedSource(source, kryptering=self)
+
+
+class _Encryption:
+    """One encryption in progress: a fresh key and IV, the padder and cipher,
+    and the byte counts that keep the output to its announced size."""
+
+    def __init__(self, kryptering: Kryptering, plaintext_size: int) -> None:
+        if plaintext_size < 0:
+            raise ValueError(f"plaintext_size must be >= 0, got {plaintext_size}")
+        key = secrets.token_bytes(32)
+        iv = secrets.token_bytes(_AES_BLOCK)
+        encrypted_key = kryptering.sertifikat.public_key.encrypt(key, kryptering._padding)
+        self._expected = plaintext_size
+        self._seen = 0
+        self._cipher = Cipher(algorithms.AES256(key), modes.CBC(iv)).encryptor()
+        self._padder = padding.PKCS7(algorithms.AES256.block_size).padder()
+        self.header = kryptering._prefix(encrypted_key, iv, _ciphertext_size(plaintext_size))
+
+    def update(self, chunk: bytes) -> bytes:
+        self._seen += len(chunk)
+        if self._seen > self._expected:
+            raise KrypteringError(
+                f"the plaintext is longer than the {self._expected} bytes announced; the output would not match "
+                "its size"
+            )
+        return self._cipher.update(self._padder.update(chunk))
+
+    def finish(self) -> bytes:
+        if self._seen != self._expected:
+            raise KrypteringError(
+                f"the plaintext ended after {self._seen} of the {self._expected} bytes announced; "
+                "the output would not match its size"
+            )
+        return self._cipher.update(self._padder.finalize()) + self._cipher.finalize()
+
+
+class EncryptedSource(Source):
+    """A :class:`~svarut.runtime.files.Source` read as CMS ciphertext.
+
+    It has ``Source``'s interface (``label``, ``size``, ``replayable``,
+    ``head``, ``iter_bytes``, ``aiter_bytes``), so the multipart sender takes
+    it as it is, but none of its implementation. ``size`` is the encrypted
+    size, known before reading. Each read is a new encryption with a new key
+    and IV: a replay (after a fresh token, say) sends different bytes of the
+    same size, which SvarUt decrypts to the same document. The plaintext stays
+    available as ``plaintext``.
+    """
+
+    def __init__(self, source: Source, *, kryptering: Kryptering) -> None:
+        # Source.__init__ is deliberately not called: this class reads through
+        # ``source`` and has none of Source's own state.
+        if source.size is None:
+            raise KrypteringError(
+                f"document {source.label!r}: its size must be known to encrypt it (CMS output uses definite "
+                "lengths); give a Path, bytes or a seekable file instead of a pipe"
+            )
+        # Fail while nothing is sent yet rather than in the middle of a body.
+        kryptering.sertifikat.check_valid()
+        self.label = source.label
+        self.plaintext = source
+        self.plaintext_size: int = source.size
+        self.kryptering = kryptering
+        self.size: int | None = kryptering.encrypted_size(source.size)
+
+    @property
+    def replayable(self) -> bool:
+        return self.plaintext.replayable
+
+    def head(self, n: int) -> bytes:
+        """Always ``b""``, as for a source that cannot be read ahead: every
+        read encrypts anew, so there are no first bytes to show in advance.
+        Sniff ``plaintext.head(n)`` instead."""
+        return b""
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        return self.kryptering.encrypt_chunks(self.plaintext.iter_bytes(), plaintext_size=self.plaintext_size)
+
+    def aiter_bytes(self) -> AsyncIterator[bytes]:
+        return self.kryptering.aencrypt_chunks(self.plaintext.aiter_bytes(), plaintext_size=self.plaintext_size)
+
+    def __repr__(self) -> str:
+        return f"EncryptedSource({self.label!r}, plaintext_size={self.plaintext_size}, size={self.size})"
+
+
+def encrypt_path(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    certificate: SvarUtSertifikat | x509.Certificate,
+    *,
+    key_transport: KeyTransport = "oaep",
+) -> int:
+    """Encrypt the file ``src`` into ``dst`` for ``certificate``; returns the
+    size written. ``dst`` appears only when complete (written beside it under
+    a temporary name, then renamed), so a failure never leaves half a file."""
+    kryptering = Kryptering(certificate, key_transport=key_transport)
+    source = Source(Path(src), label=str(src))
+    target = Path(dst)
+    temporary = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        with temporary.open("xb") as out:
+            written = 0
+            for chunk in kryptering.wrap(source).iter_bytes():
+                out.write(chunk)
+                written += len(chunk)
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return written
