@@ -42,10 +42,9 @@ _REQUIRED_ENV = (
 SAFE_TO_REPEAT = frozenset({"hentStatuser"})
 # How many ids one status search carries; more are split into several calls.
 STATUS_CHUNK = 100
-S = models.Status
 #: Statuses after which a forsendelse does not change any more (vent_pa_status stops there).
 TERMINAL_STATUSES: frozenset[str] = frozenset(
-    {S.AVVIST, S.FEILET_UNDER_MOTTAK, S.IKKE_LEVERT, S.MANUELT_HANDTERT, S.SLETTET, S.LEST, S.PRINTET}
+    {"AVVIST", "FEILET_UNDER_MOTTAK", "IKKE_LEVERT", "MANUELT_HANDTERT", "SLETTET", "LEST", "PRINTET"}
 )
 
 
