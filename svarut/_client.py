@@ -18,7 +18,7 @@ import httpx
 
 from svarut.generated import AsyncOperations, SyncOperations, models
 from svarut.runtime.auth import MaskinportenConfig, MaskinportenTokenProvider, SvarUtAuth, TokenProvider, environments
-from svarut.runtime.client import DEFAULT_TIMEOUT, NOT_GIVEN, NotGiven, PreSendCheck, TimeoutTypes
+from svarut.runtime.client import DEFAULT_TIMEOUT, NOT_GIVEN, BaseClient, NotGiven, PreSendCheck, TimeoutTypes
 from svarut.runtime.errors import (
     ForsendelseNotFoundError,
     ForsendelseValidationError,
@@ -190,16 +190,30 @@ def _settings_from_env(environ: Mapping[str, str] | None) -> _EnvSettings:
     )
 
 
-class SvarUtClient(SyncOperations):
-    """Synchronous SvarUt client.
+class _SvarUtClientBase(BaseClient):
+    """The constructors the sync and async clients share."""
 
-    >>> client = SvarUtClient.for_environment("test", integrasjon_id=..., ...)  # doctest: +SKIP
-    >>> client = SvarUtClient(base_url="https://test.svarut.ks.no/api", auth=...)  # doctest: +SKIP
-
-    Use it as a context manager, or call :meth:`close`, to release connections.
-    """
-
+    _http_type: type[httpx.Client] | type[httpx.AsyncClient]
     _owned_token_provider: MaskinportenTokenProvider | None = None
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        environment: str = "prod",
+        validate: bool = True,
+        checks: Sequence[PreSendCheck] = (),
+        **options: Any,
+    ) -> None:
+        """``base_url``: SvarUt's API root. ``environment`` ("test" accepts
+        synthetic test fødselsnumre). ``validate``: run the pre-send rules
+        (:class:`~svarut.runtime.validation.ForsendelseRules`); ``checks``:
+        your own, run after them. Other options (``auth``, ``timeout``,
+        ``headers``, ``retry``, ``generate_ekstern_referanse``, ``http_client``)
+        go to the base client."""
+        super().__init__(
+            base_url=base_url, **_options(environment=environment, validate=validate, checks=checks, options=options)
+        )
 
     @classmethod
     def for_environment(
@@ -242,7 +256,7 @@ class SvarUtClient(SyncOperations):
         http = None
         if insecure_disable_tls_verification:
             http_timeout, verify = _insecure_options(timeout, url)
-            http = httpx.Client(timeout=http_timeout, follow_redirects=False, verify=verify)
+            http = cls._http_type(timeout=http_timeout, follow_redirects=False, verify=verify)
         client = cls(base_url=url, auth=auth, timeout=timeout, http_client=http, environment=environment, **options)
         client._owns_http = True  # whether the base client made it or we did
         client._owned_token_provider = owned
@@ -292,31 +306,24 @@ class SvarUtClient(SyncOperations):
             **options,
         )
 
+
+class SvarUtClient(_SvarUtClientBase, SyncOperations):
+    """Synchronous SvarUt client.
+
+    >>> client = SvarUtClient.for_environment("test", integrasjon_id=..., ...)  # doctest: +SKIP
+    >>> client = SvarUtClient(base_url="https://test.svarut.ks.no/api", auth=...)  # doctest: +SKIP
+
+    Use it as a context manager, or call :meth:`close`, to release connections.
+    """
+
+    _http_type = httpx.Client
+
     def close(self) -> None:
         try:
             super().close()
         finally:
             if self._owned_token_provider is not None:
                 self._owned_token_provider.close()
-
-    def __init__(
-        self,
-        *,
-        base_url: str,
-        environment: str = "prod",
-        validate: bool = True,
-        checks: Sequence[PreSendCheck] = (),
-        **options: Any,
-    ) -> None:
-        """``base_url``: SvarUt's API root. ``environment`` ("test" accepts
-        synthetic test fødselsnumre). ``validate``: run the pre-send rules
-        (:class:`~svarut.runtime.validation.ForsendelseRules`); ``checks``:
-        your own, run after them. Other options (``auth``, ``timeout``,
-        ``headers``, ``retry``, ``generate_ekstern_referanse``, ``http_client``)
-        go to the base client."""
-        super().__init__(
-            base_url=base_url, **_options(environment=environment, validate=validate, checks=checks, options=options)
-        )
 
     def hent_statuser(
         self, *, konto_id: UUID | str, id: Sequence[UUID | str], timeout: TimeoutTypes | NotGiven = NOT_GIVEN
@@ -360,63 +367,10 @@ class SvarUtClient(SyncOperations):
         return waiter.result()
 
 
-class AsyncSvarUtClient(AsyncOperations):
+class AsyncSvarUtClient(_SvarUtClientBase, AsyncOperations):
     """Asynchronous SvarUt client; the same methods as :class:`SvarUtClient`, awaited."""
 
-    _owned_token_provider: MaskinportenTokenProvider | None = None
-
-    @classmethod
-    def for_environment(
-        cls,
-        environment: str,
-        *,
-        integrasjon_id: UUID | str,
-        integrasjon_passord: str,
-        maskinporten: MaskinportenConfig | None = None,
-        token_provider: TokenProvider | None = None,
-        base_url: str | None = None,
-        timeout: TimeoutTypes = DEFAULT_TIMEOUT,
-        insecure_disable_tls_verification: bool = False,
-        **options: Any,
-    ) -> Self:
-        """A client for SvarUt ``environment``; see :meth:`SvarUtClient.for_environment`."""
-        url, auth, owned = _authenticate(
-            environment,
-            integrasjon_id=integrasjon_id,
-            integrasjon_passord=integrasjon_passord,
-            maskinporten=maskinporten,
-            token_provider=token_provider,
-            base_url=base_url,
-        )
-        http = None
-        if insecure_disable_tls_verification:
-            http_timeout, verify = _insecure_options(timeout, url)
-            http = httpx.AsyncClient(timeout=http_timeout, follow_redirects=False, verify=verify)
-        client = cls(base_url=url, auth=auth, timeout=timeout, http_client=http, environment=environment, **options)
-        client._owns_http = True  # whether the base client made it or we did
-        client._owned_token_provider = owned
-        return client
-
-    @classmethod
-    def from_env(
-        cls,
-        *,
-        environ: Mapping[str, str] | None = None,
-        timeout: TimeoutTypes = DEFAULT_TIMEOUT,
-        **options: Any,
-    ) -> Self:
-        """:meth:`for_environment` from environment variables; the names are
-        listed in :meth:`SvarUtClient.from_env`."""
-        settings = _settings_from_env(environ)
-        return cls.for_environment(
-            settings.environment,
-            integrasjon_id=settings.integrasjon_id,
-            integrasjon_passord=settings.integrasjon_passord,
-            maskinporten=settings.maskinporten,
-            base_url=settings.base_url,
-            timeout=timeout,
-            **options,
-        )
+    _http_type = httpx.AsyncClient
 
     async def close(self) -> None:
         try:
@@ -424,20 +378,6 @@ class AsyncSvarUtClient(AsyncOperations):
         finally:
             if self._owned_token_provider is not None:
                 await self._owned_token_provider.aclose()
-
-    def __init__(
-        self,
-        *,
-        base_url: str,
-        environment: str = "prod",
-        validate: bool = True,
-        checks: Sequence[PreSendCheck] = (),
-        **options: Any,
-    ) -> None:
-        """The options of :class:`SvarUtClient`."""
-        super().__init__(
-            base_url=base_url, **_options(environment=environment, validate=validate, checks=checks, options=options)
-        )
 
     async def hent_statuser(
         self, *, konto_id: UUID | str, id: Sequence[UUID | str], timeout: TimeoutTypes | NotGiven = NOT_GIVEN

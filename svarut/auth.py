@@ -17,40 +17,5 @@ Bring your own token (from a gateway, say) by implementing
 ``maskinporten=``; :class:`StaticToken` is the simplest one.
 """
 
-from svarut.runtime.auth import (
-    ENVIRONMENTS,
-    EXPIRY_WARNING_DAYS,
-    AccessToken,
-    CertificateExpiryWarning,
-    Environment,
-    EnvironmentName,
-    Keystore,
-    KeystoreError,
-    MaskinportenConfig,
-    MaskinportenConnectionError,
-    MaskinportenError,
-    MaskinportenTokenError,
-    MaskinportenTokenProvider,
-    StaticToken,
-    SvarUtAuth,
-    TokenProvider,
-)
-
-__all__ = [
-    "ENVIRONMENTS",
-    "EXPIRY_WARNING_DAYS",
-    "AccessToken",
-    "CertificateExpiryWarning",
-    "Environment",
-    "EnvironmentName",
-    "Keystore",
-    "KeystoreError",
-    "MaskinportenConfig",
-    "MaskinportenConnectionError",
-    "MaskinportenError",
-    "MaskinportenTokenError",
-    "MaskinportenTokenProvider",
-    "StaticToken",
-    "SvarUtAuth",
-    "TokenProvider",
-]
+from svarut.runtime.auth import *  # noqa: F403 (the public face of the runtime module)
+from svarut.runtime.auth import __all__ as __all__

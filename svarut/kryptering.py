@@ -13,42 +13,5 @@ content is AES-256-CBC. Everything streams: see
 :mod:`svarut.runtime.kryptering` for the details.
 """
 
-from svarut.runtime.kryptering import (
-    EXPIRY_WARNING_DAYS,
-    PUBLICKEY_PATH,
-    SERTIFIKAT_URL_PROD,
-    SERTIFIKAT_URL_TEST,
-    EncryptedSource,
-    KeyTransport,
-    Kryptering,
-    KrypteringError,
-    SertifikatError,
-    SvarUtCertificateExpiryWarning,
-    SvarUtSertifikat,
-    ahent_sertifikat,
-    clear_sertifikat_cache,
-    encrypt_path,
-    hent_sertifikat,
-    is_enveloped_data,
-    sertifikat_url,
-)
-
-__all__ = [
-    "EXPIRY_WARNING_DAYS",
-    "PUBLICKEY_PATH",
-    "SERTIFIKAT_URL_PROD",
-    "SERTIFIKAT_URL_TEST",
-    "EncryptedSource",
-    "KeyTransport",
-    "Kryptering",
-    "KrypteringError",
-    "SertifikatError",
-    "SvarUtCertificateExpiryWarning",
-    "SvarUtSertifikat",
-    "ahent_sertifikat",
-    "clear_sertifikat_cache",
-    "encrypt_path",
-    "hent_sertifikat",
-    "is_enveloped_data",
-    "sertifikat_url",
-]
+from svarut.runtime.kryptering import *  # noqa: F403 (the public face of the runtime module)
+from svarut.runtime.kryptering import __all__ as __all__

@@ -134,6 +134,8 @@ class BaseClient:
     """What the sync and async clients share: building requests, deciding
     retries and reading responses, none of which waits on I/O."""
 
+    _owns_http: bool  # close the HTTP client on close(): we made it
+
     def __init__(
         self,
         *,
