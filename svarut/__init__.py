@@ -5,17 +5,34 @@
 Errors live in :mod:`svarut.errors` (the tree is drawn in
 :mod:`svarut.runtime.errors`), authentication in :mod:`svarut.auth`,
 encryption in :mod:`svarut.kryptering`.
+
+The names below are imported on first use (PEP 562), as pydantic does: the
+models and clients take a tenth of a second to build, which a program that
+only imports ``svarut`` (a CLI's ``--help``, a test collection) need not pay.
 """
 
-from svarut import errors
-from svarut._client import TERMINAL_STATUSES, AsyncSvarUtClient, Statuser, SvarUtClient
-from svarut.generated import SERVERS, models
-from svarut.runtime.client import DEFAULT_TIMEOUT, NOT_GIVEN
-from svarut.runtime.files import File
-from svarut.runtime.retry import NO_RETRIES, RetryPolicy
-from svarut.runtime.validation import ForsendelseRules
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "AsyncSvarUtClient": "svarut._client",
+    "DEFAULT_TIMEOUT": "svarut.runtime.client",
+    "File": "svarut.runtime.files",
+    "ForsendelseRules": "svarut.runtime.validation",
+    "NO_RETRIES": "svarut.runtime.retry",
+    "NOT_GIVEN": "svarut.runtime.client",
+    "RetryPolicy": "svarut.runtime.retry",
+    "SERVERS": "svarut.generated",
+    "Statuser": "svarut._client",
+    "SvarUtClient": "svarut._client",
+    "TERMINAL_STATUSES": "svarut._client",
+    "errors": "svarut.errors",
+    "models": "svarut.generated.models",
+}
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -33,3 +50,26 @@ __all__ = [
     "errors",
     "models",
 ]
+
+if TYPE_CHECKING:
+    from svarut import errors
+    from svarut._client import TERMINAL_STATUSES, AsyncSvarUtClient, Statuser, SvarUtClient
+    from svarut.generated import SERVERS, models
+    from svarut.runtime.client import DEFAULT_TIMEOUT, NOT_GIVEN
+    from svarut.runtime.files import File
+    from svarut.runtime.retry import NO_RETRIES, RetryPolicy
+    from svarut.runtime.validation import ForsendelseRules
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module = importlib.import_module(_EXPORTS[name])
+    except KeyError:
+        raise AttributeError(f"module 'svarut' has no attribute {name!r}") from None
+    value = module if module.__name__.rsplit(".", 1)[-1] == name else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -10,14 +10,13 @@ import os
 import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 from uuid import UUID
 
 import anyio
 import httpx
 
 from svarut.generated import AsyncOperations, SyncOperations, models
-from svarut.runtime.auth import MaskinportenConfig, MaskinportenTokenProvider, SvarUtAuth, TokenProvider, environments
 from svarut.runtime.client import DEFAULT_TIMEOUT, NOT_GIVEN, BaseClient, NotGiven, PreSendCheck, TimeoutTypes
 from svarut.runtime.errors import (
     ForsendelseNotFoundError,
@@ -26,6 +25,10 @@ from svarut.runtime.errors import (
     VentPaStatusTimeoutError,
 )
 from svarut.runtime.validation import ForsendelseRules
+
+if TYPE_CHECKING:
+    # Maskinporten brings pyjwt and cryptography: imported when a client uses it.
+    from svarut.runtime.auth import MaskinportenConfig, MaskinportenTokenProvider, SvarUtAuth, TokenProvider
 
 log = logging.getLogger("svarut")
 
@@ -148,6 +151,8 @@ def _authenticate(
     base_url: str | None,
 ) -> tuple[str, SvarUtAuth, MaskinportenTokenProvider | None]:
     """The base URL, the auth, and the token provider the client must close."""
+    from svarut.runtime.auth import MaskinportenTokenProvider, SvarUtAuth, environments
+
     env = environments.environment(environment)
     url = environments.require_secure_url(base_url or env.svarut_base_url, what="base_url")
     owned = None
@@ -177,6 +182,8 @@ class _EnvSettings:
 
 
 def _settings_from_env(environ: Mapping[str, str] | None) -> _EnvSettings:
+    from svarut.runtime.auth import MaskinportenConfig
+
     env = os.environ if environ is None else environ
     missing = [name for name in _REQUIRED_ENV if not env.get(name)]
     if missing:

@@ -104,3 +104,12 @@ def test_user_code_type_checks_with_python_field_names(tmp_path: Path) -> None:
         cwd=ROOT,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_public_names_are_all_importable() -> None:
+    import svarut
+
+    assert set(svarut.__all__) == {*svarut._EXPORTS, "__version__"}
+    for name in svarut.__all__:
+        assert getattr(svarut, name) is not None
+    assert svarut.models.PersonForsendelse.__name__ == "PersonForsendelse"
