@@ -4,7 +4,7 @@ PYTHON ?= $(VENV)/bin/python
 SPECS_DIR ?=
 GEN = $(PYTHON) -m generator $(if $(SPECS_DIR),--specs-dir $(SPECS_DIR),)
 
-.PHONY: help install generate check-generated update-specs check-upstream lint test check
+.PHONY: help install generate check-generated update-specs check-upstream lint test check demo
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -38,3 +38,6 @@ test: $(PYTHON)  ## the test suite
 	$(PYTHON) -m pytest
 
 check: lint check-generated test  ## everything CI runs
+
+demo: $(PYTHON)  ## run the simulator, send a letter through the real client, follow its status
+	$(PYTHON) -m svarut.simulator.demo

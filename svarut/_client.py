@@ -46,8 +46,18 @@ SAFE_TO_REPEAT = frozenset({"hentStatuser"})
 # How many ids one status search carries; more are split into several calls.
 STATUS_CHUNK = 100
 #: Statuses after which a forsendelse does not change any more (vent_pa_status stops there).
+#: LEVERT_NHN_MOTTAKER ends the NHN channel, which never reaches LEST.
 TERMINAL_STATUSES: frozenset[str] = frozenset(
-    {"AVVIST", "FEILET_UNDER_MOTTAK", "IKKE_LEVERT", "MANUELT_HANDTERT", "SLETTET", "LEST", "PRINTET"}
+    {
+        "AVVIST",
+        "FEILET_UNDER_MOTTAK",
+        "IKKE_LEVERT",
+        "MANUELT_HANDTERT",
+        "SLETTET",
+        "LEST",
+        "PRINTET",
+        "LEVERT_NHN_MOTTAKER",
+    }
 )
 
 
@@ -107,10 +117,15 @@ class _Waiter:
     sync and async clients: which ids are still pending, and how long to wait."""
 
     def __init__(
-        self, ids: Iterable[UUID | str], until: Collection[str] | None, timeout: float, interval: float
+        self,
+        ids: Iterable[UUID | str],
+        until: Collection[str] | None,
+        terminal: Collection[str],
+        timeout: float,
+        interval: float,
     ) -> None:
         self.ids = _ids(ids)
-        self.done_at = frozenset(str(s) for s in (until or ())) | TERMINAL_STATUSES
+        self.done_at = frozenset(str(s) for s in (*(until or ()), *terminal))
         self.latest: dict[UUID, models.ForsendelseStatus] = {}
         self.deadline = time.monotonic() + timeout
         self.interval = interval
@@ -355,12 +370,14 @@ class SvarUtClient(_SvarUtClientBase, SyncOperations):
         konto_id: UUID | str,
         ids: Sequence[UUID | str],
         until: Collection[str] | None = None,
+        terminal: Collection[str] = TERMINAL_STATUSES,
         timeout: float = 600.0,
         interval: float = 2.0,
     ) -> dict[UUID, models.ForsendelseStatus]:
-        """Poll until every forsendelse has a status in ``until`` or a terminal
-        one (:data:`TERMINAL_STATUSES`: AVVIST, FEILET_UNDER_MOTTAK, IKKE_LEVERT,
-        MANUELT_HANDTERT, SLETTET, LEST, PRINTET).
+        """Poll until every forsendelse has a status in ``until`` or in
+        ``terminal`` (default :data:`TERMINAL_STATUSES`: AVVIST,
+        FEILET_UNDER_MOTTAK, IKKE_LEVERT, MANUELT_HANDTERT, SLETTET, LEST,
+        PRINTET, LEVERT_NHN_MOTTAKER).
 
         Polls every ``interval`` seconds, backing off by half each time (to
         at most a minute). Returns the latest status per id, in input order;
@@ -368,7 +385,7 @@ class SvarUtClient(_SvarUtClientBase, SyncOperations):
         statuses so far) after ``timeout`` seconds. A status this client does
         not know is logged and waited past, not fatal.
         """
-        waiter = _Waiter(ids, until, timeout, interval)
+        waiter = _Waiter(ids, until, terminal, timeout, interval)
         while not waiter.update(self.hent_statuser(konto_id=konto_id, id=waiter.pending)):
             time.sleep(waiter.next_delay())
         return waiter.result()
@@ -408,11 +425,12 @@ class AsyncSvarUtClient(_SvarUtClientBase, AsyncOperations):
         konto_id: UUID | str,
         ids: Sequence[UUID | str],
         until: Collection[str] | None = None,
+        terminal: Collection[str] = TERMINAL_STATUSES,
         timeout: float = 600.0,
         interval: float = 2.0,
     ) -> dict[UUID, models.ForsendelseStatus]:
         """See :meth:`SvarUtClient.vent_pa_status`."""
-        waiter = _Waiter(ids, until, timeout, interval)
+        waiter = _Waiter(ids, until, terminal, timeout, interval)
         while not waiter.update(await self.hent_statuser(konto_id=konto_id, id=waiter.pending)):
             await anyio.sleep(waiter.next_delay())
         return waiter.result()

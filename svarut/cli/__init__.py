@@ -1,0 +1,73 @@
+"""``svarut``: the SvarUt client on the command line (``pip install 'fiks-svarut[cli]'``).
+
+Commands::
+
+    svarut send person|organisasjon|nhn|print [flags] DOKUMENT...   prints the new forsendelse's id
+    svarut status ID...                                              one line per id: id, status, time
+    svarut wait ID... [--until LEST] [--timeout 600]                 poll until a terminal (or wanted) status
+    svarut encrypt --sertifikat cert.pem|--environment test INPUT OUTPUT
+    svarut simulator [--port N] [--step-seconds S]                   a local SvarUt, until Ctrl-C
+
+``svarut send person --konto ID --tittel T --mottaker-navn N --fodselsnummer F
+vedtak.pdf kart.png`` builds the forsendelse from flags (filnavn from each
+file's name, mimeType guessed from it, ``--mime-type kart.png=image/png`` to
+override); ``--metadata forsendelse.json`` starts from a JSON forsendelse
+instead (the spec's camelCase names), which flags then override. ``--kryptert``
+encrypts the documents for SvarUt's certificate. On a terminal, uploads over a
+few MB show a progress bar on stderr.
+
+Settings come from flags, then environment variables (the names
+``SvarUtClient.from_env`` reads: ``SVARUT_ENVIRONMENT``, ``SVARUT_BASE_URL``,
+``SVARUT_INTEGRASJON_ID``, ``SVARUT_INTEGRASJON_PASSORD``,
+``MASKINPORTEN_CLIENT_ID``, ``MASKINPORTEN_KEYSTORE``, ... plus
+``SVARUT_KONTO_ID``), then a TOML file (``--config PATH``, default
+``~/.config/svarut/config.toml``; see :mod:`svarut.cli.config`). Passwords are
+read from the environment or the file only, and never printed.
+
+An error prints one line on stderr (``-v`` adds the details and the
+traceback), and the exit code says what kind it was:
+
+====  ==========================================================================
+0     success
+1     SvarUt, Maskinporten or the network failed (the message says which)
+2     usage or configuration error
+3     validation error: the forsendelse breaks a rule; nothing was sent
+4     outcome unknown: SvarUt may have accepted the forsendelse; look it up
+      (eksternReferanse is printed) before sending it again
+5     ``wait`` timed out before every forsendelse reached the status
+====  ==========================================================================
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+__all__ = [
+    "EXIT_API_ERROR",
+    "EXIT_OK",
+    "EXIT_OUTCOME_UNKNOWN",
+    "EXIT_USAGE",
+    "EXIT_VALIDATION",
+    "EXIT_WAIT_TIMEOUT",
+    "main",
+]
+
+EXIT_OK = 0
+EXIT_API_ERROR = 1
+EXIT_USAGE = 2
+EXIT_VALIDATION = 3
+EXIT_OUTCOME_UNKNOWN = 4
+EXIT_WAIT_TIMEOUT = 5
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """The ``svarut`` console script."""
+    try:
+        from svarut.cli.app import cli
+    except ModuleNotFoundError as exc:
+        if exc.name != "click":
+            raise
+        print("svarut: the command line needs click: pip install 'fiks-svarut[cli]'", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+    cli.main(args=list(argv) if argv is not None else None, prog_name="svarut")

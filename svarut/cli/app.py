@@ -1,0 +1,271 @@
+"""The click application behind ``svarut``: the command group (which turns
+every error into one line and an exit code), and the ``status``, ``wait``,
+``encrypt`` and ``simulator`` commands. ``send`` lives in
+:mod:`svarut.cli.send`, what they share in :mod:`svarut.cli.common`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import traceback
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+import click
+
+import svarut
+from svarut.cli.common import CliError, State, WaitTimedOut, failure, json_option, konto_option, usage_error
+from svarut.cli.send import send
+
+if TYPE_CHECKING:
+    from svarut import models
+
+EPILOG = """\b
+Exit codes:
+  0  success
+  1  SvarUt, Maskinporten or the network failed
+  2  usage or configuration error
+  3  validation error: the forsendelse breaks a rule, nothing was sent
+  4  outcome unknown: SvarUt may have the forsendelse; look it up first
+  5  wait timed out
+
+\b
+Settings: flags, then environment variables (SVARUT_ENVIRONMENT,
+SVARUT_BASE_URL, SVARUT_KONTO_ID, SVARUT_INTEGRASJON_ID,
+SVARUT_INTEGRASJON_PASSORD, MASKINPORTEN_CLIENT_ID, MASKINPORTEN_KEYSTORE,
+MASKINPORTEN_KEYSTORE_PASSWORD, ...), then --config or
+~/.config/svarut/config.toml.
+"""
+
+
+class SvarUtGroup(click.Group):
+    """Turns any error of a command into one line and its exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.Abort, click.ClickException):
+            raise
+        except Exception as exc:
+            error = failure(exc)
+            state = ctx.obj if isinstance(ctx.obj, State) else None
+            if state is not None and state.verbose:
+                error.detail = "".join(traceback.format_exception(exc))
+            raise error from exc
+
+
+def _configure_logging(verbose: bool) -> None:
+    if verbose:
+        logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(name)s: %(message)s")
+        logging.getLogger("svarut").setLevel(logging.DEBUG)
+        logging.getLogger("httpx").setLevel(logging.INFO)
+
+
+@click.group(cls=SvarUtGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="TOML config file (default ~/.config/svarut/config.toml).",
+)
+@click.option("--environment", type=click.Choice(["test", "prod"]), help="SvarUt environment [SVARUT_ENVIRONMENT].")
+@click.option("--base-url", help="SvarUt API root, overriding the environment's [SVARUT_BASE_URL].")
+@click.option("--integrasjon-id", help="The integration's id [SVARUT_INTEGRASJON_ID].")
+@click.option("--maskinporten-client-id", help="Maskinporten client id [MASKINPORTEN_CLIENT_ID].")
+@click.option(
+    "--keystore",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help=".p12 or PEM keystore for Maskinporten [MASKINPORTEN_KEYSTORE].",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log requests; show details and tracebacks of errors.")
+@click.version_option(svarut.__version__, prog_name="svarut")
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    config_path: Path | None,
+    environment: str | None,
+    base_url: str | None,
+    integrasjon_id: str | None,
+    maskinporten_client_id: str | None,
+    keystore: Path | None,
+    verbose: bool,
+) -> None:
+    """Send letters with KS Fiks SvarUt and follow their status."""
+    _configure_logging(verbose)
+    ctx.obj = State(
+        flags={
+            "SVARUT_ENVIRONMENT": environment,
+            "SVARUT_BASE_URL": base_url,
+            "SVARUT_INTEGRASJON_ID": integrasjon_id,
+            "MASKINPORTEN_CLIENT_ID": maskinporten_client_id,
+            "MASKINPORTEN_KEYSTORE": str(keystore) if keystore else None,
+        },
+        config_path=config_path,
+        verbose=verbose,
+    )
+
+
+def _print_statuses(statuser: Iterable[models.ForsendelseStatus], *, as_json: bool) -> None:
+    items = list(statuser)
+    if as_json:
+        click.echo(json.dumps([s.model_dump(mode="json", by_alias=True) for s in items], ensure_ascii=False))
+        return
+    for s in items:
+        click.echo(f"{s.id}\t{s.status}\t{s.siste_status_endring.isoformat()}")
+
+
+@cli.command()
+@click.argument("ids", nargs=-1, required=True, type=click.UUID)
+@konto_option
+@json_option
+@click.pass_obj
+def status(state: State, ids: tuple[UUID, ...], konto: UUID | None, as_json: bool) -> None:
+    """Print the status of each forsendelse ID."""
+    konto_id = state.konto_id(konto)
+    with state.client() as client:
+        statuser = client.hent_statuser(konto_id=konto_id, id=list(ids))
+    _print_statuses(statuser, as_json=as_json)
+    if statuser.mangler:
+        raise CliError(f"SvarUt has no status for {', '.join(str(i) for i in statuser.mangler)} on konto {konto_id}")
+
+
+@cli.command()
+@click.argument("ids", nargs=-1, required=True, type=click.UUID)
+@konto_option
+@click.option(
+    "--until",
+    multiple=True,
+    metavar="STATUS",
+    help="Also stop at STATUS (repeatable, e.g. AKSEPTERT); terminal statuses always stop.",
+)
+@click.option("--timeout", type=click.FloatRange(min=0), default=600.0, show_default=True, help="Seconds to wait.")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.01),
+    default=2.0,
+    show_default=True,
+    help="Seconds between polls (backs off).",
+)
+@json_option
+@click.pass_obj
+def wait(
+    state: State,
+    ids: tuple[UUID, ...],
+    konto: UUID | None,
+    until: tuple[str, ...],
+    timeout: float,
+    interval: float,
+    as_json: bool,
+) -> None:
+    """Wait until every forsendelse ID reaches a terminal status (or one of --until)."""
+    from svarut import errors, models
+
+    known = {s.value for s in models.Status}
+    wanted = [s.upper() for s in until]
+    if unknown := [s for s in wanted if s not in known]:
+        raise usage_error(f"--until {', '.join(unknown)}: not a status; one of {', '.join(sorted(known))}")
+    konto_id = state.konto_id(konto)
+    with state.client() as client:
+        try:
+            result = client.vent_pa_status(
+                konto_id=konto_id, ids=list(ids), until=wanted or None, timeout=timeout, interval=interval
+            )
+        except errors.VentPaStatusTimeoutError as exc:
+            _print_statuses(exc.statuser.values(), as_json=as_json)
+            raise WaitTimedOut(
+                f"timed out after {timeout:g} s; still waiting for {', '.join(str(i) for i in exc.ventende)}"
+            ) from exc
+    _print_statuses(result.values(), as_json=as_json)
+
+
+@cli.command()
+@click.option(
+    "--sertifikat",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="SvarUt's certificate (PEM or DER file).",
+)
+@click.option(
+    "--environment",
+    "from_environment",
+    type=click.Choice(["test", "prod"]),
+    help="Fetch SvarUt's certificate from this environment.",
+)
+@click.option("--base-url", "from_base_url", help="Fetch SvarUt's certificate from the SvarUt at this URL.")
+@click.option(
+    "--key-transport",
+    type=click.Choice(["oaep", "pkcs1v15"]),
+    default="oaep",
+    show_default=True,
+    help="RSA key transport.",
+)
+@click.argument("input_path", metavar="INPUT", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("output_path", metavar="OUTPUT", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_obj
+def encrypt(
+    state: State,
+    sertifikat: Path | None,
+    from_environment: str | None,
+    from_base_url: str | None,
+    key_transport: str,
+    input_path: Path,
+    output_path: Path,
+) -> None:
+    """Encrypt INPUT for SvarUt (CMS, as kryptert forsendelser carry it) into OUTPUT.
+
+    Without --sertifikat, --environment or --base-url the certificate is
+    fetched from the configured SvarUt (SVARUT_BASE_URL or SVARUT_ENVIRONMENT).
+    """
+    import httpx
+
+    from svarut import errors
+    from svarut.runtime import kryptering
+
+    if sum(x is not None for x in (sertifikat, from_environment, from_base_url)) > 1:
+        raise usage_error("give one of --sertifikat, --environment and --base-url")
+    if sertifikat is not None:
+        try:
+            certificate = kryptering.SvarUtSertifikat.load(sertifikat)
+        except errors.SertifikatError as exc:
+            raise usage_error(str(exc)) from None
+    else:
+        source = from_environment or from_base_url
+        if source is None:
+            source = state.settings.get("SVARUT_BASE_URL") or state.settings.get("SVARUT_ENVIRONMENT")
+        if source is None:
+            raise usage_error("give --sertifikat, --environment or --base-url (or configure SVARUT_BASE_URL)")
+        with httpx.Client(timeout=30.0) as http:
+            certificate = kryptering.hent_sertifikat(http, kryptering.sertifikat_url(source))
+    written = kryptering.encrypt_path(
+        input_path, output_path, certificate, key_transport="pkcs1v15" if key_transport == "pkcs1v15" else "oaep"
+    )
+    click.echo(
+        f"encrypted {input_path} -> {output_path} ({written} bytes) for certificate serial {certificate.serial_hex}",
+        err=True,
+    )
+
+
+@cli.command()
+@click.option("--port", type=click.IntRange(0, 65535), default=0, help="Port on 127.0.0.1 (default: a free one).")
+@click.option(
+    "--step-seconds", type=click.FloatRange(min=0), default=2.0, show_default=True, help="Seconds per status step."
+)
+@click.option(
+    "--not-digital", multiple=True, metavar="FODSELSNUMMER", help="A person without a digital mailbox (repeatable)."
+)
+def simulator(port: int, step_seconds: float, not_digital: tuple[str, ...]) -> None:
+    """Run a local SvarUt (and Maskinporten) until Ctrl-C.
+
+    Prints its URLs and the settings a client needs (as shell exports).
+    """
+    from svarut.simulator.server import Simulator, run_until_interrupted
+
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(message)s")
+    logging.getLogger("svarut.simulator").setLevel(logging.INFO)
+    run_until_interrupted(Simulator(port=port, step_seconds=step_seconds, not_digital=not_digital), out=sys.stdout)
+
+
+cli.add_command(send)

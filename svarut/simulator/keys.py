@@ -1,0 +1,113 @@
+"""Throwaway keys for the simulator: SvarUt's encryption certificate and a
+client keystore for the Maskinporten stand-in.
+
+Both are RSA-2048 with self-signed certificates valid for a year, so neither
+the client's expiry warnings nor its validity checks fire. Generating an RSA
+key takes a noticeable fraction of a second, so :func:`throwaway_keys` makes
+one set per process and every simulator in it shares that set (they are
+throwaway keys; sharing them also means the client's per-URL certificate
+cache can never hold a certificate another simulator on a reused port does
+not have).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+from svarut.runtime.auth import Keystore
+from svarut.runtime.kryptering import SvarUtSertifikat
+
+__all__ = ["KeyPair", "SimulatorKeys", "generate_key_pair", "throwaway_keys"]
+
+VALID_DAYS = 365
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    """An RSA private key and its self-signed certificate."""
+
+    private_key: rsa.RSAPrivateKey
+    certificate: x509.Certificate
+
+    @property
+    def certificate_pem(self) -> bytes:
+        return self.certificate.public_bytes(serialization.Encoding.PEM)
+
+    @property
+    def private_key_pem(self) -> bytes:
+        return self.private_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+
+    def keystore(self, *, source: str = "svarut simulator keystore") -> Keystore:
+        """The pair as a Maskinporten :class:`~svarut.auth.Keystore` (signs with x5c)."""
+        return Keystore(private_key=self.private_key, certificates=[self.certificate], source=source)
+
+    def write_pem(self, path: Path) -> Path:
+        """Write key and certificate into one PEM file (what ``Keystore.load``
+        and ``MASKINPORTEN_KEYSTORE`` take), readable by the owner only."""
+        path.touch(mode=0o600, exist_ok=True)
+        path.write_bytes(self.private_key_pem + self.certificate_pem)
+        return path
+
+
+def generate_key_pair(common_name: str, *, organization: str = "fiks-svarut simulator") -> KeyPair:
+    """A fresh RSA-2048 key with a self-signed certificate for ``common_name``."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
+        ]
+    )
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        # A minute back: the client checks not-valid-before against its own clock.
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(days=VALID_DAYS))
+        .sign(key, hashes.SHA256())
+    )
+    return KeyPair(key, certificate)
+
+
+@dataclass(frozen=True)
+class SimulatorKeys:
+    """The two key pairs a simulator uses."""
+
+    svarut: KeyPair
+    """SvarUt's encryption key: its certificate is served at ``/forsendelse/publickey/hent``."""
+    client: KeyPair
+    """The client's virksomhetssertifikat stand-in, for Maskinporten assertions."""
+
+    @property
+    def sertifikat(self) -> SvarUtSertifikat:
+        return SvarUtSertifikat(self.svarut.certificate, source="svarut simulator")
+
+
+_keys: SimulatorKeys | None = None
+_keys_lock = threading.Lock()
+
+
+def throwaway_keys() -> SimulatorKeys:
+    """The process's simulator keys, generated on first use."""
+    global _keys
+    with _keys_lock:
+        if _keys is None:
+            _keys = SimulatorKeys(
+                svarut=generate_key_pair("SvarUt simulator"),
+                client=generate_key_pair("Simulert virksomhet"),
+            )
+        return _keys
