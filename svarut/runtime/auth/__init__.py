@@ -7,23 +7,25 @@
 - :mod:`.maskinporten`: the JWT bearer grant and its token cache.
 - :mod:`.keystore`: the signing key and certificate (PKCS#12, PEM, kid).
 - :mod:`.environments`: which Maskinporten goes with which SvarUt.
-- :mod:`.errors`: :class:`MaskinportenError` and its subclasses.
+
+Its errors (:class:`MaskinportenError` and subclasses) are part of the one
+tree in :mod:`svarut.runtime.errors`.
 
 Like the rest of the runtime, nothing here knows the generated code.
 """
 
 from svarut.runtime.auth.environments import ENVIRONMENTS, Environment, EnvironmentName, environment
-from svarut.runtime.auth.errors import (
+from svarut.runtime.auth.keystore import EXPIRY_WARNING_DAYS, Keystore
+from svarut.runtime.auth.maskinporten import AccessToken, MaskinportenConfig, MaskinportenTokenProvider
+from svarut.runtime.auth.svarut_auth import SvarUtAuth
+from svarut.runtime.auth.tokens import StaticToken, TokenProvider
+from svarut.runtime.errors import (
     CertificateExpiryWarning,
     KeystoreError,
     MaskinportenConnectionError,
     MaskinportenError,
     MaskinportenTokenError,
 )
-from svarut.runtime.auth.keystore import EXPIRY_WARNING_DAYS, Keystore
-from svarut.runtime.auth.maskinporten import AccessToken, MaskinportenConfig, MaskinportenTokenProvider
-from svarut.runtime.auth.svarut_auth import SvarUtAuth
-from svarut.runtime.auth.tokens import StaticToken, TokenProvider
 
 __all__ = [
     "ENVIRONMENTS",

@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, r
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from svarut.runtime.auth.errors import CertificateExpiryWarning, KeystoreError
+from svarut.runtime.errors import CertificateExpiryWarning, KeystoreError
 
 #: A certificate expiring within this many days gives a CertificateExpiryWarning.
 EXPIRY_WARNING_DAYS = 30

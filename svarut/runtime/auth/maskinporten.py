@@ -16,7 +16,6 @@ token requests go through the provider's own HTTP clients, which
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import threading
 import time
@@ -30,8 +29,8 @@ import anyio
 import httpx
 
 from svarut.runtime.auth.environments import environment, normalize_issuer, require_secure_url, token_endpoint_of
-from svarut.runtime.auth.errors import MaskinportenConnectionError, MaskinportenTokenError
 from svarut.runtime.auth.keystore import Keystore
+from svarut.runtime.errors import MaskinportenConnectionError, MaskinportenTokenError, json_fields
 
 log = logging.getLogger("svarut.auth")
 
@@ -424,7 +423,7 @@ class MaskinportenTokenProvider:
     def _parse(self, response: httpx.Response, key: CacheKey) -> AccessToken:
         status = f"{response.status_code} {response.reason_phrase}".rstrip()
         asked = f"client_id {self.config.client_id!r}, scope {' '.join(key[0])!r}"
-        fields = _json_object(response.content)
+        fields = json_fields(response.content)
         if not response.is_success:
             error = fields.get("error") if isinstance(fields.get("error"), str) else None
             description = fields.get("error_description")
@@ -458,14 +457,6 @@ class MaskinportenTokenProvider:
         scope = fields.get("scope")
         scope = scope if isinstance(scope, str) else None
         return AccessToken(access_token=token, expires_in=int(expires_in), scope=scope)
-
-
-def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        value = json.loads(body)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 def _excerpt(body: bytes) -> str:
