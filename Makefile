@@ -4,7 +4,7 @@ PYTHON ?= $(VENV)/bin/python
 SPECS_DIR ?=
 GEN = $(PYTHON) -m generator $(if $(SPECS_DIR),--specs-dir $(SPECS_DIR),)
 
-.PHONY: help install generate check-generated update-specs check-upstream lint test check demo
+.PHONY: help install generate check-generated update-specs check-upstream lint test check demo bench
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -41,3 +41,6 @@ check: lint check-generated test  ## everything CI runs
 
 demo: $(PYTHON)  ## run the simulator, send a letter through the real client, follow its status
 	$(PYTHON) -m svarut.simulator.demo
+
+bench: $(PYTHON)  ## benchmarks against a local sink, with same-run baselines (writes bench/results.json)
+	$(PYTHON) bench/bench.py $(BENCH_ARGS)

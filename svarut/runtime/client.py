@@ -44,6 +44,9 @@ DEFAULT_TIMEOUT = httpx.Timeout(16 * 60.0, connect=10.0, pool=10.0)
 # Success and error bodies are small JSON documents; a bigger one is not SvarUt.
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 USER_AGENT = "fiks-svarut-python"
+# A success body up to this size is parsed on the event loop (well under a
+# millisecond); a bigger one goes to a worker thread.
+INLINE_PARSE_BYTES = 64 * 1024
 DEFAULT_RETRY = RetryPolicy()
 # Keys of the serialized forsendelse that identify it for a later lookup.
 EKSTERN_REFERANSE_KEY = "eksternReferanse"
@@ -434,10 +437,14 @@ class AsyncAPIClient(BaseClient):
         body: JsonBody | MultipartInput | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
     ) -> T:
-        # Preparing a send stats (and may sniff) files: keep that off the event loop.
-        prepared = await anyio.to_thread.run_sync(
-            lambda: self._prepare(endpoint, path_params=path_params, body=body, timeout=timeout)
-        )
+        if isinstance(body, MultipartInput):
+            # Preparing a send stats (and may sniff) files: keep that off the event loop.
+            prepared = await anyio.to_thread.run_sync(
+                lambda: self._prepare(endpoint, path_params=path_params, body=body, timeout=timeout)
+            )
+        else:
+            # A JSON body touches no file: a worker-thread trip would cost more than the work.
+            prepared = self._prepare(endpoint, path_params=path_params, body=body, timeout=timeout)
         attempt = 0
         while True:
             request = self._request_for(self._http, prepared, prepared.body.async_stream() if prepared.body else None)
@@ -453,6 +460,10 @@ class AsyncAPIClient(BaseClient):
                     raise await anyio.to_thread.run_sync(self._failure, endpoint, prepared, exc, request) from exc
             else:
                 if (delay := self._retry_after_response(endpoint, prepared, attempt, response)) is None:
+                    if response.is_success and len(data) <= INLINE_PARSE_BYTES:
+                        return self._result(endpoint, prepared, response, data)
+                    # An error may hash the documents (SendOutcomeUnknownError), and a big
+                    # body takes a while to parse: not on the event loop.
                     return await anyio.to_thread.run_sync(self._result, endpoint, prepared, response, data)
             await anyio.sleep(delay)
             attempt += 1
