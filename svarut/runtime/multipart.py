@@ -137,45 +137,44 @@ class MultipartBody:
         return AsyncStream(self)
 
 
-def _gather(pieces: Iterable[bytes]) -> Iterator[bytes]:
-    """``pieces`` with runs of small ones joined (see GATHER_SIZE); a big
-    piece passes through as it is, uncopied."""
-    pending: list[bytes] = []
-    size = 0
-    for piece in pieces:
+class _Gatherer:
+    """Joins runs of small pieces (see GATHER_SIZE); a big piece passes
+    through as it is, uncopied. Shared by the sync and async bodies."""
+
+    def __init__(self) -> None:
+        self._pending: list[bytes] = []
+        self._size = 0
+
+    def push(self, piece: bytes) -> list[bytes]:
+        """What to write now that ``piece`` has come."""
         if len(piece) < GATHER_SIZE:
-            pending.append(piece)
-            size += len(piece)
-            if size < GATHER_SIZE:
-                continue
-            piece = b""
-        if pending:
-            yield b"".join(pending)
-            pending, size = [], 0
-        if piece:
-            yield piece
-    if pending:
-        yield b"".join(pending)
+            self._pending.append(piece)
+            self._size += len(piece)
+            return self.flush() if self._size >= GATHER_SIZE else []
+        return [*self.flush(), piece]
+
+    def flush(self) -> list[bytes]:
+        if not self._pending:
+            return []
+        joined = b"".join(self._pending)
+        self._pending, self._size = [], 0
+        return [joined]
+
+
+def _gather(pieces: Iterable[bytes]) -> Iterator[bytes]:
+    gatherer = _Gatherer()
+    for piece in pieces:
+        yield from gatherer.push(piece)
+    yield from gatherer.flush()
 
 
 async def _agather(pieces: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
-    """:func:`_gather` for the async body."""
-    pending: list[bytes] = []
-    size = 0
+    gatherer = _Gatherer()
     async for piece in pieces:
-        if len(piece) < GATHER_SIZE:
-            pending.append(piece)
-            size += len(piece)
-            if size < GATHER_SIZE:
-                continue
-            piece = b""
-        if pending:
-            yield b"".join(pending)
-            pending, size = [], 0
-        if piece:
-            yield piece
-    if pending:
-        yield b"".join(pending)
+        for out in gatherer.push(piece):
+            yield out
+    for out in gatherer.flush():
+        yield out
 
 
 class SyncStream(httpx.SyncByteStream):
