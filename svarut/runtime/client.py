@@ -326,9 +326,12 @@ class BaseClient:
                 return endpoint.parse(body)
             except ValidationError as exc:
                 raise errors.APIResponseValidationError(response=response, body=body, cause=exc) from None
-        error_message = _lenient(endpoint.error_model, body) if endpoint.error_model else None
-        cls = errors.status_error_class(response.status_code, errors.json_fields(body))
-        error = cls(response=response, body=body, error_message=error_message)
+        # An error body is parsed once: for the model, the error class and the error's fields.
+        data = errors.json_object(body)
+        fields = data or {}
+        error_message = _lenient(endpoint.error_model, data) if endpoint.error_model else None
+        cls = errors.status_error_class(response.status_code, fields)
+        error = cls(response=response, body=body, error_message=error_message, fields=fields)
         if (
             response.status_code >= 500
             and not is_rejection(response)
@@ -495,15 +498,12 @@ def _problems(exc: ValidationError) -> list[Problem]:
     return [Problem(".".join(str(p) for p in e["loc"]), e["type"], e["msg"]) for e in exc.errors()]
 
 
-def _lenient(model: type[BaseModel], body: bytes) -> BaseModel | None:
-    """Parse an error body, dropping the fields that do not have the spec's
-    type (the live server sends ``errorJson`` as an object where the spec says
-    string), so the rest is still available."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return None
-    if not isinstance(data, dict):
+def _lenient(model: type[BaseModel], data: dict[str, Any] | None) -> BaseModel | None:
+    """Read an error body (``data``: it parsed as a JSON object, or None)
+    into ``model``, dropping the fields that do not have the spec's type (the
+    live server sends ``errorJson`` as an object where the spec says string),
+    so the rest is still available."""
+    if data is None:
         return None
     for _ in range(len(data) + 1):
         try:

@@ -187,12 +187,14 @@ class APIStatusError(APIError):
         response: httpx.Response,
         body: bytes,
         error_message: Any | None,
+        fields: dict[str, Any] | None = None,
     ) -> None:
+        """``fields``: the body parsed as a JSON object, if the caller has it already."""
         self.response = response
         self.status_code = response.status_code
         self.raw_body = _excerpt(body)
         self.error_message = error_message
-        fields = json_fields(body)
+        fields = json_fields(body) if fields is None else fields
         self.error_id: str | None = _str(fields.get("errorId"))
         self.error_code: str | None = _str(fields.get("errorCode"))
         self.message: str | None = _str(fields.get("message")) or _str(fields.get("error"))
@@ -316,12 +318,17 @@ def _clip(text: str | None) -> str | None:
     return text[:RAW_BODY_EXCERPT] + f"… [{len(text)} characters in all]"
 
 
-def json_fields(body: bytes) -> dict[str, Any]:
+def json_object(body: bytes) -> dict[str, Any] | None:
+    """The body as a JSON object, or None when it is not one."""
     try:
         value = json.loads(body)
     except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def json_fields(body: bytes) -> dict[str, Any]:
+    return json_object(body) or {}
 
 
 def _str(value: Any) -> str | None:
