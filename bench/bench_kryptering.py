@@ -28,16 +28,13 @@ import sys
 import tempfile
 import time
 import warnings
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from svarut.kryptering import Kryptering, encrypt_path
 from svarut.runtime.files import Source
+from svarut.simulator.keys import generate_key_pair
 
 MIB = 1024 * 1024
 TARGET_RSS_GROWTH = 32 * MIB
@@ -80,25 +77,11 @@ def _maxrss_kib() -> int:
 
 
 def make_certificate(directory: Path) -> tuple[x509.Certificate, Path, Path]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench SvarUt")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=365))
-        .sign(key, hashes.SHA256())
-    )
+    pair = generate_key_pair("bench SvarUt")
     cert_pem, key_pem = directory / "cert.pem", directory / "key.pem"
-    cert_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_pem.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return cert, cert_pem, key_pem
+    cert_pem.write_bytes(pair.certificate_pem)
+    key_pem.write_bytes(pair.private_key_pem)
+    return pair.certificate, cert_pem, key_pem
 
 
 def write_random(path: Path, size: int) -> str:

@@ -8,19 +8,15 @@ from __future__ import annotations
 import json
 import subprocess
 import uuid
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 from requests_toolbelt.multipart.decoder import MultipartDecoder
 
 from svarut import kryptering as k
 from svarut import models
 from svarut.errors import ForsendelseValidationError
+from svarut.simulator.keys import generate_key_pair
 
 pytestmark = pytest.mark.anyio
 
@@ -29,26 +25,11 @@ KONTO = uuid.uuid4()
 
 @pytest.fixture(scope="module")
 def svarut_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, bytes]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "SvarUt test")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=365))
-        .sign(key, hashes.SHA256())
-    )
+    pair = generate_key_pair("SvarUt test")
     d = tmp_path_factory.mktemp("svarut-key")
-    pem = cert.public_bytes(serialization.Encoding.PEM)
-    (d / "key.pem").write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    (d / "cert.pem").write_bytes(pem)
-    return d / "key.pem", d / "cert.pem", pem
+    (d / "key.pem").write_bytes(pair.private_key_pem)
+    (d / "cert.pem").write_bytes(pair.certificate_pem)
+    return d / "key.pem", d / "cert.pem", pair.certificate_pem
 
 
 @pytest.fixture(autouse=True)
