@@ -66,6 +66,8 @@ class MultipartBody:
     metadata_py_name: str
     model: str
     files: FilePart
+    # The items model of the array that describes each file (``PersonDokument``).
+    document_model: str | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,9 @@ class Response:
 
 @dataclass(frozen=True)
 class Operation:
+    """``kind`` is the last segment of a multipart (send) operation's path,
+    which the CLI, simulator and batch runner use as its name; None otherwise."""
+
     operation_id: str
     method_name: str
     const_name: str
@@ -93,6 +98,7 @@ class Operation:
     multipart_body: MultipartBody | None
     response: Response
     error_model: str | None
+    kind: str | None = None
 
 
 @dataclass(frozen=True)

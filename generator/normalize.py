@@ -308,6 +308,14 @@ def _parameters(operation: Mapping[str, Any]) -> tuple[Parameter, ...]:
     return tuple(params)
 
 
+def _kind(path: str) -> str:
+    """A send operation's name for people: the last literal segment of its path."""
+    segments = [s for s in path.split("/") if s and not s.startswith("{")]
+    if not segments or not re.fullmatch(r"[a-z][a-z0-9_-]*", segments[-1]):
+        raise SpecError(f"cannot name the send operation at {path!r}: its last segment is not a lower-case word")
+    return segments[-1]
+
+
 def _is_binary(schema: Schema) -> bool:
     return schema.get("type") == "string" and schema.get("format") == "binary"
 
@@ -328,7 +336,7 @@ def _multipart_body(operation: Mapping[str, Any], schemas: Mapping[str, Schema])
     (meta_name, meta_schema), (file_name, file_schema) = metadata[0], files[0]
     model = ref_name(meta_schema["$ref"])
     is_array = file_schema.get("type") == "array"
-    described_by = None
+    described_by = document_model = None
     if is_array:
         meta_props = schemas[model].get("properties", {})
         described = meta_props.get(file_name)
@@ -337,7 +345,8 @@ def _multipart_body(operation: Mapping[str, Any], schemas: Mapping[str, Schema])
                 f"{op_id}: the file part {file_name!r} is an array, so {model} needs an array property "
                 f"{file_name!r} describing each file"
             )
-        item = schemas[ref_name(described["items"]["$ref"])]
+        document_model = ref_name(described["items"]["$ref"])
+        item = schemas[document_model]
         missing = {FILENAME_KEY, CONTENT_TYPE_KEY} - set(item.get("properties", {}))
         if missing:
             raise SpecError(f"{op_id}: the items of {model}.{file_name} lack {sorted(missing)}")
@@ -353,6 +362,7 @@ def _multipart_body(operation: Mapping[str, Any], schemas: Mapping[str, Schema])
             described_by=described_by,
             description=file_schema.get("description", ""),
         ),
+        document_model=document_model,
     )
 
 
@@ -453,12 +463,17 @@ def build_api(specs: Mapping[str, Schema]) -> Api:
                 multipart_body=multipart,
                 response=response,
                 error_model=error_model,
+                kind=_kind(path) if multipart else None,
             )
         )
     names = [o.method_name for o in operations]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise SpecError(f"operationIds map to the same method name: {duplicates}")
+    kinds = [o.kind for o in operations if o.kind]
+    duplicates = sorted({k for k in kinds if kinds.count(k) > 1})
+    if duplicates:
+        raise SpecError(f"send operations whose paths end in the same segment: {duplicates}")
 
     responses = _closure(response_roots, schemas)
     requests = _closure(request_roots, schemas) - responses

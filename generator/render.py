@@ -142,10 +142,12 @@ def _add_validation_aliases(code: str) -> str:
 
 def _view(api: Api, head: str) -> dict[str, Any]:
     operations = [_operation_view(op) for op in api.operations]
-    typing_names = sorted({n for op in operations for n in op["typing_names"]})
+    # ENDPOINTS and SEND_OPERATIONS are typed Mapping[str, ...], Endpoint[Any].
+    typing_names = sorted({n for op in operations for n in op["typing_names"]} | {"Any", "Mapping"})
     return {
         "header": head,
         "operations": operations,
+        "send_operations": [_send_operation_view(op) for op in api.operations if op.kind],
         "imports": _imports(typing_names),
         "servers": [{"url": repr(url), "description": repr(desc)} for url, desc in api.servers],
         "flavors": [
@@ -234,6 +236,25 @@ def _operation_view(op: Operation) -> dict[str, Any]:
             "error_model": error_model,
         },
         "typing_names": sorted(_used_names(returns, *args, *optional_args)),
+    }
+
+
+def _send_operation_view(op: Operation) -> dict[str, str]:
+    mp = op.multipart_body
+    assert mp is not None and op.kind is not None
+    return {
+        "kind": repr(op.kind),
+        "const_name": op.const_name,
+        "method_name": repr(op.method_name),
+        "summary": repr(op.summary),
+        "model": f"models.{mp.model}",
+        "metadata_part": repr(mp.metadata_part),
+        "metadata_argument": repr(mp.metadata_py_name),
+        "file_part": repr(mp.files.spec_name),
+        "file_argument": repr(mp.files.py_name),
+        "described_by": repr(mp.files.described_by),
+        "document_model": f"models.{mp.document_model}" if mp.document_model else "None",
+        "path_arguments": repr(tuple(p.py_name for p in op.parameters)),
     }
 
 

@@ -597,3 +597,32 @@ def test_a_ref_to_an_unknown_schema_is_refused() -> None:
     schemas(drifted)["Mottaker"]["properties"]["adresse"] = {"$ref": REF + "Finnesikke"}
     with pytest.raises(SpecError, match="Finnesikke"):
         build_api(drifted)
+
+
+def test_send_operations_list_every_multipart_operation_by_the_last_segment_of_its_path(
+    locked_specs: dict[str, Any],
+) -> None:
+    from svarut.generated import ENDPOINTS, SEND_OPERATIONS
+
+    api = build_api(locked_specs)
+    multipart = {op.path.rsplit("/", 1)[1]: op for op in api.operations if op.multipart_body}
+    assert sorted(SEND_OPERATIONS) == sorted(multipart) == ["nhn", "organisasjon", "person", "print"]
+    for kind, send in SEND_OPERATIONS.items():
+        op = multipart[kind]
+        assert send.endpoint is ENDPOINTS[op.operation_id]
+        assert send.method_name == op.method_name and send.endpoint.path == op.path
+        assert op.multipart_body is not None
+        assert send.model.__name__ == op.multipart_body.model
+        assert (send.file_part, send.described_by) == (
+            op.multipart_body.files.spec_name,
+            op.multipart_body.files.described_by,
+        )
+    person = SEND_OPERATIONS["person"]
+    assert person.document_model is not None and person.document_model.__name__ == "PersonDokument"
+    assert SEND_OPERATIONS["nhn"].document_model is None
+    assert person.arguments(konto_id="k", forsendelse=person.model.model_construct(), files={}) == {
+        "konto_id": "k",
+        "forsendelse": person.model.model_construct(),
+        "dokumenter": {},
+        "kryptering": False,
+    }

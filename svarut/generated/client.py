@@ -12,6 +12,7 @@ sends go through the runtime's streaming encoder) and reads the response.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 from uuid import UUID
 
 from svarut.runtime.client import (
@@ -26,6 +27,7 @@ from svarut.runtime.client import (
     drop_none,
 )
 from svarut.runtime.files import File, FileSource
+from svarut.runtime.operations import SendOperation
 
 from . import models
 
@@ -75,6 +77,76 @@ SEND_TIL_PRINT: Endpoint[UUID] = Endpoint(
     unwrap="id",
     error_model=models.ErrorMessage,
 )
+
+#: Every operation, by operationId.
+ENDPOINTS: Mapping[str, Endpoint[Any]] = {
+    "hentStatuser": HENT_STATUSER,
+    "sendTilNhn": SEND_TIL_NHN,
+    "sendTilOrganisasjon": SEND_TIL_ORGANISASJON,
+    "sendTilPerson": SEND_TIL_PERSON,
+    "sendTilPrint": SEND_TIL_PRINT,
+}
+
+#: The send (multipart) operations by kind, the last segment of their path:
+#: what the CLI, the simulator and the batch runner offer.
+SEND_OPERATIONS: Mapping[str, SendOperation] = {
+    "nhn": SendOperation(
+        kind="nhn",
+        endpoint=SEND_TIL_NHN,
+        method_name="send_til_nhn",
+        summary="Sender forsendelse til mottaker i Norsk Helsenett fra oppgitt konto",
+        model=models.NhnForsendelse,
+        metadata_part="forsendelse",
+        metadata_argument="forsendelse",
+        file_part="dokument",
+        file_argument="dokument",
+        described_by=None,
+        document_model=None,
+        path_arguments=("konto_id",),
+    ),
+    "organisasjon": SendOperation(
+        kind="organisasjon",
+        endpoint=SEND_TIL_ORGANISASJON,
+        method_name="send_til_organisasjon",
+        summary="Sender forsendelse til organisasjon fra oppgitt konto",
+        model=models.OrganisasjonForsendelse,
+        metadata_part="forsendelse",
+        metadata_argument="forsendelse",
+        file_part="dokumenter",
+        file_argument="dokumenter",
+        described_by="dokumenter",
+        document_model=models.OrganisasjonDokument,
+        path_arguments=("konto_id",),
+    ),
+    "person": SendOperation(
+        kind="person",
+        endpoint=SEND_TIL_PERSON,
+        method_name="send_til_person",
+        summary="Sender forsendelse til person fra oppgitt konto",
+        model=models.PersonForsendelse,
+        metadata_part="forsendelse",
+        metadata_argument="forsendelse",
+        file_part="dokumenter",
+        file_argument="dokumenter",
+        described_by="dokumenter",
+        document_model=models.PersonDokument,
+        path_arguments=("konto_id",),
+    ),
+    "print": SendOperation(
+        kind="print",
+        endpoint=SEND_TIL_PRINT,
+        method_name="send_til_print",
+        summary="Sender forsendelse som skal printes. Om kontoen det sendes fra er konfigurert til å bruke driftsleverandøren til KS Digital vil den automatisk printes og sendes i posten, ellers må den manuelt printes. Denne skal kun brukes for forsendelser som ikke kan sendes digitalt, og vil medføre økte kostnader.",
+        model=models.PrintForsendelse,
+        metadata_part="forsendelse",
+        metadata_argument="forsendelse",
+        file_part="dokumenter",
+        file_argument="dokumenter",
+        described_by="dokumenter",
+        document_model=models.PrintDokument,
+        path_arguments=("konto_id",),
+    ),
+}
 
 
 class SyncOperations(SyncAPIClient):
