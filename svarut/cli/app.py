@@ -269,3 +269,4 @@ def simulator(port: int, step_seconds: float, not_digital: tuple[str, ...]) -> N
 
 
 cli.add_command(send)
+cli.add_command(__import__("svarut.cli.batch", fromlist=["batch"]).batch)

@@ -1,0 +1,535 @@
+"""The batch journal: what happened to every letter, durably.
+
+One table row per letter (``batch_letter``), one per status change
+(``batch_status``), and the run's settings (``batch_meta``: the run id,
+created once per journal, and the konto). A letter moves::
+
+    waiting ──claim──▶ waiting (worker, lease) ──intent──▶ sending ──answer──▶ sent | refused | unknown
+       ▲                     │ lease expires                  │ not sent (connection) → waiting
+       └─────────────────────┘                                │ runner died → unknown
+    unknown ──--resend-unknown──▶ waiting (resend) ──▶ sent | duplicate-confirmed
+    (a line that does not check, with --skip-invalid) ──▶ skipped
+
+The intent (``sending``) is committed before the first byte goes on the wire
+and the answer after it, so a crash leaves every letter either not sent, known,
+or ``sending``, which the next run turns into ``unknown`` (SQLite: at once,
+since one runner holds the journal; PostgreSQL: when the dead worker's lease
+expires). The SQL is shared by both databases; :class:`SQLiteJournal` lives
+here, :class:`~svarut.batch.postgres.PostgresJournal` in its own module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import socket
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+WAITING = "waiting"
+SENDING = "sending"
+SENT = "sent"
+REFUSED = "refused"
+UNKNOWN = "unknown"
+DUPLICATE_CONFIRMED = "duplicate-confirmed"
+SKIPPED = "skipped"
+STATES = (WAITING, SENDING, SENT, REFUSED, UNKNOWN, DUPLICATE_CONFIRMED, SKIPPED)
+#: States a letter does not leave by itself: sending it again would risk a duplicate or repeat a refusal.
+FINISHED = frozenset({SENT, REFUSED, UNKNOWN, DUPLICATE_CONFIRMED, SKIPPED})
+#: A letter that failed to connect this many times stays waiting until a later run.
+MAX_ATTEMPTS = 5
+
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS batch_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS batch_letter (
+        ref TEXT PRIMARY KEY,
+        line INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        letter TEXT NOT NULL,
+        ekstern_referanse TEXT,
+        state TEXT NOT NULL,
+        resend INTEGER NOT NULL DEFAULT 0,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        worker TEXT,
+        lease_until DOUBLE PRECISION,
+        not_before DOUBLE PRECISION,
+        forsendelse_id TEXT,
+        error TEXT,
+        dokumenter_sha256 TEXT,
+        status TEXT,
+        status_time TEXT,
+        updated DOUBLE PRECISION
+    )""",
+    "CREATE INDEX IF NOT EXISTS batch_letter_state ON batch_letter (state, line)",
+    """CREATE TABLE IF NOT EXISTS batch_status (
+        ref TEXT NOT NULL,
+        forsendelse_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        status_time TEXT,
+        recorded DOUBLE PRECISION NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS batch_status_ref ON batch_status (ref)",
+)
+_COLUMNS = (
+    "ref, line, kind, letter, ekstern_referanse, state, resend, attempts, forsendelse_id, error, "
+    "dokumenter_sha256, status, status_time"
+)
+
+_SELECT_ONE = f"SELECT {_COLUMNS} FROM batch_letter WHERE ref = ?"  # noqa: S608 (constants only)
+
+
+@dataclass(frozen=True)
+class Row:
+    """A letter as the journal has it."""
+
+    ref: str
+    line: int
+    kind: str
+    letter: str
+    ekstern_referanse: str | None
+    state: str
+    resend: bool
+    attempts: int
+    forsendelse_id: str | None
+    error: str | None
+    dokumenter_sha256: dict[str, str | None] | None
+    status: str | None
+    status_time: str | None
+
+    @classmethod
+    def of(cls, values: Sequence[Any]) -> Row:
+        sha = values[10]
+        return cls(
+            ref=values[0],
+            line=int(values[1]),
+            kind=values[2],
+            letter=values[3],
+            ekstern_referanse=values[4],
+            state=values[5],
+            resend=bool(values[6]),
+            attempts=int(values[7]),
+            forsendelse_id=values[8],
+            error=values[9],
+            dokumenter_sha256=json.loads(sha) if sha else None,
+            status=values[11],
+            status_time=values[12],
+        )
+
+
+@dataclass(frozen=True)
+class NewLetter:
+    """A manifest letter to record: waiting, or skipped with its problems."""
+
+    ref: str
+    line: int
+    kind: str
+    letter: str
+    ekstern_referanse: str | None
+    skipped: str | None = None
+
+
+class JournalError(Exception):
+    """The journal cannot be used (held by another runner, another konto, unreadable)."""
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Journal:
+    """The journal operations, on a DB-API connection; subclasses give the
+    connection, the placeholder style, the clock and how a claim locks."""
+
+    paramstyle = "?"
+    now_sql = "0"
+    skip_locked = ""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.worker = worker_id()
+        self.run_id = ""
+        self.konto_id: str | None = None
+
+    # --- what a backend provides ------------------------------------------------
+
+    def _connection(self) -> Any:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _sql(self, text: str) -> str:
+        text = text.replace("{now}", self.now_sql).replace("{skip_locked}", self.skip_locked)
+        return text.replace("?", self.paramstyle) if self.paramstyle != "?" else text
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        """A cursor in one transaction, committed on success (durably: both
+        backends sync the commit to disk), rolled back on error."""
+        with self._lock:
+            connection = self._connection()
+            cursor = connection.cursor()
+            try:
+                self._begin(cursor)
+                yield cursor
+            except BaseException:
+                connection.rollback()
+                raise
+            else:
+                connection.commit()
+            finally:
+                cursor.close()
+
+    def _begin(self, cursor: Any) -> None:
+        pass
+
+    def _setup_lock(self, cursor: Any) -> None:
+        pass
+
+    def _execute(self, cursor: Any, sql: str, params: Sequence[Any] = ()) -> Any:
+        cursor.execute(self._sql(sql), tuple(params))
+        return cursor
+
+    # --- setting up -------------------------------------------------------------------
+
+    def setup(self, *, konto_id: str | None) -> None:
+        """Create the tables and the run id (once per journal); remember the
+        konto, refusing another one than the journal's."""
+        with self._transaction() as cur:
+            self._setup_lock(cur)
+            for statement in SCHEMA:
+                self._execute(cur, statement)
+            self._execute(
+                cur,
+                "INSERT INTO batch_meta (key, value) VALUES ('run_id', ?) ON CONFLICT DO NOTHING",
+                (uuid.uuid4().hex[:12],),
+            )
+            if konto_id is not None:
+                self._execute(
+                    cur,
+                    "INSERT INTO batch_meta (key, value) VALUES ('konto_id', ?) ON CONFLICT DO NOTHING",
+                    (konto_id,),
+                )
+            meta = dict(self._execute(cur, "SELECT key, value FROM batch_meta").fetchall())
+        self.run_id = meta["run_id"]
+        self.konto_id = meta.get("konto_id")
+        if konto_id is not None and self.konto_id != konto_id:
+            raise JournalError(f"this journal belongs to konto {self.konto_id}, not {konto_id}")
+
+    def open_existing(self) -> None:
+        """Read the run id and konto of a journal that must exist already."""
+        try:
+            with self._transaction() as cur:
+                meta = dict(self._execute(cur, "SELECT key, value FROM batch_meta").fetchall())
+        except Exception as exc:
+            raise JournalError(f"not a batch journal (or unreadable): {exc}") from None
+        if "run_id" not in meta:
+            raise JournalError("not a batch journal: it has no run id")
+        self.run_id = meta["run_id"]
+        self.konto_id = meta.get("konto_id")
+
+    def load(self, letters: Iterable[NewLetter], *, chunk: int = 1000) -> None:
+        """Record the manifest's letters; a ref already in the journal keeps its state."""
+        batch: list[NewLetter] = []
+        for letter in letters:
+            batch.append(letter)
+            if len(batch) >= chunk:
+                self._load(batch)
+                batch = []
+        if batch:
+            self._load(batch)
+
+    def _load(self, batch: list[NewLetter]) -> None:
+        with self._transaction() as cur:
+            for n in batch:
+                self._execute(
+                    cur,
+                    "INSERT INTO batch_letter (ref, line, kind, letter, ekstern_referanse, state, error, updated) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, {now}) ON CONFLICT DO NOTHING",
+                    (
+                        n.ref,
+                        n.line,
+                        n.kind,
+                        n.letter,
+                        n.ekstern_referanse,
+                        SKIPPED if n.skipped else WAITING,
+                        n.skipped,
+                    ),
+                )
+                if n.skipped is None:
+                    # A line skipped by an earlier run that checks now is sent after all.
+                    self._execute(
+                        cur,
+                        "UPDATE batch_letter SET state = ?, error = NULL, line = ?, kind = ?, letter = ?, "
+                        "ekstern_referanse = ? WHERE ref = ? AND state = ?",
+                        (WAITING, n.line, n.kind, n.letter, n.ekstern_referanse, n.ref, SKIPPED),
+                    )
+
+    # --- running ---------------------------------------------------------------------
+
+    def recover(self, *, all_sending: bool) -> list[Row]:
+        """Letters left ``sending`` by a runner that died (``all_sending``:
+        every one, as SQLite's single runner may say; else those whose lease
+        expired) become ``unknown``; returned so their hashes can be added."""
+        where = "state = ?" if all_sending else "state = ? AND lease_until < {now}"
+        select = f"SELECT {_COLUMNS} FROM batch_letter WHERE {where}"  # noqa: S608 (constants only)
+        with self._transaction() as cur:
+            rows = [Row.of(r) for r in self._execute(cur, select, (SENDING,)).fetchall()]
+            for row in rows:
+                self._execute(
+                    cur,
+                    "UPDATE batch_letter SET state = ?, worker = NULL, error = ?, updated = {now} "
+                    "WHERE ref = ? AND state = ?",
+                    (UNKNOWN, "the runner stopped while sending; SvarUt may have the forsendelse", row.ref, SENDING),
+                )
+        return rows
+
+    def release_all(self) -> None:
+        """Forget every claim (SQLite: the one runner starting has none)."""
+        with self._transaction() as cur:
+            self._execute(cur, "UPDATE batch_letter SET worker = NULL, lease_until = NULL WHERE state = ?", (WAITING,))
+
+    def requeue_unknown(self) -> int:
+        """``--resend-unknown``: every unknown letter goes back to waiting, marked to be resent."""
+        with self._transaction() as cur:
+            count = self._execute(
+                cur,
+                "UPDATE batch_letter SET state = ?, resend = 1, attempts = 0, not_before = NULL, worker = NULL "
+                "WHERE state = ?",
+                (WAITING, UNKNOWN),
+            ).rowcount
+        return int(count)
+
+    def claim(self, limit: int, *, lease: float) -> list[Row]:
+        """Up to ``limit`` waiting letters for this worker, in manifest order,
+        none claimed by a live worker (PostgreSQL: ``FOR UPDATE SKIP LOCKED``)."""
+        with self._transaction() as cur:
+            refs = [
+                r[0]
+                for r in self._execute(
+                    cur,
+                    "SELECT ref FROM batch_letter WHERE state = ? AND attempts < ? "
+                    "AND (not_before IS NULL OR not_before <= {now}) "
+                    "AND (worker IS NULL OR lease_until < {now}) ORDER BY line LIMIT ? {skip_locked}",
+                    (WAITING, MAX_ATTEMPTS, limit),
+                ).fetchall()
+            ]
+            rows = []
+            for ref in refs:
+                self._execute(
+                    cur,
+                    "UPDATE batch_letter SET worker = ?, lease_until = {now} + ? WHERE ref = ?",
+                    (self.worker, lease, ref),
+                )
+                rows.append(Row.of(self._execute(cur, _SELECT_ONE, (ref,)).fetchone()))
+        return rows
+
+    def pending(self) -> tuple[int, float | None]:
+        """How many letters may still be sent by some worker, and the
+        earliest moment one of them backing off may go again."""
+        with self._transaction() as cur:
+            count, soonest = self._execute(
+                cur,
+                "SELECT COUNT(*), MIN(not_before) FROM batch_letter WHERE (state = ? AND attempts < ?) OR state = ?",
+                (WAITING, MAX_ATTEMPTS, SENDING),
+            ).fetchone()
+        return int(count), (float(soonest) if soonest is not None else None)
+
+    def renew(self, *, lease: float) -> None:
+        """Extend this worker's leases (its claimed and sending letters)."""
+        with self._transaction() as cur:
+            self._execute(
+                cur,
+                "UPDATE batch_letter SET lease_until = {now} + ? WHERE worker = ? AND state IN (?, ?)",
+                (lease, self.worker, WAITING, SENDING),
+            )
+
+    def release(self) -> None:
+        """Give back the letters this worker claimed but did not start."""
+        with self._transaction() as cur:
+            self._execute(
+                cur,
+                "UPDATE batch_letter SET worker = NULL, lease_until = NULL WHERE worker = ? AND state = ?",
+                (self.worker, WAITING),
+            )
+
+    def start_sending(self, ref: str, *, lease: float) -> bool:
+        """Record the intent to send, durably, before the first byte; False
+        if this worker's claim was lost (its lease expired and another took it)."""
+        with self._transaction() as cur:
+            count = self._execute(
+                cur,
+                "UPDATE batch_letter SET state = ?, lease_until = {now} + ?, updated = {now} "
+                "WHERE ref = ? AND state = ? AND worker = ?",
+                (SENDING, lease, ref, WAITING, self.worker),
+            ).rowcount
+        return bool(count == 1)
+
+    def finish(
+        self,
+        ref: str,
+        state: str,
+        *,
+        forsendelse_id: str | None = None,
+        error: str | None = None,
+        dokumenter_sha256: dict[str, str | None] | None = None,
+        retry_in: float | None = None,
+    ) -> None:
+        """Record the answer of a send: its final state, or back to waiting
+        (``retry_in`` seconds from now) when it surely did not arrive."""
+        sha = json.dumps(dokumenter_sha256, sort_keys=True) if dokumenter_sha256 is not None else None
+        with self._transaction() as cur:
+            if state == WAITING:
+                self._execute(
+                    cur,
+                    "UPDATE batch_letter SET state = ?, worker = NULL, lease_until = NULL, attempts = attempts + 1, "
+                    "not_before = {now} + ?, error = ?, updated = {now} WHERE ref = ?",
+                    (WAITING, retry_in or 0.0, error, ref),
+                )
+            else:
+                self._execute(
+                    cur,
+                    "UPDATE batch_letter SET state = ?, worker = NULL, lease_until = NULL, forsendelse_id = ?, "
+                    "error = ?, dokumenter_sha256 = COALESCE(?, dokumenter_sha256), updated = {now} WHERE ref = ?",
+                    (state, forsendelse_id, error, sha, ref),
+                )
+
+    def set_hashes(self, ref: str, dokumenter_sha256: dict[str, str | None]) -> None:
+        with self._transaction() as cur:
+            self._execute(
+                cur,
+                "UPDATE batch_letter SET dokumenter_sha256 = ? WHERE ref = ?",
+                (json.dumps(dokumenter_sha256, sort_keys=True), ref),
+            )
+
+    # --- reading ---------------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        """How many letters are in each state (every state listed)."""
+        with self._transaction() as cur:
+            found = dict(self._execute(cur, "SELECT state, COUNT(*) FROM batch_letter GROUP BY state").fetchall())
+        return {state: int(found.get(state, 0)) for state in STATES}
+
+    def rows(self, *, states: Sequence[str] | None = None, page: int = 1000) -> Iterator[Row]:
+        """Every letter (or those in ``states``), in manifest order, a page at a time."""
+        after = -1
+        where = f" AND state IN ({', '.join('?' * len(states))})" if states else ""
+        while True:
+            with self._transaction() as cur:
+                found = [
+                    Row.of(r)
+                    for r in self._execute(
+                        cur,
+                        f"SELECT {_COLUMNS} FROM batch_letter WHERE line > ?{where} ORDER BY line LIMIT ?",  # noqa: S608
+                        (after, *(states or ()), page),
+                    ).fetchall()
+                ]
+            yield from found
+            if len(found) < page:
+                return
+            after = found[-1].line
+
+    def record_status(self, ref: str, forsendelse_id: str, status: str, status_time: str) -> bool:
+        """Store a status if it is new for the letter (with the time it was
+        seen, in the history too); whether it was."""
+        with self._transaction() as cur:
+            changed = self._execute(
+                cur,
+                "UPDATE batch_letter SET status = ?, status_time = ?, updated = {now} "
+                "WHERE ref = ? AND (status IS NULL OR status <> ? OR status_time IS NULL OR status_time <> ?)",
+                (status, status_time, ref, status, status_time),
+            ).rowcount
+            if changed:
+                self._execute(
+                    cur,
+                    "INSERT INTO batch_status (ref, forsendelse_id, status, status_time, recorded) "
+                    "VALUES (?, ?, ?, ?, {now})",
+                    (ref, forsendelse_id, status, status_time),
+                )
+        return bool(changed)
+
+    def history(self, ref: str) -> list[tuple[str, str | None]]:
+        """A letter's statuses, oldest first: (status, SvarUt's time of it)."""
+        with self._transaction() as cur:
+            found = self._execute(
+                cur, "SELECT status, status_time FROM batch_status WHERE ref = ? ORDER BY recorded", (ref,)
+            ).fetchall()
+        return [(r[0], r[1]) for r in found]
+
+
+class SQLiteJournal(Journal):
+    """The journal in a SQLite file: WAL, ``synchronous=FULL`` (each commit
+    reaches the disk), one runner at a time (a lock file beside it)."""
+
+    now_sql = "((julianday('now') - 2440587.5) * 86400.0)"
+
+    def __init__(self, path: str | Path, *, exclusive: bool = True) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self._lock_file: Any = None
+        if exclusive:
+            self._lock_file = open(f"{self.path}.lock", "a+b")  # noqa: SIM115 (held until close)
+            try:
+                fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self._lock_file.close()
+                raise JournalError(
+                    f"{self.path} is in use by another runner (one runner per SQLite journal; use PostgreSQL "
+                    "for several)"
+                ) from None
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+
+    def _connection(self) -> Any:
+        return _ExplicitTransactions(self._db)
+
+    def _begin(self, cursor: Any) -> None:
+        cursor.execute("BEGIN IMMEDIATE")
+
+    def close(self) -> None:
+        self._db.close()
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+
+class _ExplicitTransactions:
+    """sqlite3 in autocommit mode with our own BEGIN/COMMIT, so every
+    transaction (reads included) is exactly the one we open."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def cursor(self) -> sqlite3.Cursor:
+        return self._db.cursor()
+
+    def commit(self) -> None:
+        self._db.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+
+
+def open_journal(target: str | Path, *, exclusive: bool = True) -> Journal:
+    """The journal at ``target``: a ``postgresql://`` URL or a SQLite file path."""
+    text = str(target)
+    if text.startswith(("postgresql://", "postgres://")):
+        from svarut.batch.postgres import PostgresJournal
+
+        return PostgresJournal(text)
+    return SQLiteJournal(text, exclusive=exclusive)

@@ -1,0 +1,274 @@
+"""The batch manifest: JSON Lines, one letter a line, read as a stream.
+
+Each line is ``{"ref": ..., "kind": ..., "forsendelse": {...}, "dokumenter":
+{filnavn: path}}`` (the file argument's name and shape come from the
+generated send operation of that kind: NHN takes ``"dokument": path``),
+optionally ``"kryptering": true``. Paths are relative to the manifest.
+
+:func:`check_letters` reads every line and checks it the way a send would
+(the operation's model, then the client's own pre-send rules through the
+client's request builder), without sending; it yields each letter with its
+problems, so a million lines go by in flat memory. Ref uniqueness is kept in a
+temporary on-disk SQLite table rather than in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import string
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from annotated_types import MaxLen
+from pydantic import BaseModel, ValidationError
+
+from svarut.runtime.client import (
+    EKSTERN_REFERANSE_KEY,
+    KRYPTERT_KEY,
+    NOT_GIVEN,
+    BaseClient,
+    MultipartInput,
+)
+from svarut.runtime.errors import ForsendelseValidationError
+from svarut.runtime.operations import SendOperation
+
+REF_KEY = "ref"
+KIND_KEY = "kind"
+FORSENDELSE_KEY = "forsendelse"
+KRYPTERING_KEY = "kryptering"
+# A stand-in run id for checking without a journal: eksternReferanse has the same length as in a run.
+CHECK_RUN_ID = "0" * 12
+
+
+@dataclass(frozen=True)
+class BatchProblem:
+    """One reason a manifest line cannot be sent."""
+
+    line: int
+    ref: str | None
+    field: str
+    rule: str
+    message: str
+
+    def __str__(self) -> str:
+        ref = f" (ref {self.ref!r})" if self.ref is not None else ""
+        return f"line {self.line}{ref}: {self.field}: {self.message} [{self.rule}]"
+
+
+@dataclass
+class Letter:
+    """One manifest line, parsed; ``problems`` is empty when it can be sent."""
+
+    line: int
+    raw: str
+    ref: str | None = None
+    kind: str | None = None
+    ekstern_referanse: str | None = None
+    problems: list[BatchProblem] = field(default_factory=list)
+
+    def problem(self, field_name: str, rule: str, message: str) -> None:
+        self.problems.append(BatchProblem(self.line, self.ref, field_name, rule, message))
+
+
+@cache
+def operations() -> Mapping[str, SendOperation]:
+    """The generated send operations, by kind."""
+    from svarut.generated import SEND_OPERATIONS
+
+    return SEND_OPERATIONS
+
+
+@cache
+def ekstern_referanse_max_length(model: type[BaseModel]) -> int | None:
+    """eksternReferanse's maxLength, as the generated model declares it."""
+    for info in model.model_fields.values():
+        if EKSTERN_REFERANSE_KEY in (info.alias, info.validation_alias, info.serialization_alias):
+            lengths = [m.max_length for m in info.metadata if isinstance(m, MaxLen)]
+            return min(lengths) if lengths else None
+    return None
+
+
+def ekstern_referanse(run_id: str, ref: str, *, model: type[BaseModel]) -> str:
+    """The deterministic eksternReferanse of letter ``ref`` in run ``run_id``:
+    ``<run id>:<ref>``, or ``<run id>:<sha256 of ref>`` when that is too long,
+    truncated to the spec's maxLength."""
+    value = f"{run_id}:{ref}"
+    limit = ekstern_referanse_max_length(model)
+    if limit is not None and len(value) > limit:
+        value = f"{run_id}:{hashlib.sha256(ref.encode()).hexdigest()}"[:limit]
+    return value
+
+
+def path_params(op: SendOperation, konto_id: UUID | str) -> dict[str, Any]:
+    """The endpoint's path parameters (by the spec's names) for ``konto_id``."""
+    names = [name for _, name, _, _ in string.Formatter().parse(op.endpoint.path) if name]
+    return dict(zip(names, [konto_id], strict=True))
+
+
+def read_letter(line: int, raw: str, *, base_dir: Path, run_id: str) -> tuple[Letter, dict[str, Any] | None]:
+    """Parse one line: the letter and its arguments (forsendelse model,
+    files, kryptering) for the operation, or None when it has problems."""
+    letter = Letter(line=line, raw=raw)
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        letter.problem("line", "json", f"not JSON: {exc}")
+        return letter, None
+    if not isinstance(data, dict):
+        letter.problem("line", "json_object", "must be a JSON object")
+        return letter, None
+    ref = data.get(REF_KEY)
+    if isinstance(ref, str) and ref:
+        letter.ref = ref
+    else:
+        letter.problem(REF_KEY, "required", "must be a non-empty string, unique in the manifest")
+    ops = operations()
+    kind = data.get(KIND_KEY)
+    op = ops.get(kind) if isinstance(kind, str) else None
+    if op is None:
+        letter.problem(KIND_KEY, "enum", f"must be one of {', '.join(ops)}, got {kind!r}")
+        return letter, None
+    letter.kind = op.kind
+    allowed = {REF_KEY, KIND_KEY, FORSENDELSE_KEY, KRYPTERING_KEY, op.file_argument}
+    for key in sorted(data.keys() - allowed):
+        letter.problem(
+            key, "unknown_key", f"not a manifest key for kind {op.kind!r}; allowed: {', '.join(sorted(allowed))}"
+        )
+    kryptering = data.get(KRYPTERING_KEY, False)
+    if not isinstance(kryptering, bool):
+        letter.problem(KRYPTERING_KEY, "bool", "must be true or false")
+    files = _files(letter, op, data.get(op.file_argument), base_dir)
+    metadata = data.get(FORSENDELSE_KEY)
+    if not isinstance(metadata, dict):
+        letter.problem(FORSENDELSE_KEY, "json_object", f"must be a JSON object ({op.model.__name__})")
+        return letter, None
+    metadata = dict(metadata)
+    if letter.ref is not None and not metadata.get(EKSTERN_REFERANSE_KEY):
+        metadata[EKSTERN_REFERANSE_KEY] = ekstern_referanse(run_id, letter.ref, model=op.model)
+    letter.ekstern_referanse = metadata.get(EKSTERN_REFERANSE_KEY)
+    try:
+        forsendelse = op.model.model_validate(metadata)
+    except ValidationError as exc:
+        for e in exc.errors():
+            loc = ".".join(str(p) for p in (FORSENDELSE_KEY, *e["loc"]))
+            letter.problem(loc, e["type"], e["msg"])
+        return letter, None
+    if letter.problems or files is None:
+        return letter, None
+    return letter, {"forsendelse": forsendelse, "files": files, "kryptering": kryptering}
+
+
+def _files(letter: Letter, op: SendOperation, value: Any, base_dir: Path) -> Any:
+    """The document paths of a line (a mapping filnavn -> Path, or one Path),
+    or None after recording why not."""
+    key = op.file_argument
+    if op.described_by is not None:
+        if not isinstance(value, dict) or not value:
+            letter.problem(key, "required", 'must map each filnavn to a path, e.g. {"brev.pdf": "brev.pdf"}')
+            return None
+        paths = {name: _path(letter, f"{key}.{name}", rel, base_dir) for name, rel in value.items()}
+        return None if any(p is None for p in paths.values()) else paths
+    if not isinstance(value, str):
+        letter.problem(key, "required", 'must be the path of the one document, e.g. "epikrise.pdf"')
+        return None
+    return _path(letter, key, value, base_dir)
+
+
+def _path(letter: Letter, field_name: str, rel: Any, base_dir: Path) -> Path | None:
+    if not isinstance(rel, str) or not rel:
+        letter.problem(field_name, "path", "must be a path relative to the manifest")
+        return None
+    path = base_dir / rel
+    try:
+        with path.open("rb") as f:
+            f.read(1)
+    except OSError as exc:
+        letter.problem(field_name, "readable", f"cannot read {path}: {exc.strerror or exc}")
+        return None
+    if not path.is_file():
+        letter.problem(field_name, "file", f"{path} is not a regular file")
+        return None
+    return path
+
+
+def check_send(
+    client: BaseClient, op: SendOperation, *, konto_id: UUID | str, arguments: Mapping[str, Any]
+) -> list[tuple[str, str, str]]:
+    """The client's pre-send checks on one letter, run the way a send runs
+    them (the client's own request builder, so its rules and yours), without
+    sending. Encryption is left out, since the checks see the plaintext anyway,
+    but the metadata says ``kryptert`` as it will on the wire."""
+    forsendelse: BaseModel = arguments["forsendelse"]
+    if arguments["kryptering"]:
+        forsendelse = op.model.model_validate(
+            {**forsendelse.model_dump(mode="json", by_alias=True, exclude_unset=True), KRYPTERT_KEY: True}
+        )
+    files = arguments["files"]
+    body = MultipartInput(
+        metadata_part=op.metadata_part,
+        metadata=forsendelse,
+        file_part=op.file_part,
+        described_by=op.described_by,
+        files=files,
+    )
+    try:
+        client._prepare(op.endpoint, path_params=path_params(op, konto_id), body=body, timeout=NOT_GIVEN)
+    except ForsendelseValidationError as exc:
+        return [(f"{FORSENDELSE_KEY}.{p.field}", p.rule, p.message) for p in exc.problems]
+    except (TypeError, ValueError, OSError) as exc:
+        return [(op.file_argument, "documents", str(exc))]
+    return []
+
+
+class RefSet:
+    """The refs seen so far and their lines, in a temporary on-disk SQLite
+    database (so a million refs do not sit in memory)."""
+
+    def __init__(self) -> None:
+        # "" opens a private temporary database on disk, removed on close.
+        self._db = sqlite3.connect("")
+        self._db.execute("PRAGMA cache_size=-2048")
+        self._db.execute("CREATE TABLE ref (ref TEXT PRIMARY KEY, line INTEGER NOT NULL)")
+
+    def add(self, ref: str, line: int) -> int | None:
+        """Record ``ref``; the line it was first seen on if it was seen already."""
+        try:
+            self._db.execute("INSERT INTO ref VALUES (?, ?)", (ref, line))
+        except sqlite3.IntegrityError:
+            row = self._db.execute("SELECT line FROM ref WHERE ref = ?", (ref,)).fetchone()
+            return int(row[0])
+        return None
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def check_letters(
+    manifest: Path, *, client: BaseClient, konto_id: UUID | str, run_id: str = CHECK_RUN_ID
+) -> Iterator[tuple[Letter, dict[str, Any] | None]]:
+    """Every line of ``manifest`` (blank lines skipped) with its problems, and
+    its send arguments when it has none."""
+    base_dir = manifest.parent
+    refs = RefSet()
+    try:
+        with manifest.open(encoding="utf-8") as f:
+            for number, text in enumerate(f, start=1):
+                raw = text.strip()
+                if not raw:
+                    continue
+                letter, arguments = read_letter(number, raw, base_dir=base_dir, run_id=run_id)
+                if letter.ref is not None and (first := refs.add(letter.ref, number)) is not None:
+                    letter.problem(REF_KEY, "unique", f"ref {letter.ref!r} is already used on line {first}")
+                if arguments is not None and letter.kind is not None:
+                    op = operations()[letter.kind]
+                    for field_name, rule, message in check_send(client, op, konto_id=konto_id, arguments=arguments):
+                        letter.problem(field_name, rule, message)
+                yield letter, (arguments if not letter.problems else None)
+    finally:
+        refs.close()

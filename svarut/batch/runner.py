@@ -1,0 +1,613 @@
+"""Running a batch: check the manifest, load it into the journal, send every
+letter not yet sent (sync: threads; async: tasks), follow their statuses.
+
+What is decided per letter does not wait on I/O and is shared by both loops
+(:class:`_Batch`): the send's arguments from a journal row, and which state
+an outcome leaves the letter in. The journal is blocking (SQLite or psycopg),
+so the async loop calls it in worker threads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+import anyio
+import anyio.to_thread
+
+from svarut.batch import journal as j
+from svarut.batch.manifest import BatchProblem, check_letters, operations, read_letter
+from svarut.runtime import errors
+from svarut.runtime.client import AsyncAPIClient, BaseClient, SyncAPIClient
+
+if TYPE_CHECKING:
+    from svarut._client import SvarUtClient
+
+log = logging.getLogger("svarut.batch")
+
+DEFAULT_LEASE = 60.0
+# Back-off after a send that surely did not arrive (connection refused, 429/503): doubles per attempt.
+RETRY_BASE = 1.0
+RETRY_MAX = 60.0
+# How long a worker with nothing to claim waits before looking again.
+IDLE_POLL = 0.5
+
+
+class ManifestInvalidError(errors.SvarUtError, ValueError):
+    """The manifest does not check; nothing was sent. ``problems`` lists them all."""
+
+    def __init__(self, problems: list[BatchProblem]) -> None:
+        self.problems = problems
+        shown = "; ".join(str(p) for p in problems[:5])
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        super().__init__(f"the manifest has {len(problems)} problem(s), nothing was sent: {shown}{more}")
+
+
+class BatchStoppedError(errors.SvarUtError):
+    """SvarUt refused the integration itself (401/403): no letter can be sent until that is fixed."""
+
+
+@dataclass
+class Progress:
+    """Counts for the progress line: what this run did, and what is left."""
+
+    sent: int = 0
+    refused: int = 0
+    unknown: int = 0
+    retried: int = 0
+    left: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def rate(self) -> float:
+        elapsed = time.monotonic() - self.started
+        return (self.sent + self.refused + self.unknown) / elapsed if elapsed > 0 else 0.0
+
+    def __str__(self) -> str:
+        return (
+            f"{self.rate:.1f} letters/s, sent {self.sent}, refused {self.refused}, "
+            f"unknown {self.unknown}, left {self.left}"
+        )
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The journal's counts after a run: letters per state."""
+
+    counts: dict[str, int]
+    skipped_problems: list[BatchProblem] = field(default_factory=list)
+
+    @property
+    def done(self) -> bool:
+        """Every letter sent (or confirmed to have arrived already)."""
+        return all(n == 0 for s, n in self.counts.items() if s not in (j.SENT, j.DUPLICATE_CONFIRMED))
+
+
+class _Pacer:
+    """At most ``rate`` sends a second, shared by all workers."""
+
+    def __init__(self, rate: float | None) -> None:
+        self._interval = 1.0 / rate if rate else 0.0
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def delay(self) -> float:
+        if not self._interval:
+            return 0.0
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next)
+            self._next = slot + self._interval
+            return slot - now
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+class _Batch:
+    """One run of a manifest against a journal; everything but the I/O loops."""
+
+    def __init__(
+        self,
+        client: BaseClient,
+        manifest: Path,
+        *,
+        journal: j.Journal,
+        konto_id: UUID | str,
+        lease: float,
+        progress: Callable[[Progress], None] | None,
+    ) -> None:
+        self.client = client
+        self.manifest = manifest
+        self.base_dir = manifest.parent
+        self.journal = journal
+        self.konto_id = str(konto_id)
+        self.lease = lease
+        self.progress = Progress()
+        self._on_progress = progress
+        self._progress_lock = threading.Lock()
+        self.stop = threading.Event()
+        self.fatal: BaseException | None = None
+
+    # --- before sending -----------------------------------------------------------
+
+    def prepare(self, *, skip_invalid: bool, resend_unknown: bool, single_runner: bool) -> list[BatchProblem]:
+        """Check the whole manifest, then record its letters; raises
+        :class:`ManifestInvalidError` (nothing recorded, nothing sent) if it
+        does not check, unless ``skip_invalid``."""
+        self.journal.setup(konto_id=self.konto_id)
+        problems: list[BatchProblem] = []
+        for letter, _ in check_letters(
+            self.manifest, client=self.client, konto_id=self.konto_id, run_id=self.journal.run_id
+        ):
+            problems += letter.problems
+        if problems and not skip_invalid:
+            raise ManifestInvalidError(problems)
+        self.journal.load(self._new_letters())
+        if single_runner:
+            self._recovered(self.journal.recover(all_sending=True))
+            self.journal.release_all()
+        if resend_unknown:
+            log.info("resending %d unknown letter(s)", self.journal.requeue_unknown())
+        counts = self.journal.counts()
+        self.progress.left = counts[j.WAITING] + counts[j.SENDING]
+        return problems
+
+    def _new_letters(self) -> Iterator[j.NewLetter]:
+        # A second pass, so the check above holds no letter in memory.
+        for letter, _ in check_letters(
+            self.manifest, client=self.client, konto_id=self.konto_id, run_id=self.journal.run_id
+        ):
+            if letter.ref is None or letter.kind is None:
+                continue  # nothing to record it under; the check reported it
+            skipped = "; ".join(str(p) for p in letter.problems) or None
+            yield j.NewLetter(letter.ref, letter.line, letter.kind, letter.raw, letter.ekstern_referanse, skipped)
+
+    def _recovered(self, rows: Iterable[j.Row]) -> None:
+        """Add the documents' hashes to letters found ``sending`` after a
+        crash, so a person can look them up."""
+        for row in rows:
+            self._count("unknown")
+            try:
+                _, arguments = read_letter(row.line, row.letter, base_dir=self.base_dir, run_id=self.journal.run_id)
+            except Exception as exc:  # the hashes are a help, not a must
+                log.debug("no hashes for %s: %s", row.ref, exc)
+                continue
+            if arguments is None:
+                continue
+            files = arguments["files"]
+            paths = files if isinstance(files, dict) else {files.name: files}
+            try:
+                self.journal.set_hashes(row.ref, {name: _sha256(p) for name, p in paths.items()})
+            except OSError:
+                continue
+
+    # --- per letter ---------------------------------------------------------------
+
+    def arguments(self, row: j.Row) -> tuple[str, dict[str, Any]] | str:
+        """The client method and its keyword arguments for a claimed letter,
+        or why it cannot be sent any more (the manifest line no longer checks)."""
+        letter, arguments = read_letter(row.line, row.letter, base_dir=self.base_dir, run_id=self.journal.run_id)
+        if arguments is None or letter.kind is None:
+            return "; ".join(str(p) for p in letter.problems)
+        op = operations()[letter.kind]
+        return op.method_name, op.arguments(
+            konto_id=self.konto_id,
+            forsendelse=arguments["forsendelse"],
+            files=arguments["files"],
+            kryptering=arguments["kryptering"],
+        )
+
+    def outcome(self, row: j.Row, result: UUID | None, exc: BaseException | None) -> None:
+        """Record what a send did (after the last byte and the answer)."""
+        if exc is None:
+            self.journal.finish(row.ref, j.SENT, forsendelse_id=str(result))
+            self._count("sent")
+        elif isinstance(exc, errors.DuplicateForsendelseError) and row.resend:
+            # SvarUt refuses an identical repeat: the first attempt arrived.
+            self.journal.finish(row.ref, j.DUPLICATE_CONFIRMED, error=str(exc))
+            self._count("sent")
+        elif isinstance(exc, errors.SendOutcomeUnknownError):
+            self.journal.finish(row.ref, j.UNKNOWN, error=str(exc), dokumenter_sha256=exc.dokumenter_sha256)
+            self._count("unknown")
+        elif isinstance(exc, (errors.AuthenticationError, errors.PermissionDeniedError)):
+            # The integration is refused, not the letter: it did not arrive; stop the run.
+            self.journal.finish(row.ref, j.WAITING, error=str(exc), retry_in=0.0)
+            self.fatal = self.fatal or BatchStoppedError(f"SvarUt refused the integration: {exc}")
+            self.stop.set()
+        elif isinstance(exc, errors.APIConnectionError) or (
+            isinstance(exc, errors.APIStatusError) and (exc.status_code == 429 or exc.status_code >= 500)
+        ):
+            # The body never arrived whole, or SvarUt turned it away: safe to send again later.
+            delay = min(RETRY_BASE * 2**row.attempts, RETRY_MAX)
+            self.journal.finish(row.ref, j.WAITING, error=str(exc), retry_in=delay)
+            self._count("retried")
+        elif isinstance(exc, (errors.ForsendelseValidationError, errors.APIStatusError, errors.SourceChangedError)):
+            self.journal.finish(row.ref, j.REFUSED, error=str(exc))
+            self._count("refused")
+        elif isinstance(exc, OSError):
+            # A document could not be read: the body was never finished, SvarUt cannot have it.
+            self.journal.finish(row.ref, j.REFUSED, error=f"{type(exc).__name__}: {exc}")
+            self._count("refused")
+        else:
+            # Anything else: we cannot tell how far the send got.
+            self.journal.finish(row.ref, j.UNKNOWN, error=f"{type(exc).__name__}: {exc}")
+            self._count("unknown")
+
+    def refuse(self, row: j.Row, reason: str) -> None:
+        self.journal.finish(row.ref, j.REFUSED, error=reason)
+        self._count("refused")
+
+    def _count(self, what: str) -> None:
+        with self._progress_lock:
+            setattr(self.progress, what, getattr(self.progress, what) + 1)
+            if what != "retried":
+                self.progress.left = max(0, self.progress.left - 1)
+            if self._on_progress is not None:
+                self._on_progress(self.progress)
+
+    def next_claim(self, limit: int) -> list[j.Row] | float | None:
+        """Letters to send, or seconds to wait before asking again (letters
+        are held by other workers or backing off), or None: nothing left."""
+        if self.stop.is_set():
+            return None
+        self._recovered(self.journal.recover(all_sending=False))
+        rows = self.journal.claim(limit, lease=self.lease)
+        if rows:
+            return sorted(rows, key=lambda r: r.line)
+        count, soonest = self.journal.pending()
+        if count == 0:
+            return None
+        wait = IDLE_POLL if soonest is None else max(0.05, min(soonest - time.time(), IDLE_POLL * 4))
+        return min(wait, self.lease / 4)
+
+    def summary(self, skipped: list[BatchProblem]) -> Summary:
+        return Summary(self.journal.counts(), skipped)
+
+
+# --- the sync loop -------------------------------------------------------------------
+
+
+def run(
+    client: SyncAPIClient,
+    manifest: str | Path,
+    *,
+    konto_id: UUID | str,
+    journal: str | Path | j.Journal | None = None,
+    concurrency: int = 4,
+    rate: float | None = None,
+    resend_unknown: bool = False,
+    skip_invalid: bool = False,
+    lease: float = DEFAULT_LEASE,
+    progress: Callable[[Progress], None] | None = None,
+) -> Summary:
+    """Send every letter of ``manifest`` not yet sent, recording each in
+    ``journal`` (a SQLite path, default ``<manifest>.journal.sqlite``; a
+    ``postgresql://`` URL; or an open :class:`~svarut.batch.journal.Journal`).
+    ``concurrency`` sends at a time, at most ``rate`` a second. Resumes where
+    an earlier run stopped. Returns the journal's counts per state."""
+    manifest = Path(manifest)
+    with _journal(journal, manifest) as jn:
+        batch = _Batch(client, manifest, journal=jn, konto_id=konto_id, lease=lease, progress=progress)
+        skipped = batch.prepare(
+            skip_invalid=skip_invalid, resend_unknown=resend_unknown, single_runner=isinstance(jn, j.SQLiteJournal)
+        )
+        _run_threads(batch, client, concurrency=max(1, concurrency), pacer=_Pacer(rate))
+        if batch.fatal is not None:
+            raise batch.fatal
+        return batch.summary(skipped)
+
+
+def _run_threads(batch: _Batch, client: SyncAPIClient, *, concurrency: int, pacer: _Pacer) -> None:
+    import queue
+
+    work: queue.Queue[j.Row | None] = queue.Queue(maxsize=concurrency)
+
+    def sender() -> None:
+        while (row := work.get()) is not None:
+            _send_one(batch, client, row, pacer)
+
+    threads = [threading.Thread(target=sender, name=f"svarut-batch-{i}", daemon=True) for i in range(concurrency)]
+    for t in threads:
+        t.start()
+    renewed = time.monotonic()
+    try:
+        while True:
+            found = batch.next_claim(concurrency)
+            if found is None:
+                break
+            if isinstance(found, float):
+                batch.stop.wait(found)
+            else:
+                for row in found:
+                    while not batch.stop.is_set():
+                        try:
+                            work.put(row, timeout=min(1.0, batch.lease / 4))
+                            break
+                        except queue.Full:
+                            pass
+                        if time.monotonic() - renewed > batch.lease / 3:
+                            batch.journal.renew(lease=batch.lease)
+                            renewed = time.monotonic()
+            if time.monotonic() - renewed > batch.lease / 3:
+                batch.journal.renew(lease=batch.lease)
+                renewed = time.monotonic()
+    except BaseException:
+        # Ctrl-C: no new letters; the ones on the wire finish and are recorded.
+        batch.stop.set()
+        raise
+    finally:
+        while True:  # letters still queued go back to the journal unsent
+            try:
+                work.get_nowait()
+            except queue.Empty:
+                break
+        for _ in threads:
+            work.put(None)
+        for t in threads:
+            while t.is_alive():
+                t.join(timeout=min(1.0, batch.lease / 3))
+                if t.is_alive():
+                    batch.journal.renew(lease=batch.lease)
+        batch.journal.release()
+
+
+def _send_one(batch: _Batch, client: SyncAPIClient, row: j.Row, pacer: _Pacer) -> None:
+    if batch.stop.is_set():
+        return
+    prepared = batch.arguments(row)
+    if isinstance(prepared, str):
+        batch.refuse(row, prepared)
+        return
+    method, kwargs = prepared
+    if delay := pacer.delay():
+        time.sleep(delay)
+    if not batch.journal.start_sending(row.ref, lease=batch.lease):
+        return  # our claim lapsed and another worker has the letter
+    try:
+        result = getattr(client, method)(**kwargs)
+    except Exception as exc:
+        batch.outcome(row, None, exc)
+    else:
+        batch.outcome(row, result, None)
+
+
+# --- the async loop ------------------------------------------------------------------
+
+
+async def arun(
+    client: AsyncAPIClient,
+    manifest: str | Path,
+    *,
+    konto_id: UUID | str,
+    journal: str | Path | j.Journal | None = None,
+    concurrency: int = 4,
+    rate: float | None = None,
+    resend_unknown: bool = False,
+    skip_invalid: bool = False,
+    lease: float = DEFAULT_LEASE,
+    progress: Callable[[Progress], None] | None = None,
+) -> Summary:
+    """:func:`run` with an :class:`~svarut.AsyncSvarUtClient`: ``concurrency`` tasks."""
+    manifest = Path(manifest)
+    jn = await anyio.to_thread.run_sync(_open, journal, manifest)
+    try:
+        batch = _Batch(client, manifest, journal=jn, konto_id=konto_id, lease=lease, progress=progress)
+        skipped = await anyio.to_thread.run_sync(
+            lambda: batch.prepare(
+                skip_invalid=skip_invalid,
+                resend_unknown=resend_unknown,
+                single_runner=isinstance(jn, j.SQLiteJournal),
+            )
+        )
+        pacer = _Pacer(rate)
+        send, receive = anyio.create_memory_object_stream[j.Row](max(1, concurrency))
+
+        async def sender() -> None:
+            async with receive.clone() as rows:
+                async for row in rows:
+                    await _asend_one(batch, client, row, pacer)
+
+        async def feeder() -> None:
+            async with send:
+                while True:
+                    found = await anyio.to_thread.run_sync(batch.next_claim, max(1, concurrency))
+                    if found is None:
+                        return
+                    if isinstance(found, float):
+                        await anyio.sleep(found)
+                        continue
+                    for row in found:
+                        await send.send(row)
+                    await anyio.to_thread.run_sync(lambda: batch.journal.renew(lease=batch.lease))
+
+        try:
+            async with anyio.create_task_group() as tg:
+                for _ in range(max(1, concurrency)):
+                    tg.start_soon(sender)
+                receive.close()
+                tg.start_soon(feeder)
+        finally:
+            batch.stop.set()
+            await anyio.to_thread.run_sync(batch.journal.release)
+        if batch.fatal is not None:
+            raise batch.fatal
+        return await anyio.to_thread.run_sync(batch.summary, skipped)
+    finally:
+        await anyio.to_thread.run_sync(jn.close)
+
+
+async def _asend_one(batch: _Batch, client: AsyncAPIClient, row: j.Row, pacer: _Pacer) -> None:
+    if batch.stop.is_set():
+        return
+    prepared = await anyio.to_thread.run_sync(batch.arguments, row)
+    if isinstance(prepared, str):
+        await anyio.to_thread.run_sync(batch.refuse, row, prepared)
+        return
+    method, kwargs = prepared
+    if delay := pacer.delay():
+        await anyio.sleep(delay)
+    if not await anyio.to_thread.run_sync(lambda: batch.journal.start_sending(row.ref, lease=batch.lease)):
+        return
+    try:
+        result = await getattr(client, method)(**kwargs)
+    except Exception as exc:
+        await anyio.to_thread.run_sync(batch.outcome, row, None, exc)
+    else:
+        await anyio.to_thread.run_sync(batch.outcome, row, result, None)
+
+
+# --- check, status, report -------------------------------------------------------------
+
+
+def default_journal(manifest: Path) -> Path:
+    return manifest.with_name(manifest.name + ".journal.sqlite")
+
+
+def _open(journal: str | Path | j.Journal | None, manifest: Path) -> j.Journal:
+    if isinstance(journal, j.Journal):
+        return journal
+    return j.open_journal(journal if journal is not None else default_journal(manifest))
+
+
+class _journal:
+    """Open (and close) a journal given as a path or URL; one given open stays open."""
+
+    def __init__(self, journal: str | Path | j.Journal | None, manifest: Path) -> None:
+        self._given = journal if isinstance(journal, j.Journal) else None
+        self._journal = _open(journal, manifest)
+
+    def __enter__(self) -> j.Journal:
+        return self._journal
+
+    def __exit__(self, *exc: object) -> None:
+        if self._given is None:
+            self._journal.close()
+
+
+def check(
+    manifest: str | Path, *, client: BaseClient | None = None, konto_id: UUID | str | None = None
+) -> list[BatchProblem]:
+    """Every problem of every line of ``manifest``, sending nothing. The
+    pre-send rules are ``client``'s (default: a client for the production
+    rules that never connects)."""
+    if client is None:
+        from svarut._client import SvarUtClient
+
+        client = SvarUtClient(base_url="https://svarut.invalid/api")
+    problems: list[BatchProblem] = []
+    for letter, _ in check_letters(Path(manifest), client=client, konto_id=konto_id or UUID(int=0)):
+        problems += letter.problems
+    return problems
+
+
+def status(
+    client: SvarUtClient,
+    *,
+    journal: str | Path | j.Journal,
+    follow: bool = False,
+    interval: float = 10.0,
+    page: int = 1000,
+    on_change: Callable[[j.Row, str, str], None] | None = None,
+) -> dict[str, int]:
+    """Fetch the status of every sent letter not yet in a terminal status,
+    storing each change with its time; with ``follow``, repeat every
+    ``interval`` seconds until all are terminal. Returns letters per latest status."""
+    from svarut._client import TERMINAL_STATUSES
+
+    terminal = set(TERMINAL_STATUSES)
+    jn = journal if isinstance(journal, j.Journal) else j.open_journal(journal, exclusive=False)
+    try:
+        if not isinstance(journal, j.Journal):
+            jn.open_existing()
+        if jn.konto_id is None:
+            raise j.JournalError("the journal has no konto yet: nothing was sent with it")
+        while True:
+            open_rows = 0
+            for chunk in _chunks(
+                (r for r in jn.rows(states=[j.SENT]) if r.forsendelse_id and r.status not in terminal), page
+            ):
+                found = client.hent_statuser(konto_id=jn.konto_id, id=[r.forsendelse_id or "" for r in chunk])
+                by_id = {str(s.id): s for s in found}
+                for row in chunk:
+                    s = by_id.get(row.forsendelse_id or "")
+                    if s is None:
+                        open_rows += 1
+                        continue
+                    value, when = str(s.status), s.siste_status_endring.isoformat()
+                    if jn.record_status(row.ref, row.forsendelse_id or "", value, when) and on_change:
+                        on_change(row, value, when)
+                    if value not in terminal:
+                        open_rows += 1
+            if not follow or open_rows == 0:
+                break
+            time.sleep(interval)
+        counts: dict[str, int] = {}
+        for row in jn.rows(states=[j.SENT]):
+            key = row.status or "(none yet)"
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+    finally:
+        if not isinstance(journal, j.Journal):
+            jn.close()
+
+
+def _chunks(rows: Iterable[j.Row], size: int) -> Iterator[list[j.Row]]:
+    chunk: list[j.Row] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+REPORT_FIELDS = (
+    "ref",
+    "state",
+    "forsendelse_id",
+    "ekstern_referanse",
+    "status",
+    "status_time",
+    "error",
+    "dokumenter_sha256",
+)
+
+
+def report(journal: str | Path | j.Journal) -> Iterator[dict[str, Any]]:
+    """One record per letter, in manifest order: ref, state, forsendelse id,
+    eksternReferanse, latest status and its time, error, and the documents'
+    SHA-256 (for a letter whose outcome is unknown)."""
+    jn = journal if isinstance(journal, j.Journal) else j.open_journal(journal, exclusive=False)
+    try:
+        if not isinstance(journal, j.Journal):
+            jn.open_existing()
+        for row in jn.rows():
+            yield {
+                "ref": row.ref,
+                "state": row.state,
+                "forsendelse_id": row.forsendelse_id,
+                "ekstern_referanse": row.ekstern_referanse,
+                "status": row.status,
+                "status_time": row.status_time,
+                "error": row.error,
+                "dokumenter_sha256": row.dokumenter_sha256,
+            }
+    finally:
+        if not isinstance(journal, j.Journal):
+            jn.close()
+
+
+def report_json_line(record: dict[str, Any]) -> str:
+    return json.dumps(record, ensure_ascii=False, sort_keys=False)
