@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import anyio
+import anyio.abc
 import anyio.to_thread
 
 from svarut.batch import journal as j
@@ -413,8 +414,8 @@ async def arun(
         pacer = _Pacer(rate)
         send, receive = anyio.create_memory_object_stream[j.Row](max(1, concurrency))
 
-        async def sender() -> None:
-            async with receive.clone() as rows:
+        async def sender(rows: anyio.abc.ObjectReceiveStream[j.Row]) -> None:
+            async with rows:
                 async for row in rows:
                     await _asend_one(batch, client, row, pacer)
 
@@ -434,7 +435,7 @@ async def arun(
         try:
             async with anyio.create_task_group() as tg:
                 for _ in range(max(1, concurrency)):
-                    tg.start_soon(sender)
+                    tg.start_soon(sender, receive.clone())
                 receive.close()
                 tg.start_soon(feeder)
         finally:

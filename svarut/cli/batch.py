@@ -14,7 +14,7 @@ from uuid import UUID
 
 import click
 
-from svarut.cli import EXIT_API_ERROR, EXIT_OUTCOME_UNKNOWN, EXIT_VALIDATION
+from svarut.cli import EXIT_API_ERROR, EXIT_OUTCOME_UNKNOWN
 from svarut.cli.common import State, ValidationFailure, konto_option, usage_error
 
 if TYPE_CHECKING:
@@ -174,12 +174,9 @@ def _finish(summary: Summary) -> None:
         _exit(EXIT_OUTCOME_UNKNOWN, f"{counts[b.UNKNOWN]} letter(s) with unknown outcome: see `svarut batch report`")
     if counts[b.WAITING] or counts[b.SENDING]:
         _exit(EXIT_API_ERROR, f"{counts[b.WAITING] + counts[b.SENDING]} letter(s) not sent yet: run again")
-    skipped = counts[b.SKIPPED] + len({p.line for p in summary.skipped_problems if p.ref is None})
-    if counts[b.REFUSED] or skipped or summary.skipped_problems:
-        _exit(
-            EXIT_REFUSED,
-            f"{counts[b.REFUSED]} refused letter(s); skipped lines: {len({p.line for p in summary.skipped_problems})}",
-        )
+    skipped = len({p.line for p in summary.skipped_problems}) or counts[b.SKIPPED]
+    if counts[b.REFUSED] or skipped:
+        _exit(EXIT_REFUSED, f"{counts[b.REFUSED]} letter(s) refused, {skipped} line(s) skipped")
 
 
 def _exit(code: int, message: str) -> None:
