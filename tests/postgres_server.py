@@ -91,7 +91,7 @@ class PostgresServer:
             pytest.fail(f"PostgreSQL did not start: {started.stderr}{log}")
 
     def stop(self) -> None:
-        self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
+        self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
 
     def create_database(self) -> str:
         import psycopg
