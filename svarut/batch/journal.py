@@ -23,15 +23,18 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import socket
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger("svarut.batch")
 
 WAITING = "waiting"
 SENDING = "sending"
@@ -135,6 +138,21 @@ class NewLetter:
     skipped: str | None = None
 
 
+@dataclass
+class _Op:
+    """One operation waiting for a group commit."""
+
+    op: Callable[[Any], int]
+    result: int = 0
+    error: BaseException | None = None
+    done: bool = False
+
+    def outcome(self) -> int:
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
 class JournalError(Exception):
     """The journal cannot be used (held by another runner, another konto, unreadable)."""
 
@@ -153,6 +171,9 @@ class Journal:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._group = threading.Condition()
+        self._queue: list[_Op] = []
+        self._leading = False
         self.worker = worker_id()
         self.run_id = ""
         self.konto_id: str | None = None
@@ -369,13 +390,16 @@ class Journal:
     def start_sending(self, ref: str, *, lease: float) -> bool:
         """Record the intent to send, durably, before the first byte; False
         if this worker's claim was lost (its lease expired and another took it)."""
-        with self._transaction() as cur:
-            count = self._execute(
-                cur,
-                "UPDATE batch_letter SET state = ?, lease_until = {now} + ?, updated = {now} "
-                "WHERE ref = ? AND state = ? AND worker = ?",
-                (SENDING, lease, ref, WAITING, self.worker),
-            ).rowcount
+        count = self._grouped(
+            lambda cur: (
+                self._execute(
+                    cur,
+                    "UPDATE batch_letter SET state = ?, lease_until = {now} + ?, updated = {now} "
+                    "WHERE ref = ? AND state = ? AND worker = ?",
+                    (SENDING, lease, ref, WAITING, self.worker),
+                ).rowcount
+            )
+        )
         return bool(count == 1)
 
     def finish(
@@ -388,24 +412,62 @@ class Journal:
         dokumenter_sha256: dict[str, str | None] | None = None,
         retry_in: float | None = None,
     ) -> None:
-        """Record the answer of a send: its final state, or back to waiting
-        (``retry_in`` seconds from now) when it surely did not arrive."""
+        """Record the answer of a send, durably: its final state, or back to
+        waiting (``retry_in`` seconds from now) when it surely did not arrive."""
         sha = json.dumps(dokumenter_sha256, sort_keys=True) if dokumenter_sha256 is not None else None
-        with self._transaction() as cur:
-            if state == WAITING:
-                self._execute(
-                    cur,
-                    "UPDATE batch_letter SET state = ?, worker = NULL, lease_until = NULL, attempts = attempts + 1, "
-                    "not_before = {now} + ?, error = ?, updated = {now} WHERE ref = ?",
-                    (WAITING, retry_in or 0.0, error, ref),
-                )
-            else:
-                self._execute(
-                    cur,
-                    "UPDATE batch_letter SET state = ?, worker = NULL, lease_until = NULL, forsendelse_id = ?, "
-                    "error = ?, dokumenter_sha256 = COALESCE(?, dokumenter_sha256), updated = {now} WHERE ref = ?",
-                    (state, forsendelse_id, error, sha, ref),
-                )
+        if state == WAITING:
+            sql = (
+                "UPDATE batch_letter SET state = ?, worker = NULL, lease_until = NULL, attempts = attempts + 1, "
+                "not_before = {now} + ?, error = ?, updated = {now} WHERE ref = ?"
+            )
+            params: tuple[Any, ...] = (WAITING, retry_in or 0.0, error, ref)
+        else:
+            sql = (
+                "UPDATE batch_letter SET state = ?, worker = NULL, lease_until = NULL, forsendelse_id = ?, "
+                "error = ?, dokumenter_sha256 = COALESCE(?, dokumenter_sha256), updated = {now} WHERE ref = ?"
+            )
+            params = (state, forsendelse_id, error, sha, ref)
+        # While another thread commits, the answer joins the next commit without waiting for it:
+        # this worker's next intent is committed with it or after it. Lost in a crash, the
+        # letter is found `sending` and becomes unknown: never sent twice.
+        self._grouped(lambda cur: self._execute(cur, sql, params).rowcount, wait=False)
+
+    def _grouped(self, op: Callable[[Any], int], *, wait: bool = True) -> int:
+        """Run ``op(cursor)`` in one transaction with the ops other threads
+        hand in meanwhile (group commit: one sync to disk for all of them) and
+        return its result once that is committed. With ``wait=False`` and a
+        commit under way, return at once: the op goes into the next commit,
+        which the thread committing now makes before it lets go. If a
+        transaction fails, every op in it gets the error: none was recorded."""
+        item = _Op(op)
+        with self._group:
+            self._queue.append(item)
+            if not wait and self._leading:
+                return 0
+            while not item.done and self._leading:
+                self._group.wait()
+            if item.done:
+                return item.outcome()
+            self._leading = True
+        while True:
+            with self._group:
+                batch, self._queue = self._queue, []
+                if not batch:
+                    self._leading = False
+                    self._group.notify_all()
+                    return item.outcome()
+            error: BaseException | None = None
+            try:
+                with self._transaction() as cur:
+                    for it in batch:
+                        it.result = it.op(cur)
+            except BaseException as exc:
+                error = exc
+                log.error("the journal could not record %d change(s): %s", len(batch), exc)
+            with self._group:
+                for it in batch:
+                    it.error, it.done = error, True
+                self._group.notify_all()
 
     def set_hashes(self, ref: str, dokumenter_sha256: dict[str, str | None]) -> None:
         with self._transaction() as cur:

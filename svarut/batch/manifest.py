@@ -249,6 +249,32 @@ class RefSet:
         self._db.close()
 
 
+def lines(manifest: Path) -> Iterator[tuple[int, str]]:
+    """The manifest's non-blank lines with their numbers (from 1)."""
+    with manifest.open(encoding="utf-8") as f:
+        for number, text in enumerate(f, start=1):
+            if raw := text.strip():
+                yield number, raw
+
+
+def identify(raw: str, *, run_id: str) -> tuple[str, str, str | None] | None:
+    """A line's ref, kind and eksternReferanse, read without the checks
+    (None when it has no usable ref or kind)."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    ref, kind = data.get(REF_KEY), data.get(KIND_KEY)
+    op = operations().get(kind) if isinstance(kind, str) else None
+    if not isinstance(ref, str) or not ref or op is None:
+        return None
+    metadata = data.get(FORSENDELSE_KEY)
+    given = metadata.get(EKSTERN_REFERANSE_KEY) if isinstance(metadata, dict) else None
+    return ref, op.kind, given or ekstern_referanse(run_id, ref, model=op.model)
+
+
 def check_letters(
     manifest: Path, *, client: BaseClient, konto_id: UUID | str, run_id: str = CHECK_RUN_ID
 ) -> Iterator[tuple[Letter, dict[str, Any] | None]]:
@@ -257,18 +283,14 @@ def check_letters(
     base_dir = manifest.parent
     refs = RefSet()
     try:
-        with manifest.open(encoding="utf-8") as f:
-            for number, text in enumerate(f, start=1):
-                raw = text.strip()
-                if not raw:
-                    continue
-                letter, arguments = read_letter(number, raw, base_dir=base_dir, run_id=run_id)
-                if letter.ref is not None and (first := refs.add(letter.ref, number)) is not None:
-                    letter.problem(REF_KEY, "unique", f"ref {letter.ref!r} is already used on line {first}")
-                if arguments is not None and letter.kind is not None:
-                    op = operations()[letter.kind]
-                    for field_name, rule, message in check_send(client, op, konto_id=konto_id, arguments=arguments):
-                        letter.problem(field_name, rule, message)
-                yield letter, (arguments if not letter.problems else None)
+        for number, raw in lines(manifest):
+            letter, arguments = read_letter(number, raw, base_dir=base_dir, run_id=run_id)
+            if letter.ref is not None and (first := refs.add(letter.ref, number)) is not None:
+                letter.problem(REF_KEY, "unique", f"ref {letter.ref!r} is already used on line {first}")
+            if arguments is not None and letter.kind is not None:
+                op = operations()[letter.kind]
+                for field_name, rule, message in check_send(client, op, konto_id=konto_id, arguments=arguments):
+                    letter.problem(field_name, rule, message)
+            yield letter, (arguments if not letter.problems else None)
     finally:
         refs.close()

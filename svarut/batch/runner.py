@@ -25,7 +25,7 @@ import anyio.abc
 import anyio.to_thread
 
 from svarut.batch import journal as j
-from svarut.batch.manifest import BatchProblem, check_letters, operations, read_letter
+from svarut.batch.manifest import BatchProblem, check_letters, identify, lines, operations, read_letter
 from svarut.runtime import errors
 from svarut.runtime.client import AsyncAPIClient, BaseClient, SyncAPIClient
 
@@ -40,6 +40,10 @@ RETRY_BASE = 1.0
 RETRY_MAX = 60.0
 # How long a worker with nothing to claim waits before looking again.
 IDLE_POLL = 0.5
+# How often a worker sharing the journal looks for letters a dead worker left sending.
+RECOVER_EVERY = 1.0
+# Letters claimed at once, per sending thread or task: fewer claim transactions.
+CLAIM_PER_SENDER = 8
 
 
 class ManifestInvalidError(errors.SvarUtError, ValueError):
@@ -139,6 +143,8 @@ class _Batch:
         self._progress_lock = threading.Lock()
         self.stop = threading.Event()
         self.fatal: BaseException | None = None
+        self.single_runner = False
+        self._last_recover = 0.0
 
     # --- before sending -----------------------------------------------------------
 
@@ -146,6 +152,7 @@ class _Batch:
         """Check the whole manifest, then record its letters; raises
         :class:`ManifestInvalidError` (nothing recorded, nothing sent) if it
         does not check, unless ``skip_invalid``."""
+        self.single_runner = single_runner
         self.journal.setup(konto_id=self.konto_id)
         problems: list[BatchProblem] = []
         for letter, _ in check_letters(
@@ -154,7 +161,10 @@ class _Batch:
             problems += letter.problems
         if problems and not skip_invalid:
             raise ManifestInvalidError(problems)
-        self.journal.load(self._new_letters())
+        bad: dict[int, list[str]] = {}
+        for p in problems:
+            bad.setdefault(p.line, []).append(str(p))
+        self.journal.load(self._new_letters(bad))
         if single_runner:
             self._recovered(self.journal.recover(all_sending=True))
             self.journal.release_all()
@@ -164,15 +174,15 @@ class _Batch:
         self.progress.left = counts[j.WAITING] + counts[j.SENDING]
         return problems
 
-    def _new_letters(self) -> Iterator[j.NewLetter]:
-        # A second pass, so the check above holds no letter in memory.
-        for letter, _ in check_letters(
-            self.manifest, client=self.client, konto_id=self.konto_id, run_id=self.journal.run_id
-        ):
-            if letter.ref is None or letter.kind is None:
+    def _new_letters(self, bad: dict[int, list[str]]) -> Iterator[j.NewLetter]:
+        # A second, light pass (the check above ran the rules), so no letter is held in memory.
+        for line, raw in lines(self.manifest):
+            found = identify(raw, run_id=self.journal.run_id)
+            if found is None:
                 continue  # nothing to record it under; the check reported it
-            skipped = "; ".join(str(p) for p in letter.problems) or None
-            yield j.NewLetter(letter.ref, letter.line, letter.kind, letter.raw, letter.ekstern_referanse, skipped)
+            ref, kind, ekstern = found
+            skipped = "; ".join(bad[line]) if line in bad else None
+            yield j.NewLetter(ref, line, kind, raw, ekstern, skipped)
 
     def _recovered(self, rows: Iterable[j.Row]) -> None:
         """Add the documents' hashes to letters found ``sending`` after a
@@ -262,7 +272,10 @@ class _Batch:
         are held by other workers or backing off), or None: nothing left."""
         if self.stop.is_set():
             return None
-        self._recovered(self.journal.recover(all_sending=False))
+        if not self.single_runner and time.monotonic() - self._last_recover > RECOVER_EVERY:
+            # Letters a dead worker was sending become unknown once its lease has expired.
+            self._recovered(self.journal.recover(all_sending=False))
+            self._last_recover = time.monotonic()
         rows = self.journal.claim(limit, lease=self.lease)
         if rows:
             return sorted(rows, key=lambda r: r.line)
@@ -316,7 +329,11 @@ def _run_threads(batch: _Batch, client: SyncAPIClient, *, concurrency: int, pace
 
     def sender() -> None:
         while (row := work.get()) is not None:
-            _send_one(batch, client, row, pacer)
+            try:
+                _send_one(batch, client, row, pacer)
+            except BaseException as exc:  # the journal failed: stop, the run must not go on blind
+                batch.fatal = batch.fatal or exc
+                batch.stop.set()
 
     threads = [threading.Thread(target=sender, name=f"svarut-batch-{i}", daemon=True) for i in range(concurrency)]
     for t in threads:
@@ -324,7 +341,7 @@ def _run_threads(batch: _Batch, client: SyncAPIClient, *, concurrency: int, pace
     renewed = time.monotonic()
     try:
         while True:
-            found = batch.next_claim(concurrency)
+            found = batch.next_claim(min(256, concurrency * CLAIM_PER_SENDER))
             if found is None:
                 break
             if isinstance(found, float):
@@ -422,7 +439,9 @@ async def arun(
         async def feeder() -> None:
             async with send:
                 while True:
-                    found = await anyio.to_thread.run_sync(batch.next_claim, max(1, concurrency))
+                    found = await anyio.to_thread.run_sync(
+                        batch.next_claim, min(256, max(1, concurrency) * CLAIM_PER_SENDER)
+                    )
                     if found is None:
                         return
                     if isinstance(found, float):
