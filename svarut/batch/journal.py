@@ -323,6 +323,16 @@ class Journal:
         with self._transaction() as cur:
             self._execute(cur, "UPDATE batch_letter SET worker = NULL, lease_until = NULL WHERE state = ?", (WAITING,))
 
+    def retry_waiting(self) -> None:
+        """A new run tries again the letters an earlier one gave up on after
+        :data:`MAX_ATTEMPTS` failed connections."""
+        with self._transaction() as cur:
+            self._execute(
+                cur,
+                "UPDATE batch_letter SET attempts = 0, not_before = NULL WHERE state = ? AND attempts >= ?",
+                (WAITING, MAX_ATTEMPTS),
+            )
+
     def requeue_unknown(self) -> int:
         """``--resend-unknown``: every unknown letter goes back to waiting, marked to be resent."""
         with self._transaction() as cur:

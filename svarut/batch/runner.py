@@ -168,6 +168,7 @@ class _Batch:
         if single_runner:
             self._recovered(self.journal.recover(all_sending=True))
             self.journal.release_all()
+        self.journal.retry_waiting()
         if resend_unknown:
             log.info("resending %d unknown letter(s)", self.journal.requeue_unknown())
         counts = self.journal.counts()
