@@ -28,6 +28,7 @@ import svarut
 import svarut.batch
 from svarut import models
 from svarut.batch import manifest as m
+from svarut.batch.journal import NewLetter
 from svarut.generated import SEND_OPERATIONS
 from svarut.simulator.pytest_plugin import SvarUtSimulatorFixture
 
@@ -345,3 +346,28 @@ def test_check_streams_in_flat_memory(tmp_path: Path) -> None:
     assert result["bad"] == 0
     growth_mib = (result["samples"]["40000"] - result["samples"]["4000"]) / 1024
     assert growth_mib < 8, f"RSS grew {growth_mib:.1f} MiB from 4k to 40k lines"
+
+
+def test_reloading_takes_the_current_line_only_for_letters_not_sent(tmp_path: Path) -> None:
+    with svarut.batch.open_journal(tmp_path / "j.sqlite") as jn:
+        jn.setup(konto_id="k")
+        jn.load(
+            [
+                NewLetter("w", 1, "person", "old-w", "e-w"),
+                NewLetter("s", 2, "person", "old-s", "e-s"),
+                NewLetter("k", 3, "person", "old-k", "e-k", skipped="bad"),
+            ]
+        )
+        (claimed,) = [r for r in jn.claim(10, lease=60) if r.ref == "s"] or [None]
+        assert claimed is not None and jn.start_sending("s", lease=60)
+        jn.finish("s", svarut.batch.SENT, forsendelse_id="id-s")
+        jn.release()
+        jn.load(
+            [
+                NewLetter("w", 1, "person", "new-w", "e-w"),
+                NewLetter("s", 2, "person", "new-s", "e-s"),
+                NewLetter("k", 3, "person", "new-k", "e-k"),
+            ]
+        )
+        rows = {r.ref: (r.letter, r.state) for r in jn.rows()}
+    assert rows == {"w": ("new-w", "waiting"), "s": ("old-s", "sent"), "k": ("new-k", "waiting")}

@@ -290,14 +290,27 @@ class Journal:
                         n.skipped,
                     ),
                 )
-                if n.skipped is None:
-                    # A line skipped by an earlier run that checks now is sent after all.
-                    self._execute(
-                        cur,
-                        "UPDATE batch_letter SET state = ?, error = NULL, line = ?, kind = ?, letter = ?, "
-                        "ekstern_referanse = ? WHERE ref = ? AND state = ?",
-                        (WAITING, n.line, n.kind, n.letter, n.ekstern_referanse, n.ref, SKIPPED),
-                    )
+                # A letter not sent yet takes the manifest's current line: a line fixed since
+                # (or skipped before and checking now) is sent as it reads now. A letter with
+                # an answer, or unknown, keeps what was sent, so a resend is an identical repeat.
+                self._execute(
+                    cur,
+                    "UPDATE batch_letter SET state = ?, error = ?, line = ?, kind = ?, letter = ?, "
+                    "ekstern_referanse = ? WHERE ref = ? AND letter <> ? "
+                    "AND (state = ? OR (state = ? AND (worker IS NULL OR lease_until < {now})))",
+                    (
+                        SKIPPED if n.skipped else WAITING,
+                        n.skipped,
+                        n.line,
+                        n.kind,
+                        n.letter,
+                        n.ekstern_referanse,
+                        n.ref,
+                        n.letter,
+                        SKIPPED,
+                        WAITING,
+                    ),
+                )
 
     # --- running ---------------------------------------------------------------------
 
