@@ -42,6 +42,7 @@ REF_KEY = "ref"
 KIND_KEY = "kind"
 FORSENDELSE_KEY = "forsendelse"
 KRYPTERING_KEY = "kryptering"
+UNIQUE_RULE = "unique"
 # A stand-in run id for checking without a journal: eksternReferanse has the same length as in a run.
 CHECK_RUN_ID = "0" * 12
 
@@ -286,7 +287,7 @@ def check_letters(
         for number, raw in lines(manifest):
             letter, arguments = read_letter(number, raw, base_dir=base_dir, run_id=run_id)
             if letter.ref is not None and (first := refs.add(letter.ref, number)) is not None:
-                letter.problem(REF_KEY, "unique", f"ref {letter.ref!r} is already used on line {first}")
+                letter.problem(REF_KEY, UNIQUE_RULE, f"ref {letter.ref!r} is already used on line {first}")
             if arguments is not None and letter.kind is not None:
                 op = operations()[letter.kind]
                 for field_name, rule, message in check_send(client, op, konto_id=konto_id, arguments=arguments):

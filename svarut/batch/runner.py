@@ -25,7 +25,16 @@ import anyio.abc
 import anyio.to_thread
 
 from svarut.batch import journal as j
-from svarut.batch.manifest import BatchProblem, check_letters, identify, lines, operations, read_letter
+from svarut.batch.manifest import (
+    REF_KEY,
+    UNIQUE_RULE,
+    BatchProblem,
+    check_letters,
+    identify,
+    lines,
+    operations,
+    read_letter,
+)
 from svarut.runtime import errors
 from svarut.runtime.client import AsyncAPIClient, BaseClient, SyncAPIClient
 
@@ -164,7 +173,9 @@ class _Batch:
         bad: dict[int, list[str]] = {}
         for p in problems:
             bad.setdefault(p.line, []).append(str(p))
-        self.journal.load(self._new_letters(bad))
+        # A ref's later lines are not recorded: the letter under that ref is its first line's.
+        repeated = {p.line for p in problems if p.field == REF_KEY and p.rule == UNIQUE_RULE}
+        self.journal.load(self._new_letters(bad, repeated))
         if single_runner:
             self._recovered(self.journal.recover(all_sending=True))
             self.journal.release_all()
@@ -175,9 +186,11 @@ class _Batch:
         self.progress.left = counts[j.WAITING] + counts[j.SENDING]
         return problems
 
-    def _new_letters(self, bad: dict[int, list[str]]) -> Iterator[j.NewLetter]:
+    def _new_letters(self, bad: dict[int, list[str]], repeated: set[int]) -> Iterator[j.NewLetter]:
         # A second, light pass (the check above ran the rules), so no letter is held in memory.
         for line, raw in lines(self.manifest):
+            if line in repeated:
+                continue
             found = identify(raw, run_id=self.journal.run_id)
             if found is None:
                 continue  # nothing to record it under; the check reported it
