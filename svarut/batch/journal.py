@@ -382,13 +382,15 @@ class Journal:
         return rows
 
     def pending(self) -> tuple[int, float | None]:
-        """How many letters may still be sent by some worker, and the
-        earliest moment one of them backing off may go again."""
+        """How many letters, not in this worker's hands, may still be sent
+        (by another worker, or after backing off), and the earliest moment one
+        backing off may go again."""
         with self._transaction() as cur:
             count, soonest = self._execute(
                 cur,
-                "SELECT COUNT(*), MIN(not_before) FROM batch_letter WHERE (state = ? AND attempts < ?) OR state = ?",
-                (WAITING, MAX_ATTEMPTS, SENDING),
+                "SELECT COUNT(*), MIN(not_before) FROM batch_letter "
+                "WHERE ((state = ? AND attempts < ?) OR state = ?) AND (worker IS NULL OR worker <> ?)",
+                (WAITING, MAX_ATTEMPTS, SENDING, self.worker),
             ).fetchone()
         return int(count), (float(soonest) if soonest is not None else None)
 

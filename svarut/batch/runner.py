@@ -154,6 +154,9 @@ class _Batch:
         self.fatal: BaseException | None = None
         self.single_runner = False
         self._last_recover = 0.0
+        # Letters handed to senders and not yet done; a sender's answer wakes the claiming loop.
+        self.inflight = 0
+        self.activity = threading.Event()
 
     # --- before sending -----------------------------------------------------------
 
@@ -341,6 +344,8 @@ def _run_threads(batch: _Batch, client: SyncAPIClient, *, concurrency: int, pace
 
     work: queue.Queue[j.Row | None] = queue.Queue(maxsize=concurrency)
 
+    lock = threading.Lock()
+
     def sender() -> None:
         while (row := work.get()) is not None:
             try:
@@ -348,6 +353,9 @@ def _run_threads(batch: _Batch, client: SyncAPIClient, *, concurrency: int, pace
             except BaseException as exc:  # the journal failed: stop, the run must not go on blind
                 batch.fatal = batch.fatal or exc
                 batch.stop.set()
+            with lock:
+                batch.inflight -= 1
+            batch.activity.set()
 
     threads = [threading.Thread(target=sender, name=f"svarut-batch-{i}", daemon=True) for i in range(concurrency)]
     for t in threads:
@@ -355,19 +363,26 @@ def _run_threads(batch: _Batch, client: SyncAPIClient, *, concurrency: int, pace
     renewed = time.monotonic()
     try:
         while True:
+            batch.activity.clear()
             found = batch.next_claim(min(256, concurrency * CLAIM_PER_SENDER))
             if found is None:
-                break
-            if isinstance(found, float):
-                batch.stop.wait(found)
+                if batch.inflight == 0:
+                    break
+                # Our own letters are on the wire; one may come back to be tried again.
+                batch.activity.wait(IDLE_POLL)
+            elif isinstance(found, float):
+                batch.activity.wait(found)
             else:
                 for row in found:
                     while not batch.stop.is_set():
                         try:
+                            with lock:
+                                batch.inflight += 1
                             work.put(row, timeout=min(1.0, batch.lease / 4))
                             break
                         except queue.Full:
-                            pass
+                            with lock:
+                                batch.inflight -= 1
                         if time.monotonic() - renewed > batch.lease / 3:
                             batch.journal.renew(lease=batch.lease)
                             renewed = time.monotonic()
@@ -457,11 +472,15 @@ async def arun(
                         batch.next_claim, min(256, max(1, concurrency) * CLAIM_PER_SENDER)
                     )
                     if found is None:
-                        return
+                        if batch.inflight == 0:
+                            return
+                        await anyio.sleep(0.02)  # our letters on the wire may come back to be tried again
+                        continue
                     if isinstance(found, float):
                         await anyio.sleep(found)
                         continue
                     for row in found:
+                        batch.inflight += 1
                         await send.send(row)
                     await anyio.to_thread.run_sync(lambda: batch.journal.renew(lease=batch.lease))
 
@@ -482,6 +501,13 @@ async def arun(
 
 
 async def _asend_one(batch: _Batch, client: AsyncAPIClient, row: j.Row, pacer: _Pacer) -> None:
+    try:
+        await _asend(batch, client, row, pacer)
+    finally:
+        batch.inflight -= 1  # on the event loop: no lock needed
+
+
+async def _asend(batch: _Batch, client: AsyncAPIClient, row: j.Row, pacer: _Pacer) -> None:
     if batch.stop.is_set():
         return
     prepared = await anyio.to_thread.run_sync(batch.arguments, row)
