@@ -371,3 +371,20 @@ def test_reloading_takes_the_current_line_only_for_letters_not_sent(tmp_path: Pa
         )
         rows = {r.ref: (r.letter, r.state) for r in jn.rows()}
     assert rows == {"w": ("new-w", "waiting"), "s": ("old-s", "sent"), "k": ("new-k", "waiting")}
+
+
+def test_a_refused_integration_stops_the_run_and_leaves_letters_waiting(
+    svarut_simulator: SvarUtSimulatorFixture, tmp_path: Path
+) -> None:
+    manifest = letters(tmp_path, 5)
+    journal = tmp_path / "j.sqlite"
+    with (
+        svarut_simulator.new_client(integrasjon_passord="not the password") as client,
+        pytest.raises(svarut.batch.BatchStoppedError, match="refused the integration"),
+    ):
+        svarut.batch.run(client, manifest, konto_id=svarut_simulator.konto_id, journal=journal, concurrency=2)
+    assert svarut_simulator.received == []
+    assert {r["state"] for r in _report(journal)} == {"waiting"}
+    # Fixed, the next run sends them all.
+    summary = svarut.batch.run(svarut_simulator.client, manifest, konto_id=svarut_simulator.konto_id, journal=journal)
+    assert summary.done and len(svarut_simulator.received) == 5

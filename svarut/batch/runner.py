@@ -248,15 +248,24 @@ class _Batch:
         elif isinstance(exc, errors.SendOutcomeUnknownError):
             self.journal.finish(row.ref, j.UNKNOWN, error=str(exc), dokumenter_sha256=exc.dokumenter_sha256)
             self._count("unknown")
-        elif isinstance(exc, (errors.AuthenticationError, errors.PermissionDeniedError)):
+        elif isinstance(
+            exc,
+            (
+                errors.AuthenticationError,
+                errors.PermissionDeniedError,
+                errors.MaskinportenTokenError,
+                errors.KeystoreError,
+            ),
+        ):
             # The integration is refused, not the letter: it did not arrive; stop the run.
             self.journal.finish(row.ref, j.WAITING, error=str(exc), retry_in=0.0)
             self.fatal = self.fatal or BatchStoppedError(f"SvarUt refused the integration: {exc}")
             self.stop.set()
-        elif isinstance(exc, errors.APIConnectionError) or (
-            isinstance(exc, errors.APIStatusError) and (exc.status_code == 429 or exc.status_code >= 500)
-        ):
-            # The body never arrived whole, or SvarUt turned it away: safe to send again later.
+        elif isinstance(
+            exc, (errors.APIConnectionError, errors.MaskinportenConnectionError, errors.KrypteringError)
+        ) or (isinstance(exc, errors.APIStatusError) and (exc.status_code == 429 or exc.status_code >= 500)):
+            # The body never arrived whole (no connection, no token, no certificate to encrypt
+            # for), or SvarUt turned it away: safe to send again later.
             delay = min(RETRY_BASE * 2**row.attempts, RETRY_MAX)
             self.journal.finish(row.ref, j.WAITING, error=str(exc), retry_in=delay)
             self._count("retried")
