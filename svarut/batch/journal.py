@@ -274,43 +274,33 @@ class Journal:
             self._load(batch)
 
     def _load(self, batch: list[NewLetter]) -> None:
+        # A letter not sent yet takes the manifest's current line: a line fixed since (or
+        # skipped before and checking now) is sent as it reads now. A letter with an answer,
+        # or unknown, keeps what was sent, so that a resend is an identical repeat.
+        sql = self._sql(
+            "INSERT INTO batch_letter (ref, line, kind, letter, ekstern_referanse, state, error, updated) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, {now}) ON CONFLICT (ref) DO UPDATE SET state = excluded.state, "
+            "error = excluded.error, line = excluded.line, kind = excluded.kind, letter = excluded.letter, "
+            "ekstern_referanse = excluded.ekstern_referanse WHERE batch_letter.letter <> excluded.letter "
+            "AND (batch_letter.state = ? OR (batch_letter.state = ? "
+            "AND (batch_letter.worker IS NULL OR batch_letter.lease_until < {now})))"
+        )
+        rows = [
+            (
+                n.ref,
+                n.line,
+                n.kind,
+                n.letter,
+                n.ekstern_referanse,
+                SKIPPED if n.skipped else WAITING,
+                n.skipped,
+                SKIPPED,
+                WAITING,
+            )
+            for n in batch
+        ]
         with self._transaction() as cur:
-            for n in batch:
-                self._execute(
-                    cur,
-                    "INSERT INTO batch_letter (ref, line, kind, letter, ekstern_referanse, state, error, updated) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, {now}) ON CONFLICT DO NOTHING",
-                    (
-                        n.ref,
-                        n.line,
-                        n.kind,
-                        n.letter,
-                        n.ekstern_referanse,
-                        SKIPPED if n.skipped else WAITING,
-                        n.skipped,
-                    ),
-                )
-                # A letter not sent yet takes the manifest's current line: a line fixed since
-                # (or skipped before and checking now) is sent as it reads now. A letter with
-                # an answer, or unknown, keeps what was sent, so a resend is an identical repeat.
-                self._execute(
-                    cur,
-                    "UPDATE batch_letter SET state = ?, error = ?, line = ?, kind = ?, letter = ?, "
-                    "ekstern_referanse = ? WHERE ref = ? AND letter <> ? "
-                    "AND (state = ? OR (state = ? AND (worker IS NULL OR lease_until < {now})))",
-                    (
-                        SKIPPED if n.skipped else WAITING,
-                        n.skipped,
-                        n.line,
-                        n.kind,
-                        n.letter,
-                        n.ekstern_referanse,
-                        n.ref,
-                        n.letter,
-                        SKIPPED,
-                        WAITING,
-                    ),
-                )
+            cur.executemany(sql, rows)
 
     # --- running ---------------------------------------------------------------------
 
