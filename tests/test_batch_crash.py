@@ -125,3 +125,25 @@ def test_workers_share_a_postgres_journal_and_take_over_a_dead_one(
         check_report_against_simulator(report, sim)
         sim.scenarios.clear()
         _resend_and_check_all_arrived_once(env, manifest, postgres_url, sim)
+
+
+def test_sigterm_stops_gracefully_with_nothing_left_sending(tmp_path: Path) -> None:
+    manifest = letters(tmp_path, LETTERS)
+    journal = str(tmp_path / "journal.sqlite")
+    with Simulator(step_seconds=0, storage_dir=tmp_path / "sim") as sim:
+        env = cli_env(sim, tmp_path)
+        sim.scenarios.slow(0.05, count=2 * LETTERS, only="send")
+        runner = _start(env, manifest, journal, "--concurrency", "4")
+        time.sleep(2.0)
+        assert runner.poll() is None, "the run finished before it could be stopped"
+        runner.send_signal(signal.SIGTERM)
+        runner.communicate(timeout=60)
+        assert runner.returncode != 0
+        report = _report(env, journal)
+        states = {r["state"] for r in report}
+        # The sends on the wire finished and were recorded: none is left unknown.
+        assert states == {"sent", "waiting"}, states
+        check_report_against_simulator([r for r in report if r["state"] == "sent"], sim)
+        assert sum(r["state"] == "sent" for r in report) == len(sim.received)
+        sim.scenarios.clear()
+        _resend_and_check_all_arrived_once(env, manifest, journal, sim)

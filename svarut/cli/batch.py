@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -137,6 +138,8 @@ def run_command(
 
     konto_id = state.konto_id(konto)
     progress = _ProgressLine()
+    # A service manager's SIGTERM stops the run as Ctrl-C does: the sends on the wire finish and are recorded.
+    signal.signal(signal.SIGTERM, _interrupt)
     with state.client() as client:
         try:
             summary = b.run(
@@ -162,6 +165,10 @@ def run_command(
     for problem in summary.skipped_problems:
         click.echo(f"skipped: {problem}", err=True)
     _finish(summary)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _finish(summary: Summary) -> None:
