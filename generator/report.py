@@ -360,7 +360,9 @@ class _Differ:
     def _operations(self) -> None:
         old_ops, new_ops = self.old.operations, self.new.operations
         removed, added = set(old_ops) - set(new_ops), set(new_ops) - set(old_ops)
-        where = {op_id: f"{op['_method'].upper()} {op['_path']}" for op_id, op in {**old_ops, **new_ops}.items()}
+        old_where, new_where = (
+            {i: f"{op['_method'].upper()} {op['_path']}" for i, op in ops.items()} for ops in (old_ops, new_ops)
+        )
         renamed = _pair_renames(
             removed,
             added,
@@ -372,9 +374,9 @@ class _Differ:
         pairs = {op_id: op_id for op_id in sorted(set(old_ops) & set(new_ops))} | renamed
         for op_id in sorted(set(old_ops) | set(new_ops)):
             if op_id in added and op_id not in renamed.values():
-                self.add(f"+ operation {op_id}: {where[op_id]}", ADDITIVE)
+                self.add(f"+ operation {op_id}: {new_where[op_id]}", ADDITIVE)
             elif op_id in removed and op_id not in renamed:
-                self.add(f"- operation {op_id}: {where[op_id]}", BREAKING)
+                self.add(f"- operation {op_id}: {old_where[op_id]}", BREAKING)
             elif op_id in renamed:
                 new_id = renamed[op_id]
                 self.renamed_locations[op_id] = new_id
@@ -383,9 +385,9 @@ class _Differ:
                 )
         for old_id, new_id in sorted(pairs.items()):
             old_op, new_op = old_ops[old_id], new_ops[new_id]
-            if where[old_id] != where[new_id]:
+            if old_where[old_id] != new_where[new_id]:
                 # Callers' code is unchanged; a client released before the move calls the old path.
-                self.add(f"~ operation {new_id}: {where[old_id]} -> {where[new_id]}", NOTABLE)
+                self.add(f"~ operation {new_id}: {old_where[old_id]} -> {new_where[new_id]}", NOTABLE)
             self._parameters(old_id, new_id, old_op, new_op)
             self._parts(old_id, new_id, old_op, new_op)
             self._bodies(new_id, old_op, new_op)
