@@ -388,12 +388,12 @@ class _Differ:
             if old_where[old_id] != new_where[new_id]:
                 # Callers' code is unchanged; a client released before the move calls the old path.
                 self.add(f"~ operation {new_id}: {old_where[old_id]} -> {new_where[new_id]}", NOTABLE)
-            self._parameters(old_id, new_id, old_op, new_op)
-            self._parts(old_id, new_id, old_op, new_op)
-            self._bodies(new_id, old_op, new_op)
-        self._security(pairs)
+            self._diff_parameters(old_id, new_id, old_op, new_op)
+            self._diff_parts(old_id, new_id, old_op, new_op)
+            self._diff_bodies(new_id, old_op, new_op)
+        self._diff_security(pairs)
 
-    def _parameters(self, old_id: str, op_id: str, old_op: dict[str, Any], new_op: dict[str, Any]) -> None:
+    def _diff_parameters(self, old_id: str, op_id: str, old_op: dict[str, Any], new_op: dict[str, Any]) -> None:
         old, new = _parameters(old_op), _parameters(new_op)
 
         def kind(p: Schema, renamed: Mapping[str, str] | None = None) -> tuple[str, str, str]:
@@ -436,7 +436,7 @@ class _Differ:
                         f"parameter {label}", old[name].get("schema", {}), new[name].get("schema", {}), {REQUEST}
                     )
 
-    def _parts(self, old_id: str, op_id: str, old_op: dict[str, Any], new_op: dict[str, Any]) -> None:
+    def _diff_parts(self, old_id: str, op_id: str, old_op: dict[str, Any], new_op: dict[str, Any]) -> None:
         (old, old_req), (new, new_req) = _parts(old_op), _parts(new_op)
         renamed = _pair_renames(
             set(old) - set(new),
@@ -470,7 +470,7 @@ class _Differ:
                 if _type(old[name], self.renamed_schemas) != _type(new[name]):
                     self.add(f"~ part {label}: type {_type(old[name])} -> {_type(new[name])}", BREAKING)
 
-    def _bodies(self, op_id: str, old_op: dict[str, Any], new_op: dict[str, Any]) -> None:
+    def _diff_bodies(self, op_id: str, old_op: dict[str, Any], new_op: dict[str, Any]) -> None:
         for what, model in (("request body", _json_model), ("response", _response_model)):
             before, after = model(old_op), model(new_op)
             mapped = self.renamed_schemas.get(before or "", before)
@@ -483,7 +483,7 @@ class _Differ:
             else:
                 self.add(f"~ {what} {op_id}: {before} -> {after}", BREAKING)
 
-    def _security(self, pairs: Mapping[str, str]) -> None:
+    def _diff_security(self, pairs: Mapping[str, str]) -> None:
         grouped: dict[tuple[str, str, str], list[str]] = {}
         for old_id, new_id in pairs.items():
             before = self.old.operations[old_id]["_security"]
@@ -547,9 +547,9 @@ class _Differ:
         old_enum, new_enum = old.get("enum", []), new.get("enum", [])
         for value in new_enum:
             if value not in old_enum:
-                notable = REQUEST not in sides and sides
+                received_only = bool(sides) and REQUEST not in sides
                 self.add(
-                    f"+ enum value {name}.{value}" + (" (received)" if notable else ""),
+                    f"+ enum value {name}.{value}" + (" (received)" if received_only else ""),
                     _by_side(sides, request=ADDITIVE, response=NOTABLE),
                 )
         for value in old_enum:
