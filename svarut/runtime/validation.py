@@ -25,7 +25,7 @@ Rule ids (:data:`RULE_IDS`, also ``ForsendelseRules.RULES``):
 ``filename_length``, ``filename_chars``, ``filename_unique``
     Each filnavn has 1-226 characters, none of ``* : " \\ / < > | ?`` or a
     control character, and appears once in the forsendelse, compared in
-    Unicode NFC (``"Søknad.pdf"`` typed with a combining ``ø`` is the same name).
+    Unicode NFC (``"Påklage.pdf"`` with ``å`` as one character or as ``a`` and a combining ring is one name).
 ``nhn_single_document``, ``nhn_pdf``, ``nhn_size``, ``her_id_required``
     NHN takes exactly one ``application/pdf`` document of at most 18 MB, and
     ``mottakerHerId`` when ``mottakertype`` is HER_ID.
@@ -525,7 +525,7 @@ def _filenames(s: _Send) -> Iterator[Problem]:
             yield Problem(
                 field,
                 R_FILENAME_UNIQUE.rule,
-                f"{d.filnavn!r} {same} (names are compared in Unicode NFC, so a letter such as 'ø' typed two "
+                f"{d.filnavn!r} {same} (names are compared in Unicode NFC, so a letter such as 'å' typed two "
                 "ways is one name); give each document its own name",
             )
         seen.setdefault(nfc, d.filnavn)
