@@ -666,7 +666,9 @@ def test_encrypted_forsendelse_is_decrypted_and_hashed(sim: Simulator, client: s
 
 def test_document_that_does_not_decrypt_is_400(sim: Simulator, client: svarut.SvarUtClient) -> None:
     with pytest.raises(errors.BadRequestError) as caught:
-        client.send_til_person(konto_id=sim.konto_id, forsendelse=person(kryptert=True), dokumenter={"a.pdf": PDF})
+        # It starts like CMS EnvelopedData (so the client's kryptert_requires_cms lets it through) but is not.
+        not_cms = bytes.fromhex("308006092a864886f70d010703") + PDF
+        client.send_til_person(konto_id=sim.konto_id, forsendelse=person(kryptert=True), dokumenter={"a.pdf": not_cms})
     assert caught.value.error_code == "DEKRYPTERING_FEILET" and "a.pdf" in str(caught.value)
     assert sim.received == []
 

@@ -116,6 +116,8 @@ class PreparedSend:
     operation_id: str
     metadata: dict[str, Any]
     documents: tuple[multipart.Document, ...]
+    # The client encrypts the documents after the checks (kryptering=True): they see plaintext.
+    encrypting: bool = False
 
 
 PreSendCheck = Callable[[PreparedSend], None]
@@ -231,7 +233,7 @@ class BaseClient:
                 raise TypeError(f"{send.file_part} takes one document (a Path or svarut.File), not a mapping")
             documents = [multipart.single_document(send.files, part_name=send.file_part)]
         # Checks and the outcome-unknown hashes see the plaintext; only the wire sees ciphertext.
-        prepared = PreparedSend(endpoint.operation_id, metadata, tuple(documents))
+        prepared = PreparedSend(endpoint.operation_id, metadata, tuple(documents), encrypting=send.kryptering)
         for check in self._checks:
             check(prepared)
         if send.kryptering:
