@@ -15,31 +15,57 @@ import tempfile
 from pathlib import Path
 
 from generator import changelog, report, specs
+from generator.bindings import verify_bindings
+from generator.ir import Api
 from generator.normalize import SpecError, build_api
 from generator.render import render
 
 GENERATED = specs.ROOT / "svarut" / "generated"
 
 
-def generate(out: Path, specs_dir: str | None, lock_path: Path = specs.LOCK_PATH) -> None:
+def generate(out: Path, specs_dir: str | None, lock_path: Path = specs.LOCK_PATH) -> list[str]:
+    """Render the package into ``out``; returns the hand-written bindings to the
+    spec that no longer hold (``make generate`` warns, ``make check-generated`` fails)."""
     lock = specs.read_lock(lock_path)
     api = build_api(specs.parse(specs.load_locked(specs_dir, lock=lock)))
     render(api, lock, out)
+    return binding_problems(api)
+
+
+def binding_problems(api: Api) -> list[str]:
+    """Hand-written knowledge that names the spec (the pre-send rules) and no longer matches it."""
+    return verify_bindings(api)
+
+
+def _report_bindings(problems: list[str], *, fatal: bool) -> None:
+    if not problems:
+        return
+    label = "error" if fatal else "warning"
+    print(
+        f"{label}: {len(problems)} binding(s) to the spec no longer hold; these rules would stop applying:",
+        file=sys.stderr,
+    )
+    for line in problems:
+        print(f"  {line}", file=sys.stderr)
+    print("Update the declared bindings (svarut/runtime/validation.py BINDINGS) to the new spec.", file=sys.stderr)
 
 
 def check(specs_dir: str | None, lock_path: Path = specs.LOCK_PATH) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         fresh = Path(tmp)
-        generate(fresh, specs_dir, lock_path)
+        problems = generate(fresh, specs_dir, lock_path)
         names = sorted({p.name for p in fresh.iterdir()} | {p.name for p in GENERATED.glob("*.py")})
         drift: list[str] = []
         for name in names:
             new = (fresh / name).read_text().splitlines(keepends=True) if (fresh / name).exists() else []
             old = (GENERATED / name).read_text().splitlines(keepends=True) if (GENERATED / name).exists() else []
             drift += difflib.unified_diff(old, new, f"svarut/generated/{name}", f"regenerated/{name}")
+    _report_bindings(problems, fatal=True)
     if drift:
         sys.stdout.writelines(drift)
         print("\nsvarut/generated/ is not what the generator makes from the locked specs; run `make generate`.")
+        return 1
+    if problems:
         return 1
     print("svarut/generated/ matches the locked specs")
     return 0
@@ -123,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "generate":
-            generate(args.out, args.specs_dir, args.lock)
+            _report_bindings(generate(args.out, args.specs_dir, args.lock), fatal=False)
             return 0
         if args.command == "check":
             return check(args.specs_dir, args.lock)

@@ -262,3 +262,30 @@ def test_rule_code_names_no_spec_key_outside_the_table():
 )
 def test_the_scan_catches_a_bypass(sneaky):
     assert literals_naming_the_spec(sneaky, bound_names()) != []
+
+
+# --- the maintainer's commands ----------------------------------------------------
+
+
+def test_generate_warns_and_check_generated_fails_naming_the_rule_on_a_renamed_field(tmp_path: Path) -> None:
+    from generator_helpers import run_cli
+
+    version = HISTORY / "09-29075f1"
+    lock = [
+        dataclasses.replace(entry, sha256=specs.sha256((version / entry.file).read_bytes()))
+        for entry in specs.read_lock()
+    ]
+    lock_path = tmp_path / "lock.json"
+    specs.write_lock(lock, lock_path)
+    common = ["--lock", str(lock_path), "--specs-dir", str(version)]
+
+    generated = run_cli(*common, "generate", "--out", str(tmp_path / "out"))
+    assert generated.returncode == 0, generated.stderr
+    assert "warning:" in generated.stderr
+    assert "rule her_id_required reads NhnForsendelse.mottakertype" in generated.stderr
+    assert (tmp_path / "out" / "models.py").exists()
+
+    checked = run_cli(*common, "check")
+    assert checked.returncode == 1
+    assert "error:" in checked.stderr
+    assert "rule her_id_required reads NhnForsendelse.mottakertype" in checked.stderr
