@@ -2,8 +2,8 @@
 
 Sent models reject unknown keyword arguments, so a typo fails at
 construction instead of being silently dropped, and ``None`` means "leave the
-field out": no field in the specs is nullable, and SvarUt answers 400 to a
-``null``. Received models ignore fields the spec does not list yet, so a
+field out" in JSON (``model_dump_json``, ``model_dump(mode="json")``): no field
+in the specs is nullable, and SvarUt answers 400 to a ``null``. Received models ignore fields the spec does not list yet, so a
 server that has moved ahead of the spec does not break the client. Both are
 built by Python field name (``digital_id``) and read and written by the spec's
 name (``digitalId``). Validators are built on first use, not at import, so
@@ -40,9 +40,10 @@ class RequestModel(BaseModel):
 
     @_model_serializer(mode="wrap")
     def _omit_none(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
-        # Covers nested models too: each one serializes through this wrapper.
+        # Covers nested models too: each one serializes through this wrapper. Python-mode
+        # dumps keep None, as the attributes read; JSON (the wire, and mode="json") omits it.
         data = handler(self)
-        if isinstance(data, dict):
+        if isinstance(data, dict) and info.mode_is_json():
             return {k: v for k, v in data.items() if v is not None}
         return data
 
