@@ -87,19 +87,19 @@ DESCRIBED_RULES = (
 )
 
 
-def apply(schemas: Mapping[str, Schema], request_models: Iterable[str]) -> tuple[dict[str, Schema], FieldExtras]:
+def apply(schemas: Mapping[str, Any], request_models: Iterable[str]) -> tuple[dict[str, Schema], FieldExtras]:
     """A copy of ``schemas`` with the keyword rewrites, and the annotations
     each field of a sent model needs."""
-    schemas = copy.deepcopy(dict(schemas))
+    result: dict[str, Schema] = copy.deepcopy(dict(schemas))
     extras: FieldExtras = {}
     for name in sorted(set(request_models)):
-        for prop, schema in schemas[name].get("properties", {}).items():
+        for prop, schema in result[name].get("properties", {}).items():
             where = f"{name}.{prop}"
             extras_here = _rewrite(schema, where, top=True)
             if extras_here:
                 extras[(name, prop)] = extras_here
-    _bind_described(schemas, set(request_models), extras)
-    return schemas, extras
+    _bind_described(result, set(request_models), extras)
+    return result, extras
 
 
 def _rewrite(schema: Schema, where: str, *, top: bool) -> list[str]:
@@ -120,9 +120,8 @@ def _rewrite(schema: Schema, where: str, *, top: bool) -> list[str]:
             raise ConstraintError(f"{where}: pattern on a {kind!r} schema")
     if schema.get("uniqueItems") is True:
         found.append("UniqueItems")
-    if "items" in schema:
-        if _rewrite(schema["items"], where + "[]", top=False):
-            raise ConstraintError(f"{where}[]: uniqueItems/integer pattern on array items is not supported")
+    if "items" in schema and _rewrite(schema["items"], where + "[]", top=False):
+        raise ConstraintError(f"{where}[]: uniqueItems/integer pattern on array items is not supported")
     if found and not top:
         raise ConstraintError(f"{where}: uniqueItems/integer pattern below a model's property is not supported")
     return found
@@ -130,8 +129,7 @@ def _rewrite(schema: Schema, where: str, *, top: bool) -> list[str]:
 
 def _walk(node: Any) -> Iterator[tuple[str, Schema]]:
     if isinstance(node, dict):
-        for prop, schema in node.get("properties", {}).items():
-            yield prop, schema
+        yield from node.get("properties", {}).items()
         for value in node.values():
             yield from _walk(value)
     elif isinstance(node, list):
@@ -164,9 +162,8 @@ def _bind_described(schemas: Mapping[str, Schema], request_models: set[str], ext
 
 # --- ECMA-262 patterns ------------------------------------------------------------
 
-_ECMA_SPACE = (
-    "\\t\\n\\v\\f\\r \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff"  # WhiteSpace, LineTerminator
-)
+# ECMA-262 WhiteSpace and LineTerminator.
+_ECMA_SPACE = "\\t\\n\\v\\f\\r \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff"
 _CLASS_ESCAPES = {"d": "0-9", "w": "A-Za-z0-9_", "s": _ECMA_SPACE}
 _NOT_LINE_TERMINATOR = "[^\\n\\r\\u2028\\u2029]"
 _KEPT_ESCAPES = set("tnrfv")

@@ -3,11 +3,12 @@
 Sent models reject unknown keyword arguments, so a typo fails at
 construction instead of being silently dropped, and ``None`` means "leave the
 field out" in JSON (``model_dump_json``, ``model_dump(mode="json")``): no field
-in the specs is nullable, and SvarUt answers 400 to a ``null``. Received models ignore fields the spec does not list yet, so a
-server that has moved ahead of the spec does not break the client. Both are
-built by Python field name (``digital_id``) and read and written by the spec's
-name (``digitalId``). Validators are built on first use, not at import, so
-``import svarut`` stays quick.
+in the specs is nullable, and SvarUt answers 400 to a ``null``. Received
+models ignore fields the spec does not list yet, so a server that has moved
+ahead of the spec does not break the client. Both are built by Python field
+name (``digital_id``) and read and written by the spec's name (``digitalId``).
+Validators are built on first use, not at import, so ``import svarut`` stays
+quick.
 
 The spec's ``pattern`` keywords are ECMA-262 regular expressions; the generator
 (``generator/constraints.py``) rewrites them for the Rust ``regex`` engine that
