@@ -14,8 +14,8 @@ fields. Only the models that are sent get them: received models stay lenient.
 - a rule a field's *description* states is bound in :data:`DESCRIBED_RULES`,
   and generation fails if that description no longer says it.
 
-:data:`KEYWORDS` lists every keyword the generator knows, with how it is
-enforced or why it is not; tests/test_constraints.py fails on any keyword in
+:data:`HANDLED` and :data:`IGNORED` list every keyword the generator knows,
+with how it is enforced or why it is not; tests/test_constraints.py fails on any keyword in
 the locked specs that is not there.
 """
 
@@ -34,8 +34,8 @@ FieldExtras = dict[tuple[str, str], list[str]]
 
 INT_BOUNDS = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
 
-KEYWORDS: dict[str, str] = {
-    # enforced
+#: Keywords the generated models enforce, and how.
+HANDLED: dict[str, str] = {
     "type": "the field's Python type (datamodel-code-generator)",
     "properties": "model fields",
     "required": "fields without a default",
@@ -53,11 +53,14 @@ KEYWORDS: dict[str, str] = {
     "pattern": "Field(pattern=) after ecma_to_rust; on an integer, decimal_pattern()",
     "uniqueItems": "UniqueItems",
     "default": "the field's default (not sent unless set)",
-    # not enforced, on purpose
+}
+#: Keywords nothing enforces, on purpose, and why.
+IGNORED: dict[str, str] = {
     "description": "documentation; rules it states are bound in DESCRIBED_RULES or the pre-send rules",
     "example": "documentation",
     "title": "documentation",
 }
+KEYWORDS = HANDLED | IGNORED
 
 
 class ConstraintError(Exception):
