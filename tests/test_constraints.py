@@ -324,6 +324,11 @@ def test_what_is_coerced_and_what_is_not():
         {"filnavn": "a.pdf", "mimeType": "application/pdf", "skalSigneres": "true", "giroarkSide": "2"}
     )
     assert doc.skal_signeres is True and doc.giroark_side == 2
+    for yes, no in (("yes", "no"), (1, 0)):
+        pair = models.PersonDokument.model_validate(
+            {"filnavn": "a.pdf", "mimeType": "application/pdf", "skalSigneres": yes, "skalEkskluderesFraUtskrift": no}
+        )
+        assert (pair.skal_signeres, pair.skal_ekskluderes_fra_utskrift) == (True, False)
     assert models.PersonDokument(filnavn="a.pdf", mime_type="application/pdf", giroark_side=2.0).giroark_side == 2
     hexed = "0a1b2c3d00004000800000000000001a"
     assert models.Forsendelser(id=[hexed]).model_dump(mode="json") == {"id": [str(uuid.UUID(hexed))]}
