@@ -23,10 +23,9 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, SerializationInfo, SerializerFunctionWrapHandler
-from pydantic import model_serializer as _model_serializer
+from pydantic import AfterValidator, BaseModel, ConfigDict
 from pydantic_core import PydanticCustomError, to_jsonable_python
 
 
@@ -39,14 +38,19 @@ class RequestModel(BaseModel):
         regex_engine="rust-regex",
     )
 
-    @_model_serializer(mode="wrap")
-    def _omit_none(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
-        # Covers nested models too: each one serializes through this wrapper. Python-mode
-        # dumps keep None, as the attributes read; JSON (the wire, and mode="json") omits it.
-        data = handler(self)
-        if isinstance(data, dict) and info.mode_is_json():
-            return {k: v for k, v in data.items() if v is not None}
-        return data
+    # exclude_none at the top reaches every nested model in one pass of pydantic-core; a
+    # wrap serializer on each model would cost a Python call per model (3x the dump time).
+    def model_dump(self, *, mode: Literal["json", "python"] | str = "python", **kwargs: Any) -> dict[str, Any]:
+        """As pydantic's, except that JSON mode leaves out fields that are None unless
+        ``exclude_none=False`` is given (Python mode keeps them, as the attributes read)."""
+        kwargs.setdefault("exclude_none", mode == "json")
+        return super().model_dump(mode=mode, **kwargs)
+
+    def model_dump_json(self, **kwargs: Any) -> str:
+        """As pydantic's, except that fields that are None are left out unless
+        ``exclude_none=False`` is given."""
+        kwargs.setdefault("exclude_none", True)
+        return super().model_dump_json(**kwargs)
 
 
 class ResponseModel(BaseModel):
