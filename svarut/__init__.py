@@ -14,9 +14,13 @@ only imports ``svarut`` (a CLI's ``--help``, a test collection) need not pay.
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# A library's warnings go where the application sends its logs, not to stderr by default.
+logging.getLogger("svarut").addHandler(logging.NullHandler())
 
 _EXPORTS = {
     "AsyncSvarUtClient": "svarut._client",

@@ -154,7 +154,7 @@ def valid_cases(draw: st.DrawFn, operations: tuple[str, ...] = ALL_OPERATIONS, m
 
     if operation in ("sendTilPerson", "sendTilOrganisasjon", "sendTilNhn"):
         if draw(st.booleans()):
-            fields["eksponert_for"] = draw(st.lists(st.one_of(fnrs(synthetic), orgnrs), max_size=3))
+            fields["eksponert_for"] = draw(st.lists(st.one_of(fnrs(synthetic), orgnrs), max_size=3, unique=True))
         if draw(st.booleans()):
             fields["kun_digital_levering"] = draw(st.booleans())
     if operation != "sendTilNhn" and draw(st.booleans()):

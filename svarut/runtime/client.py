@@ -327,7 +327,15 @@ class BaseClient:
             try:
                 return endpoint.parse(body)
             except ValidationError as exc:
-                raise errors.APIResponseValidationError(response=response, body=body, cause=exc) from None
+                invalid = exc
+            # Raised outside the except block: pydantic's error quotes the body, secrets and all.
+            unreadable = errors.APIResponseValidationError(response=response, body=body, cause=invalid)
+            if prepared.send is not None and endpoint.operation_id not in self._safe_to_repeat:
+                # SvarUt said yes, but not with the id: it may well have the forsendelse.
+                raise self._outcome_unknown(prepared, unreadable, response.request) from unreadable
+            raise unreadable
+        # A gateway may echo the request headers: nothing derived from the body may hold them.
+        body = errors.redact(body, errors.request_secrets(response.request))
         # An error body is parsed once: for the model, the error class and the error's fields.
         data = errors.json_object(body)
         fields = data or {}
