@@ -357,8 +357,8 @@ def test_nhn_takes_exactly_one_file(sim: Simulator) -> None:
     )
     two = [
         ("forsendelse", None, "application/json", nhn),
-        ("d", "a.pdf", "application/pdf", PDF),
-        ("d", "b.pdf", "application/pdf", PDF),
+        ("dokument", "a.pdf", "application/pdf", PDF),
+        ("dokument", "b.pdf", "application/pdf", PDF),
     ]
     assert (
         "exactly one"
@@ -386,7 +386,7 @@ def test_chunked_upload_with_quoted_filename(sim: Simulator) -> None:
     content = os.urandom(300_000)
     # The client's encoding of a quote in a filename (RFC 7578 §4.2).
     body, kind = multipart(
-        [("forsendelse", None, "application/json", meta), ("f", name.replace('"', "%22"), "application/pdf", content)]
+        [("forsendelse", None, "application/json", meta), ("dokumenter", name.replace('"', "%22"), "application/pdf", content)]
     )
 
     def pieces() -> Iterator[bytes]:
