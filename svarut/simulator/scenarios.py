@@ -128,9 +128,7 @@ class Scenarios:
 
     # --- outcomes ---------------------------------------------------------
 
-    def force_status(
-        self, status: str, *, count: int | None = None, mottaker: str | None = None
-    ) -> None:
+    def force_status(self, status: str, *, count: int | None = None, mottaker: str | None = None) -> None:
         """End sends in ``status`` rather than the channel's happy path.
 
         With ``mottaker`` (a fødselsnummer or organisasjonsnummer, an NHN
