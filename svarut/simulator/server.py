@@ -17,7 +17,7 @@ A send is checked as SvarUt checks it, in this order: the three auth headers
 (401 without a live token or integration headers, 403 for wrong integration
 credentials or a konto the integration does not have), the multipart body (the
 metadata part first, ``forsendelse``, read by the generated model; then the
-document parts, named as the spec names them, whose count, order and filenames
+document parts (their names ignored, as the spec says SvarUt ignores them), whose count, order and filenames
 must match the metadata's ``dokumenter``, or exactly one where the metadata
 describes none, as for NHN),
 decryption of a ``kryptert`` forsendelse's documents, and SvarUt's duplicate
@@ -850,14 +850,6 @@ class Simulator:
                     continue
                 if part.filename is None:
                     rejection = _Reply(400, CODE_DOCUMENTS, f"document part {len(files) + 1} has no filename")
-                    continue
-                if part.name != channel.operation.file_part:
-                    rejection = _Reply(
-                        400,
-                        CODE_DOCUMENTS,
-                        f"document part {len(files) + 1} is named {part.name!r}, "
-                        f"not {channel.operation.file_part!r} as the spec names it",
-                    )
                     continue
                 files.append(self._store(reader, part.filename, part.content_type, incoming / f"{len(files):03d}.bin"))
         except MultipartError as exc:
