@@ -167,6 +167,7 @@ def wait(
     """
     from svarut import errors, statuses
 
+    statuses.require_status_search()
     known = statuses.spec_statuses() or ()
     wanted = [s.upper() for s in until]
     if unknown := [s for s in wanted if s not in known]:
