@@ -281,6 +281,7 @@ def test_cli_wait_exits_6_when_a_letter_fails(svarut_simulator) -> None:
     waited = _cli(["wait", str(failed), str(fine), "--interval", "0.05"], _env(svarut_simulator))
 
     assert waited.returncode == EXIT_FAILED == 6
+    assert "6  wait: a forsendelse ended in a failure status" in _cli(["--help"], _env(svarut_simulator)).stdout
     assert [line.split("\t")[1] for line in waited.stdout.splitlines()] == ["AVVIST", "LEST"]
     assert f"{failed} ended in AVVIST" in waited.stderr
 

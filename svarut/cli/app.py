@@ -32,6 +32,7 @@ Exit codes:
   3  validation error: the forsendelse breaks a rule, nothing was sent
   4  outcome unknown: SvarUt may have the forsendelse; look it up first
   5  wait timed out
+  6  wait: a forsendelse ended in a failure status (AVVIST, IKKE_LEVERT, FEILET_UNDER_MOTTAK)
 
 \b
 Settings: flags, then environment variables (SVARUT_ENVIRONMENT,
