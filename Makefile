@@ -44,3 +44,7 @@ demo: $(PYTHON)  ## run the simulator, send a letter through the real client, fo
 
 bench: $(PYTHON)  ## benchmarks against a local sink, with same-run baselines (writes bench/results.json)
 	$(PYTHON) bench/bench.py $(BENCH_ARGS)
+
+.PHONY: check-history
+check-history: $(PYTHON)  ## every upstream spec version: relock, regenerate, mypy, send every kind to the simulator
+	SVARUT_SPEC_HISTORY=all $(PYTHON) -m pytest tests/test_spec_history.py -rxX

@@ -16,9 +16,11 @@ from uuid import UUID
 import anyio
 import httpx
 
+from svarut import statuses
 from svarut.generated import AsyncOperations, SyncOperations, models
 from svarut.runtime.client import DEFAULT_TIMEOUT, NOT_GIVEN, BaseClient, NotGiven, PreSendCheck, TimeoutTypes
 from svarut.runtime.errors import (
+    APIConnectionError,
     ForsendelseNotFoundError,
     ForsendelseValidationError,
     Problem,
@@ -42,23 +44,13 @@ _REQUIRED_ENV = (
 
 
 # The status search only reads, so repeating it is harmless.
-SAFE_TO_REPEAT = frozenset({"hentStatuser"})
+SAFE_TO_REPEAT = frozenset({statuses.STATUS_OPERATION})
 # How many ids one status search carries; more are split into several calls.
 STATUS_CHUNK = 100
-#: Statuses after which a forsendelse does not change any more (vent_pa_status stops there).
+#: Statuses after which a forsendelse does not change any more (vent_pa_status
+#: stops there): :data:`svarut.statuses.TERMINAL` as far as the specs have them.
 #: LEVERT_NHN_MOTTAKER ends the NHN channel, which never reaches LEST.
-TERMINAL_STATUSES: frozenset[str] = frozenset(
-    {
-        "AVVIST",
-        "FEILET_UNDER_MOTTAK",
-        "IKKE_LEVERT",
-        "MANUELT_HANDTERT",
-        "SLETTET",
-        "LEST",
-        "PRINTET",
-        "LEVERT_NHN_MOTTAKER",
-    }
-)
+TERMINAL_STATUSES: frozenset[str] = statuses.terminal_statuses()
 
 
 def _options(
@@ -69,7 +61,8 @@ def _options(
     return {**options, "checks": [*(rules if validate else []), *checks]}
 
 
-class Statuser(list[models.ForsendelseStatus]):
+# A string, so the class builds from specs without a status search (the first v3 spec).
+class Statuser(list["models.ForsendelseStatus"]):
     """The statuses in the order the ids were asked for; ``mangler`` lists
     the ids SvarUt returned no status for."""
 
@@ -123,29 +116,62 @@ class _Waiter:
         terminal: Collection[str],
         timeout: float,
         interval: float,
+        http_timeout: httpx.Timeout,
     ) -> None:
+        statuses.require_status_search()
         self.ids = _ids(ids)
-        self.done_at = frozenset(str(s) for s in (*(until or ()), *terminal))
+        self.until = frozenset(str(s) for s in until or ())
+        self.terminal = frozenset(str(s) for s in terminal)
         self.latest: dict[UUID, models.ForsendelseStatus] = {}
+        self.seen: dict[UUID, set[str]] = {}
         self.deadline = time.monotonic() + timeout
         self.interval = interval
+        self.http_timeout = http_timeout
         self.unknown_seen: set[str] = set()
+
+    def _done(self, forsendelse_id: UUID) -> bool:
+        latest = self.latest.get(forsendelse_id)
+        if latest is None:
+            return False
+        value = str(latest.status)
+        if value in self.terminal or statuses.is_failure(value):
+            return True
+        return bool(self.until) and statuses.passed(value, self.until, seen=self.seen[forsendelse_id])
 
     @property
     def pending(self) -> list[UUID]:
-        return [i for i in self.ids if i not in self.latest or str(self.latest[i].status) not in self.done_at]
+        return [i for i in self.ids if not self._done(i)]
 
     def update(self, statuser: Iterable[models.ForsendelseStatus]) -> bool:
+        known = statuses.spec_statuses() or ()
         for status in statuser:
-            self.latest[status.id] = status
             value = str(status.status)
-            if not isinstance(status.status, models.Status) and value not in self.unknown_seen:
+            self.latest[status.id] = status
+            self.seen.setdefault(status.id, set()).add(value)
+            if value not in known and value not in self.unknown_seen:
                 self.unknown_seen.add(value)
                 log.warning("forsendelse %s has status %r, which this client does not know", status.id, value)
         return not self.pending
 
     def result(self) -> dict[UUID, models.ForsendelseStatus]:
         return {i: self.latest[i] for i in self.ids if i in self.latest}
+
+    def call_timeout(self) -> httpx.Timeout:
+        """The client's timeout for one poll, cut to the time left."""
+        left = max(self.deadline - time.monotonic(), 0.001)
+        t = self.http_timeout
+        return httpx.Timeout(
+            connect=_at_most(t.connect, left),
+            read=_at_most(t.read, left),
+            write=_at_most(t.write, left),
+            pool=_at_most(t.pool, left),
+        )
+
+    def timed_out(self, exc: APIConnectionError) -> VentPaStatusTimeoutError:
+        """``exc`` from a poll, as the timeout it is once the time is up."""
+        if time.monotonic() < self.deadline:
+            raise exc
+        return VentPaStatusTimeoutError(statuser=self.result(), ventende=self.pending)
 
     def next_delay(self) -> float:
         left = self.deadline - time.monotonic()
@@ -154,6 +180,10 @@ class _Waiter:
         delay = min(self.interval, left)
         self.interval = min(self.interval * 1.5, 60.0)
         return delay
+
+
+def _at_most(value: float | None, limit: float) -> float:
+    return limit if value is None else min(value, limit)
 
 
 def _authenticate(
@@ -354,6 +384,7 @@ class SvarUtClient(_SvarUtClientBase, SyncOperations):
         for; ``.mangler`` on the result lists ids SvarUt did not return."""
         ids = _ids(id)
         found: list[models.ForsendelseStatus] = []
+        statuses.require_status_search()
         for chunk in _chunks(ids):
             found += super().hent_statuser(konto_id=konto_id, id=chunk, timeout=timeout)
         return _ordered(ids, found)
@@ -374,21 +405,33 @@ class SvarUtClient(_SvarUtClientBase, SyncOperations):
         timeout: float = 600.0,
         interval: float = 2.0,
     ) -> dict[UUID, models.ForsendelseStatus]:
-        """Poll until every forsendelse has a status in ``until`` or in
-        ``terminal`` (default :data:`TERMINAL_STATUSES`: AVVIST,
-        FEILET_UNDER_MOTTAK, IKKE_LEVERT, MANUELT_HANDTERT, SLETTET, LEST,
-        PRINTET, LEVERT_NHN_MOTTAKER).
+        """Poll until every forsendelse has reached or passed a status in
+        ``until``, or has a status in ``terminal`` (default
+        :data:`TERMINAL_STATUSES`: AVVIST, FEILET_UNDER_MOTTAK, IKKE_LEVERT,
+        MANUELT_HANDTERT, SLETTET, LEST, PRINTET, LEVERT_NHN_MOTTAKER) or a
+        failure status (:func:`svarut.statuses.is_failure`).
+
+        "Passed" follows the channel's order (:mod:`svarut.statuses`): waiting
+        ``until={"VARSLET"}`` ends at LEST, since a letter is read after it
+        was notified; the channel is inferred from the statuses seen.
 
         Polls every ``interval`` seconds, backing off by half each time (to
         at most a minute). Returns the latest status per id, in input order;
         raises :class:`~svarut.errors.VentPaStatusTimeoutError` (with the
-        statuses so far) after ``timeout`` seconds. A status this client does
-        not know is logged and waited past, not fatal.
+        statuses so far) after ``timeout`` seconds, which also bounds each
+        poll's HTTP timeout. A status this client does not know is logged and
+        waited past, not fatal. Without a status search in the specs, raises
+        :class:`~svarut.statuses.StatusSearchUnavailableError`.
         """
-        waiter = _Waiter(ids, until, terminal, timeout, interval)
-        while not waiter.update(self.hent_statuser(konto_id=konto_id, id=waiter.pending)):
+        waiter = _Waiter(ids, until, terminal, timeout, interval, self.timeout)
+        while True:
+            try:
+                found = self.hent_statuser(konto_id=konto_id, id=waiter.pending, timeout=waiter.call_timeout())
+            except APIConnectionError as exc:
+                raise waiter.timed_out(exc) from exc
+            if waiter.update(found):
+                return waiter.result()
             time.sleep(waiter.next_delay())
-        return waiter.result()
 
 
 class AsyncSvarUtClient(_SvarUtClientBase, AsyncOperations):
@@ -409,6 +452,7 @@ class AsyncSvarUtClient(_SvarUtClientBase, AsyncOperations):
         """See :meth:`SvarUtClient.hent_statuser`."""
         ids = _ids(id)
         found: list[models.ForsendelseStatus] = []
+        statuses.require_status_search()
         for chunk in _chunks(ids):
             found += await super().hent_statuser(konto_id=konto_id, id=chunk, timeout=timeout)
         return _ordered(ids, found)
@@ -430,7 +474,12 @@ class AsyncSvarUtClient(_SvarUtClientBase, AsyncOperations):
         interval: float = 2.0,
     ) -> dict[UUID, models.ForsendelseStatus]:
         """See :meth:`SvarUtClient.vent_pa_status`."""
-        waiter = _Waiter(ids, until, terminal, timeout, interval)
-        while not waiter.update(await self.hent_statuser(konto_id=konto_id, id=waiter.pending)):
+        waiter = _Waiter(ids, until, terminal, timeout, interval, self.timeout)
+        while True:
+            try:
+                found = await self.hent_statuser(konto_id=konto_id, id=waiter.pending, timeout=waiter.call_timeout())
+            except APIConnectionError as exc:
+                raise waiter.timed_out(exc) from exc
+            if waiter.update(found):
+                return waiter.result()
             await anyio.sleep(waiter.next_delay())
-        return waiter.result()

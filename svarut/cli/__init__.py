@@ -35,6 +35,8 @@ traceback), and the exit code says what kind it was:
 4     outcome unknown: SvarUt may have accepted the forsendelse; look it up
       (eksternReferanse is printed) before sending it again
 5     ``wait`` timed out before every forsendelse reached the status
+6     ``wait``: a forsendelse ended in a failure status (AVVIST, IKKE_LEVERT,
+      FEILET_UNDER_MOTTAK; see :mod:`svarut.statuses`); every status is printed
 ====  ==========================================================================
 """
 
@@ -45,6 +47,7 @@ from collections.abc import Sequence
 
 __all__ = [
     "EXIT_API_ERROR",
+    "EXIT_FAILED",
     "EXIT_OK",
     "EXIT_OUTCOME_UNKNOWN",
     "EXIT_USAGE",
@@ -59,6 +62,7 @@ EXIT_USAGE = 2
 EXIT_VALIDATION = 3
 EXIT_OUTCOME_UNKNOWN = 4
 EXIT_WAIT_TIMEOUT = 5
+EXIT_FAILED = 6
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -17,6 +17,7 @@ from uuid import UUID
 import click
 
 import svarut
+from svarut.cli import EXIT_FAILED
 from svarut.cli.common import CliError, State, WaitTimedOut, failure, json_option, konto_option, usage_error
 from svarut.cli.send import send
 
@@ -31,6 +32,7 @@ Exit codes:
   3  validation error: the forsendelse breaks a rule, nothing was sent
   4  outcome unknown: SvarUt may have the forsendelse; look it up first
   5  wait timed out
+  6  wait: a forsendelse ended in a failure status (AVVIST, IKKE_LEVERT, FEILET_UNDER_MOTTAK)
 
 \b
 Settings: flags, then environment variables (SVARUT_ENVIRONMENT,
@@ -160,10 +162,14 @@ def wait(
     interval: float,
     as_json: bool,
 ) -> None:
-    """Wait until every forsendelse ID reaches a terminal status (or one of --until)."""
-    from svarut import errors, models
+    """Wait until every forsendelse ID reaches a terminal status (or reaches or passes one of --until).
 
-    known = {s.value for s in models.Status}
+    Exits 6 when a forsendelse ended in a failure status (AVVIST, IKKE_LEVERT, FEILET_UNDER_MOTTAK).
+    """
+    from svarut import errors, statuses
+
+    statuses.require_status_search()
+    known = statuses.spec_statuses() or ()
     wanted = [s.upper() for s in until]
     if unknown := [s for s in wanted if s not in known]:
         raise usage_error(f"--until {', '.join(unknown)}: not a status; one of {', '.join(sorted(known))}")
@@ -179,6 +185,14 @@ def wait(
                 f"timed out after {timeout:g} s; still waiting for {', '.join(str(i) for i in exc.ventende)}"
             ) from exc
     _print_statuses(result.values(), as_json=as_json)
+    if failed := [s for s in result.values() if statuses.is_failure(s)]:
+        raise _LetterFailed(", ".join(f"{s.id} ended in {s.status}" for s in failed))
+
+
+class _LetterFailed(CliError):
+    """``wait`` saw a forsendelse end in a failure status."""
+
+    exit_code = EXIT_FAILED
 
 
 @cli.command()
