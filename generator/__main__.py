@@ -19,6 +19,7 @@ from generator.bindings import verify_bindings
 from generator.ir import Api
 from generator.normalize import SpecError, build_api
 from generator.render import render
+from generator.status_binding import status_binding_warnings, verify_status_binding
 
 GENERATED = specs.ROOT / "svarut" / "generated"
 
@@ -33,8 +34,11 @@ def generate(out: Path, specs_dir: str | None, lock_path: Path = specs.LOCK_PATH
 
 
 def binding_problems(api: Api) -> list[str]:
-    """Hand-written knowledge that names the spec (the pre-send rules) and no longer matches it."""
-    return verify_bindings(api)
+    """Hand-written knowledge that names the spec (the pre-send rules, the
+    meaning of statuses) and no longer matches it."""
+    for warning in status_binding_warnings(api):
+        print(f"warning: {warning}", file=sys.stderr)
+    return [*verify_bindings(api), *verify_status_binding(api)]
 
 
 def _report_bindings(problems: list[str], *, fatal: bool) -> None:
@@ -42,12 +46,16 @@ def _report_bindings(problems: list[str], *, fatal: bool) -> None:
         return
     label = "error" if fatal else "warning"
     print(
-        f"{label}: {len(problems)} binding(s) to the spec no longer hold; these rules would stop applying:",
+        f"{label}: {len(problems)} binding(s) to the spec no longer hold:",
         file=sys.stderr,
     )
     for line in problems:
         print(f"  {line}", file=sys.stderr)
-    print("Update the declared bindings (svarut/runtime/validation.py BINDINGS) to the new spec.", file=sys.stderr)
+    print(
+        "Update the declared bindings to the new spec: svarut/runtime/validation.py BINDINGS (pre-send rules), "
+        "svarut/statuses.py (statuses).",
+        file=sys.stderr,
+    )
 
 
 def check(specs_dir: str | None, lock_path: Path = specs.LOCK_PATH) -> int:
