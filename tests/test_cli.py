@@ -25,7 +25,8 @@ import svarut
 from svarut import models
 from svarut.cli.app import cli
 from svarut.cli.config import KEYS
-from svarut.cli.send import _Progress, _sources
+from svarut.cli.progress import ProgressReader
+from svarut.cli.send import _sources
 from svarut.simulator import cms
 from svarut.simulator.pytest_plugin import SvarUtSimulatorFixture
 
@@ -451,7 +452,7 @@ def test_progress_counts_each_byte_once(tmp_path: Path) -> None:
     path = tmp_path / "stor.pdf"
     path.write_bytes(PDF + bytes(3 * 1024 * 1024))
     bar = FakeBar()
-    with io.BufferedReader(_Progress(io.FileIO(path, "rb"), bar), buffer_size=64 * 1024) as reader:
+    with io.BufferedReader(ProgressReader(io.FileIO(path, "rb"), bar), buffer_size=64 * 1024) as reader:
         assert reader.read(5) == b"%PDF-"  # the client sniffs the start...
         reader.seek(0)
         data = reader.read()  # ...then sends it all

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Iterable
 from pathlib import Path
@@ -31,6 +33,7 @@ Exit codes:
   3  validation error: the forsendelse breaks a rule, nothing was sent
   4  outcome unknown: SvarUt may have the forsendelse; look it up first
   5  wait timed out
+  6  duplicate: SvarUt already has this forsendelse (an earlier attempt arrived)
 
 \b
 Settings: flags, then environment variables (SVARUT_ENVIRONMENT,
@@ -265,6 +268,9 @@ def simulator(port: int, step_seconds: float, not_digital: tuple[str, ...]) -> N
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(message)s")
     logging.getLogger("svarut.simulator").setLevel(logging.INFO)
+    if threading.current_thread() is threading.main_thread():
+        # Started in the background by a shell, SIGINT arrives ignored; Ctrl-C must stop it all the same.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     run_until_interrupted(Simulator(port=port, step_seconds=step_seconds, not_digital=not_digital), out=sys.stdout)
 
 
