@@ -105,7 +105,7 @@ def _option(binding: bindings.Binding, operation: SendOperation) -> click.Option
         return click.Option(names, type=click.INT, help=binding.help)
     if isinstance(kind, type) and issubclass(kind, enum.Enum):
         values = [str(member.value) for member in kind]
-        return click.Option(names, type=click.Choice(values, case_sensitive=False), help=binding.help)
+        return click.Option(names, type=click.Choice(values), help=binding.help)
     return click.Option(names, help=binding.help)
 
 
@@ -136,7 +136,7 @@ def _command(operation: SendOperation) -> click.Command:
         click.Option(["--no-validate"], is_flag=True, help="Skip the client's pre-send rules (SvarUt still checks)."),
         click.Option(["--json", "as_json"], is_flag=True, help='Print {"id": ..., "eksternReferanse": ...} as JSON.'),
         click.Argument(
-            ["dokumenter"],
+            [operation.file_argument],
             nargs=1 if single else -1,
             required=True,
             type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -154,7 +154,8 @@ def _command(operation: SendOperation) -> click.Command:
         callback=callback,
         help=operation.summary,
         short_help=operation.summary.split(". ")[0].rstrip("."),
-        epilog="Documents: " + ("one PDF, DOKUMENT." if single else "DOKUMENTER, in order."),
+        epilog=f"{operation.file_argument.upper()}: "
+        + ("the document (its file name is its filnavn)." if single else "the documents, in order."),
     )
 
 
@@ -395,14 +396,16 @@ def _send(state: State, operation: SendOperation, options: dict[str, Any]) -> No
 
     from svarut import errors
 
-    documents = options["dokumenter"]
+    documents = options[operation.file_argument]
     paths: list[Path] = [documents] if isinstance(documents, Path) else list(documents)
     names = [p.name for p in paths]
     if duplicates := sorted({n for n in names if names.count(n) > 1}):
         raise ValidationFailure(
             describe_problems(
                 [
-                    errors.Problem("DOKUMENTER", "filename_unique", f"more than one document is named {n!r}")
+                    errors.Problem(
+                        operation.file_argument.upper(), "filename_unique", f"more than one document is named {n!r}"
+                    )
                     for n in duplicates
                 ]
             )
