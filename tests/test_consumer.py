@@ -34,6 +34,12 @@ def test_wheel_holds_the_package_and_nothing_else(wheel: Path) -> None:
     assert "svarut/generated/models.py" in names
     assert "svarut/runtime/multipart.py" in names
     assert not [n for n in names if n.startswith(("generator/", "tests/", "templates/", "specs/"))]
+    (license_file,) = [n for n in names if n.endswith(".dist-info/licenses/LICENSE")]
+    assert zipfile.ZipFile(wheel).read(license_file) == (ROOT / "LICENSE").read_bytes()
+    (metadata_file,) = [n for n in names if n.endswith(".dist-info/METADATA")]
+    metadata = zipfile.ZipFile(wheel).read(metadata_file).decode()
+    assert "License-Expression: MIT" in metadata and "Project-URL: SvarUt specs, https://" in metadata
+    assert "Classifier: Programming Language :: Python :: 3.11" in metadata
 
 
 def test_installs_in_a_fresh_venv_without_dev_tools(wheel: Path, tmp_path: Path) -> None:
@@ -67,6 +73,26 @@ def test_installs_in_a_fresh_venv_without_dev_tools(wheel: Path, tmp_path: Path)
         env={**os.environ, "PYTHONPATH": ""},
     )
     assert result.stdout.startswith("ok ")
+
+    # One version number: the metadata's is __version__, and so is `svarut --version`'s.
+    subprocess.run([python, "-m", "pip", "install", "--quiet", f"{wheel}[cli]"], check=True)
+    versions = subprocess.run(
+        [
+            python,
+            "-c",
+            "import importlib.metadata, svarut; print(importlib.metadata.version('fiks-svarut'), svarut.__version__)",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": ""},
+    ).stdout.split()
+    assert versions == [versions[0]] * 2 and wheel.name.startswith(f"fiks_svarut-{versions[0]}-")
+    command = subprocess.run(
+        [env_dir / "bin" / "svarut", "--version"], check=True, capture_output=True, text=True, cwd=tmp_path
+    )
+    assert command.stdout == f"svarut, version {versions[0]}\n"
 
 
 def test_user_code_type_checks_with_python_field_names(tmp_path: Path) -> None:
