@@ -27,6 +27,8 @@ $(INSTALLED): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
 	$(PYTHON) -m pip install --quiet -e ".[dev]"
+	@# pip trusts what its records say is installed; a package deleted from site-packages needs a reinstall.
+	$(PYTHON) -c "$(VENV_IMPORTS)" 2>/dev/null || $(PYTHON) -m pip install --quiet --force-reinstall -e ".[dev]"
 	$(PYTHON) -c "$(VENV_IMPORTS)"
 	touch $(INSTALLED)
 

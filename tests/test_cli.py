@@ -487,6 +487,7 @@ def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path: Path, monkeypat
     path = tmp_path / "stor.pdf"
     path.write_bytes(bytes(8 * 1024 * 1024))
     monkeypatch.setattr(sys, "stderr", io.StringIO())
+    monkeypatch.delenv("SVARUT_PROGRESS", raising=False)
     from contextlib import ExitStack
 
     with ExitStack() as stack:

@@ -50,12 +50,12 @@ class SvarUtGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except CliError as error:
+        except CliError as given:
             # A command that turned an error into its message itself: -v still shows what caused it.
             state = ctx.obj if isinstance(ctx.obj, State) else None
-            cause = error.__cause__
-            if state is not None and state.verbose and cause is not None and error.detail is None:
-                error.detail = "".join(traceback.format_exception(cause))
+            cause = given.__cause__
+            if state is not None and state.verbose and cause is not None and given.detail is None:
+                given.detail = "".join(traceback.format_exception(cause))
             raise
         except (click.exceptions.Exit, click.Abort, click.ClickException):
             raise
