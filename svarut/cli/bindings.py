@@ -21,9 +21,11 @@ import types
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel
+if TYPE_CHECKING:
+    # pydantic is imported when a send command is built, not by ``svarut --help``.
+    from pydantic import BaseModel
 
 __all__ = [
     "BINDINGS",
@@ -151,6 +153,8 @@ def resolve(model: type[BaseModel], path: str) -> Any:
     """The annotation of ``path`` (``mottaker.adresse.postnummer``, or with list
     indexes: ``dokumenter[0].dokumentType``) in ``model``, or None if the model
     has no such field."""
+    from pydantic import BaseModel
+
     current: Any = model
     for segment in path.split("."):
         match = _SEGMENT.match(segment)
