@@ -10,7 +10,7 @@ import os
 import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 from uuid import UUID
 
 import anyio
@@ -18,7 +18,15 @@ import httpx
 
 from svarut import statuses
 from svarut.generated import AsyncOperations, SyncOperations, models
-from svarut.runtime.client import DEFAULT_TIMEOUT, NOT_GIVEN, BaseClient, NotGiven, PreSendCheck, TimeoutTypes
+from svarut.runtime.client import (
+    DEFAULT_RETRY,
+    DEFAULT_TIMEOUT,
+    NOT_GIVEN,
+    BaseClient,
+    NotGiven,
+    PreSendCheck,
+    TimeoutTypes,
+)
 from svarut.runtime.errors import (
     APIConnectionError,
     ForsendelseNotFoundError,
@@ -26,11 +34,13 @@ from svarut.runtime.errors import (
     Problem,
     VentPaStatusTimeoutError,
 )
+from svarut.runtime.retry import RetryPolicy
 from svarut.runtime.validation import ForsendelseRules
 
 if TYPE_CHECKING:
     # Maskinporten brings pyjwt and cryptography: imported when a client uses it.
     from svarut.runtime.auth import MaskinportenConfig, MaskinportenTokenProvider, SvarUtAuth, TokenProvider
+    from svarut.runtime.kryptering import Kryptering
 
 log = logging.getLogger("svarut")
 
@@ -194,8 +204,10 @@ def _authenticate(
     maskinporten: MaskinportenConfig | None,
     token_provider: TokenProvider | None,
     base_url: str | None,
+    http_client: httpx.Client | httpx.AsyncClient | None = None,
 ) -> tuple[str, SvarUtAuth, MaskinportenTokenProvider | None]:
-    """The base URL, the auth, and the token provider the client must close."""
+    """The base URL, the auth, and the token provider the client must close.
+    A caller's ``http_client`` also carries the Maskinporten token requests."""
     from svarut.runtime.auth import MaskinportenTokenProvider, SvarUtAuth, environments
 
     env = environments.environment(environment)
@@ -203,7 +215,14 @@ def _authenticate(
     owned = None
     provider: TokenProvider
     if maskinporten is not None and token_provider is None:
-        provider = owned = MaskinportenTokenProvider(maskinporten, environment=env.name)
+        provider = owned = MaskinportenTokenProvider(
+            maskinporten,
+            environment=env.name,
+            # Tokens are fetched with a sync client (in a worker thread for async
+            # callers, so one token serves every thread and event loop): an
+            # httpx.AsyncClient cannot carry them.
+            http_client=http_client if isinstance(http_client, httpx.Client) else None,
+        )
     elif token_provider is not None and maskinporten is None:
         provider = token_provider
     else:
@@ -242,10 +261,17 @@ def _settings_from_env(environ: Mapping[str, str] | None) -> _EnvSettings:
     )
 
 
-class _SvarUtClientBase(BaseClient):
-    """The constructors the sync and async clients share."""
+# The HTTP client type of a client: httpx.Client for SvarUtClient, httpx.AsyncClient for the async one.
+_H = TypeVar("_H", httpx.Client, httpx.AsyncClient)
 
-    _http_type: type[httpx.Client] | type[httpx.AsyncClient]
+
+class _SvarUtClientBase(BaseClient, Generic[_H]):
+    """The constructors the sync and async clients share.
+
+    Every option is spelled out (no ``**options``), so a misspelled one fails
+    type checking and, at the latest, the call."""
+
+    _http_type: type[_H]
     _owned_token_provider: MaskinportenTokenProvider | None = None
 
     def __init__(
@@ -255,16 +281,38 @@ class _SvarUtClientBase(BaseClient):
         environment: str = "prod",
         validate: bool = True,
         checks: Sequence[PreSendCheck] = (),
-        **options: Any,
+        auth: httpx.Auth | None = None,
+        timeout: TimeoutTypes = DEFAULT_TIMEOUT,
+        headers: Mapping[str, str] | None = None,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        generate_ekstern_referanse: bool = False,
+        kryptering: Kryptering | None = None,
+        http_client: _H | None = None,
     ) -> None:
         """``base_url``: SvarUt's API root. ``environment`` ("test" accepts
         synthetic test fødselsnumre). ``validate``: run the pre-send rules
         (:class:`~svarut.runtime.validation.ForsendelseRules`); ``checks``:
-        your own, run after them. Other options (``auth``, ``timeout``,
-        ``headers``, ``retry``, ``generate_ekstern_referanse``, ``http_client``)
-        go to the base client."""
-        super().__init__(
-            base_url=base_url, **_options(environment=environment, validate=validate, checks=checks, options=options)
+        your own, run after them. ``auth``: an ``httpx.Auth`` for every SvarUt
+        request. ``timeout``: for each call (default 16 minutes, 10 s to
+        connect). ``headers``: added to every request. ``retry``: a
+        :class:`~svarut.runtime.retry.RetryPolicy`. ``generate_ekstern_referanse``:
+        fill in an eksternReferanse when a forsendelse has none.
+        ``kryptering``: a :class:`~svarut.kryptering.Kryptering` for
+        ``kryptering=True`` sends (default: SvarUt's certificate, fetched).
+        ``http_client``: your own ``httpx.Client`` (``httpx.AsyncClient`` for the
+        async client), used for every request, the certificate fetch included;
+        its proxies, TLS settings, limits and event hooks apply, and closing
+        this client leaves it open."""
+        super().__init__(  # type: ignore[call-arg]  # the next __init__ in the MRO is the sync or async loop's
+            base_url=base_url,
+            http_client=http_client,
+            auth=auth,
+            timeout=timeout,
+            headers=headers,
+            retry=retry,
+            generate_ekstern_referanse=generate_ekstern_referanse,
+            kryptering=kryptering,
+            **_options(environment=environment, validate=validate, checks=checks, options={}),
         )
 
     @classmethod
@@ -279,7 +327,13 @@ class _SvarUtClientBase(BaseClient):
         base_url: str | None = None,
         timeout: TimeoutTypes = DEFAULT_TIMEOUT,
         insecure_disable_tls_verification: bool = False,
-        **options: Any,
+        validate: bool = True,
+        checks: Sequence[PreSendCheck] = (),
+        headers: Mapping[str, str] | None = None,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        generate_ekstern_referanse: bool = False,
+        kryptering: Kryptering | None = None,
+        http_client: _H | None = None,
     ) -> Self:
         """A client for SvarUt ``environment`` ("test" or "prod"), authenticated.
 
@@ -293,10 +347,17 @@ class _SvarUtClientBase(BaseClient):
         token endpoint in ``maskinporten`` override its Maskinporten.
         ``insecure_disable_tls_verification`` turns off certificate checks for
         the SvarUt requests only (Maskinporten has its own switch in
-        :class:`MaskinportenConfig`). Any other keyword argument of the
-        constructor (``headers=``, ``checks=``, ``retry=``, ...) passes through.
-        Closing the client closes the token provider it created.
+        :class:`MaskinportenConfig`). ``http_client`` (your own httpx client)
+        carries the SvarUt requests, the certificate fetch and the Maskinporten
+        token requests; it is left open when the client closes. The other
+        options are the constructor's. Closing the client closes the token
+        provider it created.
         """
+        if http_client is not None and insecure_disable_tls_verification:
+            raise ValueError(
+                "insecure_disable_tls_verification=True with http_client=...: "
+                "set verify= on your own http_client instead"
+            )
         url, auth, owned = _authenticate(
             environment,
             integrasjon_id=integrasjon_id,
@@ -304,13 +365,26 @@ class _SvarUtClientBase(BaseClient):
             maskinporten=maskinporten,
             token_provider=token_provider,
             base_url=base_url,
+            http_client=http_client,
         )
-        http = None
+        http = http_client
         if insecure_disable_tls_verification:
             http_timeout, verify = _insecure_options(timeout, url)
             http = cls._http_type(timeout=http_timeout, follow_redirects=False, verify=verify)
-        client = cls(base_url=url, auth=auth, timeout=timeout, http_client=http, environment=environment, **options)
-        client._owns_http = True  # whether the base client made it or we did
+        client = cls(
+            base_url=url,
+            auth=auth,
+            timeout=timeout,
+            http_client=http,
+            environment=environment,
+            validate=validate,
+            checks=checks,
+            headers=headers,
+            retry=retry,
+            generate_ekstern_referanse=generate_ekstern_referanse,
+            kryptering=kryptering,
+        )
+        client._owns_http = http_client is None  # the base client made it, or we did
         client._owned_token_provider = owned
         return client
 
@@ -320,7 +394,13 @@ class _SvarUtClientBase(BaseClient):
         *,
         environ: Mapping[str, str] | None = None,
         timeout: TimeoutTypes = DEFAULT_TIMEOUT,
-        **options: Any,
+        validate: bool = True,
+        checks: Sequence[PreSendCheck] = (),
+        headers: Mapping[str, str] | None = None,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        generate_ekstern_referanse: bool = False,
+        kryptering: Kryptering | None = None,
+        http_client: _H | None = None,
     ) -> Self:
         """:meth:`for_environment`, configured by environment variables
         (``environ``, default ``os.environ``).
@@ -344,8 +424,8 @@ class _SvarUtClientBase(BaseClient):
         - ``SVARUT_BASE_URL``, ``MASKINPORTEN_ISSUER``, ``MASKINPORTEN_TOKEN_ENDPOINT``: URL overrides
 
         Missing required variables are reported together. TLS verification
-        cannot be turned off from the environment. ``timeout`` and other
-        keyword arguments go to :meth:`for_environment`.
+        cannot be turned off from the environment. ``timeout`` and the other
+        options go to :meth:`for_environment`.
         """
         settings = _settings_from_env(environ)
         return cls.for_environment(
@@ -355,11 +435,17 @@ class _SvarUtClientBase(BaseClient):
             maskinporten=settings.maskinporten,
             base_url=settings.base_url,
             timeout=timeout,
-            **options,
+            validate=validate,
+            checks=checks,
+            headers=headers,
+            retry=retry,
+            generate_ekstern_referanse=generate_ekstern_referanse,
+            kryptering=kryptering,
+            http_client=http_client,
         )
 
 
-class SvarUtClient(_SvarUtClientBase, SyncOperations):
+class SvarUtClient(_SvarUtClientBase[httpx.Client], SyncOperations):
     """Synchronous SvarUt client.
 
     >>> client = SvarUtClient.for_environment("test", integrasjon_id=..., ...)  # doctest: +SKIP
@@ -434,7 +520,7 @@ class SvarUtClient(_SvarUtClientBase, SyncOperations):
             time.sleep(waiter.next_delay())
 
 
-class AsyncSvarUtClient(_SvarUtClientBase, AsyncOperations):
+class AsyncSvarUtClient(_SvarUtClientBase[httpx.AsyncClient], AsyncOperations):
     """Asynchronous SvarUt client; the same methods as :class:`SvarUtClient`, awaited."""
 
     _http_type = httpx.AsyncClient

@@ -110,10 +110,10 @@ with Simulator(step_seconds=0) as sim:
     assert out.split() == ["digitalpost", "digitalpost", "AKSEPTERT", "a.pdf"]
 
 
-@pytest.mark.xfail(strict=True, reason="CLI derivation lands with branch cli")
 def test_a_new_send_endpoint_is_a_cli_subcommand(digitalpost: Path) -> None:
     result = run_in(digitalpost, "-m", "svarut.cli", "send", "digitalpost", "--help")
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "Sender forsendelse" in result.stdout
 
 
 def test_the_status_binding_warns_about_a_send_kind_without_a_journey() -> None:

@@ -37,8 +37,6 @@ _COMMIT = re.compile(r"^\|\s*(\d\d-[0-9a-f]+)\s*\|\s*([0-9a-f]{40})\s*\|", re.M)
 COMMITS = dict(_COMMIT.findall((HISTORY / "README.md").read_text()))
 #: Files another branch is making follow the spec; their mypy errors on an
 #: older spec are expected until it lands (the lead removes the entry at merge).
-PENDING = {"svarut/cli/send.py": "the CLI derives its send subcommands from SEND_OPERATIONS with branch cli"}
-_MYPY_ERROR = re.compile(r"^(\S+\.py):\d+: error:", re.M)
 
 
 @dataclass
@@ -96,11 +94,6 @@ def test_the_history_is_complete() -> None:
 @pytest.mark.parametrize("version", VERSIONS)
 def test_the_product_follows_the_spec_version(version: str, walks: dict[str, Walk]) -> None:
     result = walks[version]
-    failed = [s for s in result.steps if s.returncode]
-    if [s.name for s in failed] == ["mypy"]:
-        files = set(_MYPY_ERROR.findall(failed[0].output))
-        if files and files <= set(PENDING):
-            pytest.xfail("; ".join(PENDING[f] for f in sorted(files)))
     assert not result.failures(), f"spec version {version}:\n{result.failures()}"
     without_status = version == WITHOUT_STATUS
     expected = (

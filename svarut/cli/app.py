@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Iterable
 from pathlib import Path
@@ -33,6 +35,7 @@ Exit codes:
   4  outcome unknown: SvarUt may have the forsendelse; look it up first
   5  wait timed out
   6  wait: a forsendelse ended in a failure status (AVVIST, IKKE_LEVERT, FEILET_UNDER_MOTTAK)
+  7  duplicate: SvarUt already has this forsendelse (an earlier attempt arrived)
 
 \b
 Settings: flags, then environment variables (SVARUT_ENVIRONMENT,
@@ -49,6 +52,13 @@ class SvarUtGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except CliError as given:
+            # A command that turned an error into its message itself: -v still shows what caused it.
+            state = ctx.obj if isinstance(ctx.obj, State) else None
+            cause = given.__cause__
+            if state is not None and state.verbose and cause is not None and given.detail is None:
+                given.detail = "".join(traceback.format_exception(cause))
+            raise
         except (click.exceptions.Exit, click.Abort, click.ClickException):
             raise
         except Exception as exc:
@@ -279,6 +289,9 @@ def simulator(port: int, step_seconds: float, not_digital: tuple[str, ...]) -> N
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(message)s")
     logging.getLogger("svarut.simulator").setLevel(logging.INFO)
+    if threading.current_thread() is threading.main_thread():
+        # Started in the background by a shell, SIGINT arrives ignored; Ctrl-C must stop it all the same.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     run_until_interrupted(Simulator(port=port, step_seconds=step_seconds, not_digital=not_digital), out=sys.stdout)
 
 

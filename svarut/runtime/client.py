@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import quote
 from uuid import UUID, uuid4
 
+import anyio.from_thread
 import anyio.to_thread
 import httpx
 from pydantic import BaseModel, ValidationError
@@ -251,9 +252,17 @@ class BaseClient:
         from svarut.runtime import kryptering  # cryptography is only imported by those who encrypt
 
         if self._kryptering is None:
+            # Fetched with the client's own HTTP client: its proxies, TLS settings and hooks apply.
             url = kryptering.sertifikat_url(self.base_url)
-            with httpx.Client(timeout=30.0) as http:
-                self._kryptering = kryptering.Kryptering(kryptering.hent_sertifikat(http, url))
+            http = getattr(self, "_http", None)
+            if isinstance(http, httpx.AsyncClient):
+                # The async client prepares a send in a worker thread; the fetch runs on its event loop.
+                sertifikat = anyio.from_thread.run(kryptering.ahent_sertifikat, http, url)
+            elif isinstance(http, httpx.Client):
+                sertifikat = kryptering.hent_sertifikat(http, url)
+            else:
+                raise TypeError(f"{type(self).__name__} has no HTTP client to fetch SvarUt's certificate with")
+            self._kryptering = kryptering.Kryptering(sertifikat)
         return [
             d
             if kryptering.is_enveloped_data(d.source.head(64))  # already encrypted by the caller

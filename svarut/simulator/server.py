@@ -76,7 +76,7 @@ from svarut.runtime.operations import SendOperation
 from svarut.simulator import cms
 from svarut.simulator.keys import SimulatorKeys, throwaway_keys
 from svarut.simulator.maskinporten import MaskinportenStandIn
-from svarut.simulator.page import render_page
+from svarut.simulator.page import document_at, render_page, send_document
 from svarut.simulator.records import ReceivedDocument, ReceivedForsendelse, forced_path, journey, path_for_kind
 from svarut.simulator.scenarios import Operation, RequestFaults, Scenarios
 from svarut.simulator.wire import BodyError, BodyReader, MultipartError, MultipartReader, boundary_of
@@ -152,6 +152,8 @@ class RequestRecord:
     status: int | None
     operation: str | None
     at: datetime
+    error: str | None = None
+    """For an error answer: its errorCode and message."""
 
 
 class _Reply(Exception):
@@ -238,9 +240,10 @@ class _Handler(BaseHTTPRequestHandler):
         headers: Mapping[str, str] | None = None,
         *,
         operation: str | None = None,
+        error: str | None = None,
     ) -> None:
         # Logged before the answer goes out: a test that has the answer must find it in the log.
-        self.sim._log_request(self.command, self._path(), status, operation)
+        self.sim._log_request(self.command, self._path(), status, operation, error)
         try:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
@@ -255,10 +258,16 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     def _json(
-        self, status: int, value: Any, headers: Mapping[str, str] | None = None, *, operation: str | None = None
+        self,
+        status: int,
+        value: Any,
+        headers: Mapping[str, str] | None = None,
+        *,
+        operation: str | None = None,
+        error: str | None = None,
     ) -> None:
         body = json.dumps(value, ensure_ascii=False).encode()
-        self._send(status, body, "application/json", headers, operation=operation)
+        self._send(status, body, "application/json", headers, operation=operation, error=error)
 
     def _error(self, reply: _Reply, *, operation: str | None = None) -> None:
         path = self._path()
@@ -273,7 +282,7 @@ class _Handler(BaseHTTPRequestHandler):
             "errorCode": reply.code,
             "errorJson": reply.details,
         }
-        self._json(reply.status, body, reply.headers, operation=operation)
+        self._json(reply.status, body, reply.headers, operation=operation, error=f"{reply.code}: {reply.message}")
 
     def _reset(self, operation: str | None) -> None:
         """Drop the connection with a TCP RST, as a crashed server or proxy would."""
@@ -305,8 +314,11 @@ class _Handler(BaseHTTPRequestHandler):
         path = self._path()
         try:
             if path in PAGE_PATHS:
-                page = render_page(records=self.sim.received, base_url=self.sim.base_url)
+                page = render_page(records=self.sim.received, base_url=self.sim.base_url, requests=self.sim.requests)
                 self._send(200, page, "text/html; charset=utf-8")
+            elif (document := document_at(path, self.sim.received)) is not None:
+                self.sim._log_request(self.command, path, 200, None)
+                send_document(self, document)
             elif path == JSON_PATH:
                 self._send(
                     200,
@@ -741,9 +753,11 @@ class Simulator:
     def _clock(self) -> float:
         return time.monotonic() + self._offset
 
-    def _log_request(self, method: str, path: str, status: int | None, operation: str | None) -> None:
+    def _log_request(
+        self, method: str, path: str, status: int | None, operation: str | None, error: str | None = None
+    ) -> None:
         with self._lock:
-            self._requests.append(RequestRecord(method, path, status, operation, datetime.now(UTC)))
+            self._requests.append(RequestRecord(method, path, status, operation, datetime.now(UTC), error))
 
     # --- the endpoints' logic ----------------------------------------------------------
 
