@@ -40,9 +40,9 @@ generate: $(INSTALLED)  ## regenerate svarut/generated/ from the locked specs
 check-generated: $(INSTALLED)  ## fail if svarut/generated/ differs from a fresh generation
 	$(GEN) check
 
-update-specs: $(INSTALLED)  ## lock upstream commit COMMIT=<sha> (SPECS_FROM=<dir> to read local files); prints the change report
-	@test -n "$(COMMIT)" || { echo "usage: make update-specs COMMIT=<upstream commit> [SPECS_FROM=<dir>]"; exit 2; }
-	$(GEN) update-specs --commit $(COMMIT) $(if $(SPECS_FROM),--from-dir $(SPECS_FROM),)
+update-specs: $(INSTALLED)  ## lock upstream commit COMMIT=<sha> (SPECS_FROM=<dir> to read local files, FILES="a.json b.json" to add spec files); prints the change report and adds it to CHANGELOG.md
+	@test -n "$(COMMIT)" || { echo "usage: make update-specs COMMIT=<upstream commit> [SPECS_FROM=<dir>] [FILES=<new spec files>]"; exit 2; }
+	$(GEN) update-specs --commit $(COMMIT) $(if $(SPECS_FROM),--from-dir $(SPECS_FROM),) $(foreach f,$(FILES),--file $(f))
 
 check-upstream: $(INSTALLED)  ## exit 1 with a change report if the published specs differ from the lock
 	$(GEN) check-upstream $(if $(PUBLISHED_BASE),--published-base $(PUBLISHED_BASE),)
@@ -64,5 +64,5 @@ bench: $(INSTALLED)  ## benchmarks against a local sink, with same-run baselines
 	$(PYTHON) bench/bench.py $(BENCH_ARGS)
 
 .PHONY: check-history
-check-history: $(PYTHON)  ## every upstream spec version: relock, regenerate, mypy, send every kind to the simulator
-	SVARUT_SPEC_HISTORY=all $(PYTHON) -m pytest tests/test_spec_history.py -rxX
+check-history: $(INSTALLED)  ## every upstream spec version: relock, regenerate, mypy, send every kind to the simulator
+	$(TEST_ENV) SVARUT_SPEC_HISTORY=all $(PYTHON) -m pytest tests/test_spec_history.py
