@@ -87,7 +87,8 @@ def test_help_documents_the_exit_codes(bare_env: dict[str, str]) -> None:
         "3  validation error",
         "4  outcome unknown",
         "5  wait",
-        "6  duplicate",
+        "6  wait: a forsendelse ended in a failure status",
+        "7  duplicate",
     ):
         assert line in result.stdout
     send_help = run(["send", "person", "--help"], bare_env)
