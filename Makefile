@@ -1,46 +1,68 @@
 # fiks-svarut maintainer commands. `make help` lists them.
 VENV   ?= .venv
 PYTHON ?= $(VENV)/bin/python
+# Written only after a complete install, and older than pyproject.toml when the
+# dependencies changed: a half-built or stale .venv is (re)installed, not used.
+INSTALLED = $(VENV)/.installed
 SPECS_DIR ?=
 GEN = $(PYTHON) -m generator $(if $(SPECS_DIR),--specs-dir $(SPECS_DIR),)
+# What a working .venv imports; a package deleted or half-installed since makes
+# the sentinel go, so the next target repairs the venv before using it.
+VENV_IMPORTS = import click, httpx, pydantic, jinja2, datamodel_code_generator, pytest, mypy, svarut.generated
+ifneq ($(wildcard $(INSTALLED)),)
+ifneq ($(shell $(PYTHON) -c "$(VENV_IMPORTS)" >/dev/null 2>&1 && echo ok),ok)
+$(shell rm -f $(INSTALLED))
+endif
+endif
+# The tests find the specs as the generator does; SPECS_DIR= reaches them too.
+TEST_ENV = $(if $(SPECS_DIR),SVARUT_SPECS_DIR=$(abspath $(SPECS_DIR)),)
 
 .PHONY: help install generate check-generated update-specs check-upstream lint test check demo bench
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
 
-$(PYTHON):
+$(INSTALLED): pyproject.toml
+	rm -f $(INSTALLED)
 	python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
 	$(PYTHON) -m pip install --quiet -e ".[dev]"
+	@# pip trusts what its records say is installed; a package deleted from site-packages needs a reinstall.
+	$(PYTHON) -c "$(VENV_IMPORTS)" 2>/dev/null || $(PYTHON) -m pip install --quiet --force-reinstall -e ".[dev]"
+	$(PYTHON) -c "$(VENV_IMPORTS)"
+	touch $(INSTALLED)
 
-install: $(PYTHON)  ## create .venv with the client, generator, test and lint tools
+install: $(INSTALLED)  ## create (or repair) .venv with the client, generator, test and lint tools
 
-generate: $(PYTHON)  ## regenerate svarut/generated/ from the locked specs
+generate: $(INSTALLED)  ## regenerate svarut/generated/ from the locked specs
 	$(GEN) generate
 
-check-generated: $(PYTHON)  ## fail if svarut/generated/ differs from a fresh generation
+check-generated: $(INSTALLED)  ## fail if svarut/generated/ differs from a fresh generation
 	$(GEN) check
 
-update-specs: $(PYTHON)  ## lock upstream commit COMMIT=<sha> (SPECS_FROM=<dir> to read local files); prints the change report
-	@test -n "$(COMMIT)" || { echo "usage: make update-specs COMMIT=<upstream commit> [SPECS_FROM=<dir>]"; exit 2; }
-	$(GEN) update-specs --commit $(COMMIT) $(if $(SPECS_FROM),--from-dir $(SPECS_FROM),)
+update-specs: $(INSTALLED)  ## lock upstream commit COMMIT=<sha> (SPECS_FROM=<dir> to read local files, FILES="a.json b.json" to add spec files); prints the change report and adds it to CHANGELOG.md
+	@test -n "$(COMMIT)" || { echo "usage: make update-specs COMMIT=<upstream commit> [SPECS_FROM=<dir>] [FILES=<new spec files>]"; exit 2; }
+	$(GEN) update-specs --commit $(COMMIT) $(if $(SPECS_FROM),--from-dir $(SPECS_FROM),) $(foreach f,$(FILES),--file $(f))
 
-check-upstream: $(PYTHON)  ## exit 1 with a change report if the published specs differ from the lock
+check-upstream: $(INSTALLED)  ## exit 1 with a change report if the published specs differ from the lock
 	$(GEN) check-upstream $(if $(PUBLISHED_BASE),--published-base $(PUBLISHED_BASE),)
 
-lint: $(PYTHON)  ## ruff and mypy --strict over generator, runtime and generated code
+lint: $(INSTALLED)  ## ruff and mypy --strict over generator, runtime and generated code
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
 	$(PYTHON) -m mypy
 
-test: $(PYTHON)  ## the test suite
-	$(PYTHON) -m pytest
+test: $(INSTALLED)  ## the test suite
+	$(TEST_ENV) $(PYTHON) -m pytest
 
 check: lint check-generated test  ## everything CI runs
 
-demo: $(PYTHON)  ## run the simulator, send a letter through the real client, follow its status
+demo: $(INSTALLED)  ## run the simulator, send a letter through the real client, follow its status
 	$(PYTHON) -m svarut.simulator.demo
 
-bench: $(PYTHON)  ## benchmarks against a local sink, with same-run baselines (writes bench/results.json)
+bench: $(INSTALLED)  ## benchmarks against a local sink, with same-run baselines (writes bench/results.json)
 	$(PYTHON) bench/bench.py $(BENCH_ARGS)
+
+.PHONY: check-history
+check-history: $(INSTALLED)  ## every upstream spec version: relock, regenerate, mypy, send every kind to the simulator
+	$(TEST_ENV) SVARUT_SPEC_HISTORY=all $(PYTHON) -m pytest tests/test_spec_history.py

@@ -63,6 +63,9 @@ def _is_enum(schema: object) -> bool:
 
 
 def _models(api: Api, head: str) -> str:
+    from generator import constraints  # the keywords datamodel-code-generator leaves unenforced
+
+    schemas, field_extras = constraints.apply(api.schemas, api.request_models)
     base_classes = {
         name: f"{RUNTIME_MODELS}.RequestModel" for name in api.request_models if not _is_enum(api.schemas[name])
     }
@@ -70,7 +73,7 @@ def _models(api: Api, head: str) -> str:
         "openapi": "3.0.1",
         "info": {"title": "SvarUt", "version": "v3"},
         "paths": {},
-        "components": {"schemas": api.schemas},
+        "components": {"schemas": schemas},
     }
     with tempfile.TemporaryDirectory() as tmp:
         source, target, bases = Path(tmp, "svarut.json"), Path(tmp, "models.py"), Path(tmp, "bases.json")
@@ -121,7 +124,7 @@ def _models(api: Api, head: str) -> str:
             text=True,
         )
         code = target.read_text()
-    return _add_validation_aliases(code)
+    return constraints.annotate(_add_validation_aliases(code), field_extras)
 
 
 _SERIALIZATION_ALIAS = re.compile(r"serialization_alias=('[^'\\]*')")

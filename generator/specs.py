@@ -149,11 +149,75 @@ def fetch_published(lock: list[LockedSpec], published_base: str | None = None) -
     return result
 
 
+def spec_files_in(directory: Path) -> dict[str, bytes]:
+    """The OpenAPI documents (``*.json`` with an ``openapi`` key) in ``directory``, by file name."""
+    found: dict[str, bytes] = {}
+    try:
+        paths = sorted(directory.glob("*.json"))
+    except OSError as exc:
+        raise LockError(f"cannot read the new specs in {directory}: {exc}") from None
+    for path in paths:
+        try:
+            data = path.read_bytes()
+            document = json.loads(data)
+        except (OSError, ValueError) as exc:
+            raise LockError(f"cannot read the new spec {path}: {exc}") from None
+        if isinstance(document, dict) and "openapi" in document:
+            found[path.name] = data
+    if not found:
+        raise LockError(f"no OpenAPI spec (*.json with an 'openapi' key) in {directory}")
+    return found
+
+
+def entry_for(lock: list[LockedSpec], file: str, commit: str) -> LockedSpec:
+    """The lock entry of ``file`` at ``commit``: the existing one, or one that
+    follows the existing entries' pattern (same repo, folder and published base)."""
+    for entry in lock:
+        if entry.file == file:
+            return replace(entry, upstream_commit=commit)
+    if not lock:
+        raise LockError(f"cannot derive where {file} is published: the lock has no entries to follow")
+    model = lock[0]
+    folder = model.upstream_path.rpartition("/")[0]
+    return LockedSpec(
+        file=file,
+        published_url=model.published_url.rsplit("/", 1)[0] + "/" + file,
+        upstream_repo=model.upstream_repo,
+        upstream_path=f"{folder}/{file}" if folder else file,
+        upstream_commit=commit,
+        sha256="",
+    )
+
+
+def download_at(lock: list[LockedSpec], commit: str, extra_files: list[str] | None = None) -> dict[str, bytes]:
+    """The locked files plus ``extra_files``, downloaded at ``commit``; a file
+    that is not there (404) was removed upstream and is left out."""
+    files = [e.file for e in lock] + sorted(set(extra_files or []) - {e.file for e in lock})
+    found: dict[str, bytes] = {}
+    for file in files:
+        url = entry_for(lock, file, commit).pinned_url
+        try:
+            found[file] = download(url)
+        except urllib.error.HTTPError as exc:
+            if exc.code != 404:
+                raise LockError(f"cannot download {url}: {exc}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise LockError(f"cannot download {url}: {exc}") from None
+    if not found:
+        raise LockError(f"none of {', '.join(files)} exists at {commit}")
+    return found
+
+
 def relock(lock: list[LockedSpec], new: dict[str, bytes], commit: str | None) -> list[LockedSpec]:
-    return [
-        replace(entry, sha256=sha256(new[entry.file]), upstream_commit=commit or entry.upstream_commit)
-        for entry in lock
-    ]
+    """The lock for exactly the files in ``new``: kept entries in their order, then added files by name."""
+    kept = [e.file for e in lock if e.file in new]
+    added = sorted(set(new) - set(kept))
+    existing = {e.file: e for e in lock}
+    result = []
+    for file in kept + added:
+        entry = existing.get(file) or entry_for(lock, file, commit or lock[0].upstream_commit)
+        result.append(replace(entry, sha256=sha256(new[file]), upstream_commit=commit or entry.upstream_commit))
+    return result
 
 
 def warn(message: str) -> None:

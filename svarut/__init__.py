@@ -14,9 +14,13 @@ only imports ``svarut`` (a CLI's ``--help``, a test collection) need not pay.
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# A library's warnings go where the application sends its logs, not to stderr by default.
+logging.getLogger("svarut").addHandler(logging.NullHandler())
 
 _EXPORTS = {
     "AsyncSvarUtClient": "svarut._client",
@@ -32,6 +36,7 @@ _EXPORTS = {
     "TERMINAL_STATUSES": "svarut._client",
     "errors": "svarut.errors",
     "models": "svarut.generated.models",
+    "statuses": "svarut.statuses",
 }
 
 __all__ = [
@@ -49,10 +54,11 @@ __all__ = [
     "__version__",
     "errors",
     "models",
+    "statuses",
 ]
 
 if TYPE_CHECKING:
-    from svarut import errors
+    from svarut import errors, statuses
     from svarut._client import TERMINAL_STATUSES, AsyncSvarUtClient, Statuser, SvarUtClient
     from svarut.generated import SERVERS, models
     from svarut.runtime.client import DEFAULT_TIMEOUT, NOT_GIVEN
@@ -63,10 +69,16 @@ if TYPE_CHECKING:
 
 def __getattr__(name: str) -> Any:
     try:
-        module = importlib.import_module(_EXPORTS[name])
+        target = _EXPORTS[name]
     except KeyError:
         raise AttributeError(f"module 'svarut' has no attribute {name!r}") from None
-    value = module if module.__name__.rsplit(".", 1)[-1] == name else getattr(module, name)
+    try:
+        module = importlib.import_module(target)
+        value = module if module.__name__.rsplit(".", 1)[-1] == name else getattr(module, name)
+    except Exception as exc:
+        # An AttributeError escaping __getattr__ reads as "no such name": `from
+        # svarut import X` would then say only "cannot import name 'X'". Name the cause.
+        raise ImportError(f"cannot import svarut.{name} from {target}: {type(exc).__name__}: {exc}") from exc
     globals()[name] = value
     return value
 

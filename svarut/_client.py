@@ -10,25 +10,37 @@ import os
 import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 from uuid import UUID
 
 import anyio
 import httpx
 
+from svarut import statuses
 from svarut.generated import AsyncOperations, SyncOperations, models
-from svarut.runtime.client import DEFAULT_TIMEOUT, NOT_GIVEN, BaseClient, NotGiven, PreSendCheck, TimeoutTypes
+from svarut.runtime.client import (
+    DEFAULT_RETRY,
+    DEFAULT_TIMEOUT,
+    NOT_GIVEN,
+    BaseClient,
+    NotGiven,
+    PreSendCheck,
+    TimeoutTypes,
+)
 from svarut.runtime.errors import (
+    APIConnectionError,
     ForsendelseNotFoundError,
     ForsendelseValidationError,
     Problem,
     VentPaStatusTimeoutError,
 )
+from svarut.runtime.retry import RetryPolicy
 from svarut.runtime.validation import ForsendelseRules
 
 if TYPE_CHECKING:
     # Maskinporten brings pyjwt and cryptography: imported when a client uses it.
     from svarut.runtime.auth import MaskinportenConfig, MaskinportenTokenProvider, SvarUtAuth, TokenProvider
+    from svarut.runtime.kryptering import Kryptering
 
 log = logging.getLogger("svarut")
 
@@ -42,23 +54,13 @@ _REQUIRED_ENV = (
 
 
 # The status search only reads, so repeating it is harmless.
-SAFE_TO_REPEAT = frozenset({"hentStatuser"})
+SAFE_TO_REPEAT = frozenset({statuses.STATUS_OPERATION})
 # How many ids one status search carries; more are split into several calls.
 STATUS_CHUNK = 100
-#: Statuses after which a forsendelse does not change any more (vent_pa_status stops there).
+#: Statuses after which a forsendelse does not change any more (vent_pa_status
+#: stops there): :data:`svarut.statuses.TERMINAL` as far as the specs have them.
 #: LEVERT_NHN_MOTTAKER ends the NHN channel, which never reaches LEST.
-TERMINAL_STATUSES: frozenset[str] = frozenset(
-    {
-        "AVVIST",
-        "FEILET_UNDER_MOTTAK",
-        "IKKE_LEVERT",
-        "MANUELT_HANDTERT",
-        "SLETTET",
-        "LEST",
-        "PRINTET",
-        "LEVERT_NHN_MOTTAKER",
-    }
-)
+TERMINAL_STATUSES: frozenset[str] = statuses.terminal_statuses()
 
 
 def _options(
@@ -69,7 +71,8 @@ def _options(
     return {**options, "checks": [*(rules if validate else []), *checks]}
 
 
-class Statuser(list[models.ForsendelseStatus]):
+# A string, so the class builds from specs without a status search (the first v3 spec).
+class Statuser(list["models.ForsendelseStatus"]):
     """The statuses in the order the ids were asked for; ``mangler`` lists
     the ids SvarUt returned no status for."""
 
@@ -123,29 +126,62 @@ class _Waiter:
         terminal: Collection[str],
         timeout: float,
         interval: float,
+        http_timeout: httpx.Timeout,
     ) -> None:
+        statuses.require_status_search()
         self.ids = _ids(ids)
-        self.done_at = frozenset(str(s) for s in (*(until or ()), *terminal))
+        self.until = frozenset(str(s) for s in until or ())
+        self.terminal = frozenset(str(s) for s in terminal)
         self.latest: dict[UUID, models.ForsendelseStatus] = {}
+        self.seen: dict[UUID, set[str]] = {}
         self.deadline = time.monotonic() + timeout
         self.interval = interval
+        self.http_timeout = http_timeout
         self.unknown_seen: set[str] = set()
+
+    def _done(self, forsendelse_id: UUID) -> bool:
+        latest = self.latest.get(forsendelse_id)
+        if latest is None:
+            return False
+        value = str(latest.status)
+        if value in self.terminal or statuses.is_failure(value):
+            return True
+        return bool(self.until) and statuses.passed(value, self.until, seen=self.seen[forsendelse_id])
 
     @property
     def pending(self) -> list[UUID]:
-        return [i for i in self.ids if i not in self.latest or str(self.latest[i].status) not in self.done_at]
+        return [i for i in self.ids if not self._done(i)]
 
     def update(self, statuser: Iterable[models.ForsendelseStatus]) -> bool:
+        known = statuses.spec_statuses() or ()
         for status in statuser:
-            self.latest[status.id] = status
             value = str(status.status)
-            if not isinstance(status.status, models.Status) and value not in self.unknown_seen:
+            self.latest[status.id] = status
+            self.seen.setdefault(status.id, set()).add(value)
+            if value not in known and value not in self.unknown_seen:
                 self.unknown_seen.add(value)
                 log.warning("forsendelse %s has status %r, which this client does not know", status.id, value)
         return not self.pending
 
     def result(self) -> dict[UUID, models.ForsendelseStatus]:
         return {i: self.latest[i] for i in self.ids if i in self.latest}
+
+    def call_timeout(self) -> httpx.Timeout:
+        """The client's timeout for one poll, cut to the time left."""
+        left = max(self.deadline - time.monotonic(), 0.001)
+        t = self.http_timeout
+        return httpx.Timeout(
+            connect=_at_most(t.connect, left),
+            read=_at_most(t.read, left),
+            write=_at_most(t.write, left),
+            pool=_at_most(t.pool, left),
+        )
+
+    def timed_out(self, exc: APIConnectionError) -> VentPaStatusTimeoutError:
+        """``exc`` from a poll, as the timeout it is once the time is up."""
+        if time.monotonic() < self.deadline:
+            raise exc
+        return VentPaStatusTimeoutError(statuser=self.result(), ventende=self.pending)
 
     def next_delay(self) -> float:
         left = self.deadline - time.monotonic()
@@ -156,6 +192,10 @@ class _Waiter:
         return delay
 
 
+def _at_most(value: float | None, limit: float) -> float:
+    return limit if value is None else min(value, limit)
+
+
 def _authenticate(
     environment: str,
     *,
@@ -164,8 +204,10 @@ def _authenticate(
     maskinporten: MaskinportenConfig | None,
     token_provider: TokenProvider | None,
     base_url: str | None,
+    http_client: httpx.Client | httpx.AsyncClient | None = None,
 ) -> tuple[str, SvarUtAuth, MaskinportenTokenProvider | None]:
-    """The base URL, the auth, and the token provider the client must close."""
+    """The base URL, the auth, and the token provider the client must close.
+    A caller's ``http_client`` also carries the Maskinporten token requests."""
     from svarut.runtime.auth import MaskinportenTokenProvider, SvarUtAuth, environments
 
     env = environments.environment(environment)
@@ -173,7 +215,14 @@ def _authenticate(
     owned = None
     provider: TokenProvider
     if maskinporten is not None and token_provider is None:
-        provider = owned = MaskinportenTokenProvider(maskinporten, environment=env.name)
+        provider = owned = MaskinportenTokenProvider(
+            maskinporten,
+            environment=env.name,
+            # Tokens are fetched with a sync client (in a worker thread for async
+            # callers, so one token serves every thread and event loop): an
+            # httpx.AsyncClient cannot carry them.
+            http_client=http_client if isinstance(http_client, httpx.Client) else None,
+        )
     elif token_provider is not None and maskinporten is None:
         provider = token_provider
     else:
@@ -212,10 +261,17 @@ def _settings_from_env(environ: Mapping[str, str] | None) -> _EnvSettings:
     )
 
 
-class _SvarUtClientBase(BaseClient):
-    """The constructors the sync and async clients share."""
+# The HTTP client type of a client: httpx.Client for SvarUtClient, httpx.AsyncClient for the async one.
+_H = TypeVar("_H", httpx.Client, httpx.AsyncClient)
 
-    _http_type: type[httpx.Client] | type[httpx.AsyncClient]
+
+class _SvarUtClientBase(BaseClient, Generic[_H]):
+    """The constructors the sync and async clients share.
+
+    Every option is spelled out (no ``**options``), so a misspelled one fails
+    type checking and, at the latest, the call."""
+
+    _http_type: type[_H]
     _owned_token_provider: MaskinportenTokenProvider | None = None
 
     def __init__(
@@ -225,16 +281,38 @@ class _SvarUtClientBase(BaseClient):
         environment: str = "prod",
         validate: bool = True,
         checks: Sequence[PreSendCheck] = (),
-        **options: Any,
+        auth: httpx.Auth | None = None,
+        timeout: TimeoutTypes = DEFAULT_TIMEOUT,
+        headers: Mapping[str, str] | None = None,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        generate_ekstern_referanse: bool = False,
+        kryptering: Kryptering | None = None,
+        http_client: _H | None = None,
     ) -> None:
         """``base_url``: SvarUt's API root. ``environment`` ("test" accepts
         synthetic test fødselsnumre). ``validate``: run the pre-send rules
         (:class:`~svarut.runtime.validation.ForsendelseRules`); ``checks``:
-        your own, run after them. Other options (``auth``, ``timeout``,
-        ``headers``, ``retry``, ``generate_ekstern_referanse``, ``http_client``)
-        go to the base client."""
-        super().__init__(
-            base_url=base_url, **_options(environment=environment, validate=validate, checks=checks, options=options)
+        your own, run after them. ``auth``: an ``httpx.Auth`` for every SvarUt
+        request. ``timeout``: for each call (default 16 minutes, 10 s to
+        connect). ``headers``: added to every request. ``retry``: a
+        :class:`~svarut.runtime.retry.RetryPolicy`. ``generate_ekstern_referanse``:
+        fill in an eksternReferanse when a forsendelse has none.
+        ``kryptering``: a :class:`~svarut.kryptering.Kryptering` for
+        ``kryptering=True`` sends (default: SvarUt's certificate, fetched).
+        ``http_client``: your own ``httpx.Client`` (``httpx.AsyncClient`` for the
+        async client), used for every request, the certificate fetch included;
+        its proxies, TLS settings, limits and event hooks apply, and closing
+        this client leaves it open."""
+        super().__init__(  # type: ignore[call-arg]  # the next __init__ in the MRO is the sync or async loop's
+            base_url=base_url,
+            http_client=http_client,
+            auth=auth,
+            timeout=timeout,
+            headers=headers,
+            retry=retry,
+            generate_ekstern_referanse=generate_ekstern_referanse,
+            kryptering=kryptering,
+            **_options(environment=environment, validate=validate, checks=checks, options={}),
         )
 
     @classmethod
@@ -249,7 +327,13 @@ class _SvarUtClientBase(BaseClient):
         base_url: str | None = None,
         timeout: TimeoutTypes = DEFAULT_TIMEOUT,
         insecure_disable_tls_verification: bool = False,
-        **options: Any,
+        validate: bool = True,
+        checks: Sequence[PreSendCheck] = (),
+        headers: Mapping[str, str] | None = None,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        generate_ekstern_referanse: bool = False,
+        kryptering: Kryptering | None = None,
+        http_client: _H | None = None,
     ) -> Self:
         """A client for SvarUt ``environment`` ("test" or "prod"), authenticated.
 
@@ -263,10 +347,17 @@ class _SvarUtClientBase(BaseClient):
         token endpoint in ``maskinporten`` override its Maskinporten.
         ``insecure_disable_tls_verification`` turns off certificate checks for
         the SvarUt requests only (Maskinporten has its own switch in
-        :class:`MaskinportenConfig`). Any other keyword argument of the
-        constructor (``headers=``, ``checks=``, ``retry=``, ...) passes through.
-        Closing the client closes the token provider it created.
+        :class:`MaskinportenConfig`). ``http_client`` (your own httpx client)
+        carries the SvarUt requests, the certificate fetch and the Maskinporten
+        token requests; it is left open when the client closes. The other
+        options are the constructor's. Closing the client closes the token
+        provider it created.
         """
+        if http_client is not None and insecure_disable_tls_verification:
+            raise ValueError(
+                "insecure_disable_tls_verification=True with http_client=...: "
+                "set verify= on your own http_client instead"
+            )
         url, auth, owned = _authenticate(
             environment,
             integrasjon_id=integrasjon_id,
@@ -274,13 +365,26 @@ class _SvarUtClientBase(BaseClient):
             maskinporten=maskinporten,
             token_provider=token_provider,
             base_url=base_url,
+            http_client=http_client,
         )
-        http = None
+        http = http_client
         if insecure_disable_tls_verification:
             http_timeout, verify = _insecure_options(timeout, url)
             http = cls._http_type(timeout=http_timeout, follow_redirects=False, verify=verify)
-        client = cls(base_url=url, auth=auth, timeout=timeout, http_client=http, environment=environment, **options)
-        client._owns_http = True  # whether the base client made it or we did
+        client = cls(
+            base_url=url,
+            auth=auth,
+            timeout=timeout,
+            http_client=http,
+            environment=environment,
+            validate=validate,
+            checks=checks,
+            headers=headers,
+            retry=retry,
+            generate_ekstern_referanse=generate_ekstern_referanse,
+            kryptering=kryptering,
+        )
+        client._owns_http = http_client is None  # the base client made it, or we did
         client._owned_token_provider = owned
         return client
 
@@ -290,7 +394,13 @@ class _SvarUtClientBase(BaseClient):
         *,
         environ: Mapping[str, str] | None = None,
         timeout: TimeoutTypes = DEFAULT_TIMEOUT,
-        **options: Any,
+        validate: bool = True,
+        checks: Sequence[PreSendCheck] = (),
+        headers: Mapping[str, str] | None = None,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        generate_ekstern_referanse: bool = False,
+        kryptering: Kryptering | None = None,
+        http_client: _H | None = None,
     ) -> Self:
         """:meth:`for_environment`, configured by environment variables
         (``environ``, default ``os.environ``).
@@ -314,8 +424,8 @@ class _SvarUtClientBase(BaseClient):
         - ``SVARUT_BASE_URL``, ``MASKINPORTEN_ISSUER``, ``MASKINPORTEN_TOKEN_ENDPOINT``: URL overrides
 
         Missing required variables are reported together. TLS verification
-        cannot be turned off from the environment. ``timeout`` and other
-        keyword arguments go to :meth:`for_environment`.
+        cannot be turned off from the environment. ``timeout`` and the other
+        options go to :meth:`for_environment`.
         """
         settings = _settings_from_env(environ)
         return cls.for_environment(
@@ -325,11 +435,17 @@ class _SvarUtClientBase(BaseClient):
             maskinporten=settings.maskinporten,
             base_url=settings.base_url,
             timeout=timeout,
-            **options,
+            validate=validate,
+            checks=checks,
+            headers=headers,
+            retry=retry,
+            generate_ekstern_referanse=generate_ekstern_referanse,
+            kryptering=kryptering,
+            http_client=http_client,
         )
 
 
-class SvarUtClient(_SvarUtClientBase, SyncOperations):
+class SvarUtClient(_SvarUtClientBase[httpx.Client], SyncOperations):
     """Synchronous SvarUt client.
 
     >>> client = SvarUtClient.for_environment("test", integrasjon_id=..., ...)  # doctest: +SKIP
@@ -354,6 +470,7 @@ class SvarUtClient(_SvarUtClientBase, SyncOperations):
         for; ``.mangler`` on the result lists ids SvarUt did not return."""
         ids = _ids(id)
         found: list[models.ForsendelseStatus] = []
+        statuses.require_status_search()
         for chunk in _chunks(ids):
             found += super().hent_statuser(konto_id=konto_id, id=chunk, timeout=timeout)
         return _ordered(ids, found)
@@ -374,24 +491,36 @@ class SvarUtClient(_SvarUtClientBase, SyncOperations):
         timeout: float = 600.0,
         interval: float = 2.0,
     ) -> dict[UUID, models.ForsendelseStatus]:
-        """Poll until every forsendelse has a status in ``until`` or in
-        ``terminal`` (default :data:`TERMINAL_STATUSES`: AVVIST,
-        FEILET_UNDER_MOTTAK, IKKE_LEVERT, MANUELT_HANDTERT, SLETTET, LEST,
-        PRINTET, LEVERT_NHN_MOTTAKER).
+        """Poll until every forsendelse has reached or passed a status in
+        ``until``, or has a status in ``terminal`` (default
+        :data:`TERMINAL_STATUSES`: AVVIST, FEILET_UNDER_MOTTAK, IKKE_LEVERT,
+        MANUELT_HANDTERT, SLETTET, LEST, PRINTET, LEVERT_NHN_MOTTAKER) or a
+        failure status (:func:`svarut.statuses.is_failure`).
+
+        "Passed" follows the channel's order (:mod:`svarut.statuses`): waiting
+        ``until={"VARSLET"}`` ends at LEST, since a letter is read after it
+        was notified; the channel is inferred from the statuses seen.
 
         Polls every ``interval`` seconds, backing off by half each time (to
         at most a minute). Returns the latest status per id, in input order;
         raises :class:`~svarut.errors.VentPaStatusTimeoutError` (with the
-        statuses so far) after ``timeout`` seconds. A status this client does
-        not know is logged and waited past, not fatal.
+        statuses so far) after ``timeout`` seconds, which also bounds each
+        poll's HTTP timeout. A status this client does not know is logged and
+        waited past, not fatal. Without a status search in the specs, raises
+        :class:`~svarut.statuses.StatusSearchUnavailableError`.
         """
-        waiter = _Waiter(ids, until, terminal, timeout, interval)
-        while not waiter.update(self.hent_statuser(konto_id=konto_id, id=waiter.pending)):
+        waiter = _Waiter(ids, until, terminal, timeout, interval, self.timeout)
+        while True:
+            try:
+                found = self.hent_statuser(konto_id=konto_id, id=waiter.pending, timeout=waiter.call_timeout())
+            except APIConnectionError as exc:
+                raise waiter.timed_out(exc) from exc
+            if waiter.update(found):
+                return waiter.result()
             time.sleep(waiter.next_delay())
-        return waiter.result()
 
 
-class AsyncSvarUtClient(_SvarUtClientBase, AsyncOperations):
+class AsyncSvarUtClient(_SvarUtClientBase[httpx.AsyncClient], AsyncOperations):
     """Asynchronous SvarUt client; the same methods as :class:`SvarUtClient`, awaited."""
 
     _http_type = httpx.AsyncClient
@@ -409,6 +538,7 @@ class AsyncSvarUtClient(_SvarUtClientBase, AsyncOperations):
         """See :meth:`SvarUtClient.hent_statuser`."""
         ids = _ids(id)
         found: list[models.ForsendelseStatus] = []
+        statuses.require_status_search()
         for chunk in _chunks(ids):
             found += await super().hent_statuser(konto_id=konto_id, id=chunk, timeout=timeout)
         return _ordered(ids, found)
@@ -430,7 +560,12 @@ class AsyncSvarUtClient(_SvarUtClientBase, AsyncOperations):
         interval: float = 2.0,
     ) -> dict[UUID, models.ForsendelseStatus]:
         """See :meth:`SvarUtClient.vent_pa_status`."""
-        waiter = _Waiter(ids, until, terminal, timeout, interval)
-        while not waiter.update(await self.hent_statuser(konto_id=konto_id, id=waiter.pending)):
+        waiter = _Waiter(ids, until, terminal, timeout, interval, self.timeout)
+        while True:
+            try:
+                found = await self.hent_statuser(konto_id=konto_id, id=waiter.pending, timeout=waiter.call_timeout())
+            except APIConnectionError as exc:
+                raise waiter.timed_out(exc) from exc
+            if waiter.update(found):
+                return waiter.result()
             await anyio.sleep(waiter.next_delay())
-        return waiter.result()

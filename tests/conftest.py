@@ -8,6 +8,10 @@ the next reply queued by ``server.reply(...)``; with none queued it answers as
 SvarUt would: a fresh ``{"id": ...}`` for a send and one ``MOTTATT`` status per
 asked-for id for ``.../status/sok``. Every reply closes its connection, so no
 handler thread outlives the test.
+
+The session finds the locked specs once, as the generator does
+(``generator_helpers``); where they did not come from ``../shared/specs`` (a
+fresh clone), the generator run in-process is pointed at the same copy.
 """
 
 from __future__ import annotations
@@ -164,6 +168,18 @@ class Api:
 @pytest.fixture(params=["sync", "async"])
 def api(request: pytest.FixtureRequest, server: RecordingServer) -> Api:
     return Api(request.param, server.base_url)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _specs_found_once() -> Any:
+    from generator_helpers import OFFICIAL_SPECS
+
+    from generator import specs
+
+    with pytest.MonkeyPatch.context() as patch:
+        if OFFICIAL_SPECS != specs.SHARED_SPECS:
+            patch.setattr(specs, "SHARED_SPECS", OFFICIAL_SPECS)
+        yield
 
 
 @pytest.fixture

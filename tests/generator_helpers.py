@@ -16,8 +16,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from generator import specs as _specs
+
 ROOT = Path(__file__).resolve().parent.parent
-OFFICIAL_SPECS = ROOT.parent / "shared" / "specs"
 LOCK = ROOT / "specs" / "lock.json"
 GENERATED = ROOT / "svarut" / "generated"
 SEND = "forsendelse-send-api-v3.json"
@@ -30,9 +31,37 @@ _PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_pr
 
 # --- specs -------------------------------------------------------------------
 
+# Found exactly as the generator finds them (SVARUT_SPECS_DIR, ../shared/specs,
+# else the download pinned to the locked commit), and verified against the lock.
+_RAW = _specs.load_locked()
+
+
+def _specs_directory() -> Path:
+    """A directory holding the locked spec files, for the tests and the
+    generator subprocesses that read them from disk."""
+    for candidate in (os.environ.get("SVARUT_SPECS_DIR"), _specs.SHARED_SPECS):
+        if candidate and all(_read(Path(candidate) / name) == data for name, data in _RAW.items()):
+            return Path(candidate)
+    # Downloaded (a fresh clone without ../shared): keep one copy for this checkout.
+    cache = ROOT / ".pytest_cache" / "svarut-specs"
+    cache.mkdir(parents=True, exist_ok=True)
+    for name, data in _RAW.items():
+        (cache / name).write_bytes(data)
+    return cache
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+OFFICIAL_SPECS = _specs_directory()
+
 
 def official_raw() -> dict[str, bytes]:
-    return {name: (OFFICIAL_SPECS / name).read_bytes() for name in SPEC_FILES}
+    return {name: _RAW[name] for name in SPEC_FILES}
 
 
 _PARSED = {name: json.loads(data) for name, data in official_raw().items()}
@@ -205,8 +234,10 @@ def parse_multipart(body: bytes, content_type: str) -> list[FormPart]:
 
 
 def clean_env() -> dict[str, str]:
-    """The environment for a CLI run: no proxies, no SVARUT_SPECS_DIR override."""
-    env = {k: v for k, v in os.environ.items() if k not in _PROXY_VARS and k != "SVARUT_SPECS_DIR"}
+    """The environment for a CLI run: no proxies, and the specs the tests found
+    (``--specs-dir`` still overrides them)."""
+    env = {k: v for k, v in os.environ.items() if k not in _PROXY_VARS}
+    env["SVARUT_SPECS_DIR"] = str(OFFICIAL_SPECS)
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
     return env
 

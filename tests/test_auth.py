@@ -635,6 +635,69 @@ async def test_100_tasks_with_an_empty_cache_make_one_token_request(
     assert maskinporten.requests == 1
 
 
+def test_threads_and_successive_event_loops_sharing_a_provider_make_one_token_request(
+    maskinporten: MaskinportenStandIn, keystore: Keystore
+) -> None:
+    maskinporten.delay = 0.3
+    barrier = threading.Barrier(21)
+    tokens: list[str] = []
+    failures: list[BaseException] = []
+
+    async def batch(provider: MaskinportenTokenProvider) -> list[str]:
+        return list(await asyncio.gather(*(provider.aget_token() for _ in range(5))))
+
+    with MaskinportenTokenProvider(config(maskinporten, keystore)) as provider:
+
+        def ask(own_loop: bool) -> None:
+            try:
+                barrier.wait()
+                tokens.extend(asyncio.run(batch(provider)) if own_loop else [provider.get_token()])
+            except BaseException as exc:
+                failures.append(exc)
+
+        # 20 threads, half of them each on an event loop of its own, and in the
+        # main thread 4 event loops one after another (asyncio.run per batch).
+        threads = [threading.Thread(target=ask, args=(i % 2 == 0,)) for i in range(20)]
+        for thread in threads:
+            thread.start()
+        barrier.wait()
+        for _ in range(4):
+            tokens.extend(asyncio.run(batch(provider)))
+        for thread in threads:
+            thread.join()
+
+    assert failures == []
+    assert len(tokens) == 10 + 10 * 5 + 4 * 5 and len(set(tokens)) == 1
+    assert maskinporten.requests == 1
+
+
+def test_a_provider_refreshes_on_a_later_event_loop_than_the_one_it_first_served(
+    svarut_server: tuple[SvarUtStandIn, str], maskinporten: MaskinportenStandIn, keystore: Keystore
+) -> None:
+    now = [0.0]
+    provider = MaskinportenTokenProvider(config(maskinporten, keystore), clock=lambda: now[0])
+
+    async def status_call() -> None:
+        async with svarut.AsyncSvarUtClient.for_environment(
+            "test",
+            integrasjon_id=INTEGRASJON_ID,
+            integrasjon_passord=PASSORD,
+            token_provider=provider,
+            base_url=svarut_server[1],
+        ) as client:
+            await client.hent_statuser(konto_id=KONTO_ID, id=[uuid.uuid4()])
+
+    try:
+        asyncio.run(status_call())
+        asyncio.run(status_call())  # the cached token, on a new loop
+        assert maskinporten.requests == 1
+        now[0] += 3600.0  # the token is due for refresh; the first loop is closed
+        asyncio.run(status_call())
+        assert maskinporten.requests == 2
+    finally:
+        provider.close()
+
+
 def test_callers_waiting_on_a_failed_token_request_share_its_error(
     maskinporten: MaskinportenStandIn, keystore: Keystore
 ) -> None:

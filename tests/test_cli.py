@@ -6,6 +6,7 @@ the simulator received."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -15,6 +16,7 @@ import signal
 import subprocess
 import sys
 import uuid
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +25,13 @@ from click.testing import CliRunner
 
 import svarut
 from svarut import models
+from svarut.cli import bindings
 from svarut.cli.app import cli
 from svarut.cli.config import KEYS
-from svarut.cli.send import _Progress, _sources
+from svarut.cli.progress import ProgressLine, ProgressReader
+from svarut.cli.send import _sources
+from svarut.generated import SEND_OPERATIONS
+from svarut.runtime.models import RequestModel
 from svarut.simulator import cms
 from svarut.simulator.pytest_plugin import SvarUtSimulatorFixture
 
@@ -81,6 +87,8 @@ def test_help_documents_the_exit_codes(bare_env: dict[str, str]) -> None:
         "3  validation error",
         "4  outcome unknown",
         "5  wait",
+        "6  wait: a forsendelse ended in a failure status",
+        "7  duplicate",
     ):
         assert line in result.stdout
     send_help = run(["send", "person", "--help"], bare_env)
@@ -237,11 +245,16 @@ def test_validation_failure_exits_3_and_sends_nothing(
     )
     assert bad_fnr.returncode == 3
     (line,) = bad_fnr.stderr.strip().splitlines()
-    assert line.startswith("Error: forsendelse rejected before sending") and "mottaker.digitalId" in line
+    # The message names the flag to fix, not the spec path (mottaker.digitalId).
+    assert line.startswith("Error: forsendelse rejected before sending (1 problem): --fodselsnummer: "), line
     no_tittel = run(["send", "person", "--mottaker-navn", "K", "--fodselsnummer", FNR, str(docs["vedtak.pdf"])], env)
-    assert no_tittel.returncode == 3 and "tittel" in no_tittel.stderr
+    assert no_tittel.returncode == 3 and "--tittel: Field required" in no_tittel.stderr
     png_for_print = run(person_args(str(docs["kart.png"])), env)  # not a PDF, not excluded from print
-    assert png_for_print.returncode == 3 and "printable" in png_for_print.stderr
+    assert png_for_print.returncode == 3 and "[printable]" in png_for_print.stderr
+    assert "--mime-type kart.png: " in png_for_print.stderr
+    assert "set --ekskluder-fra-utskrift on the document or --kun-digital" in png_for_print.stderr
+    bad_adresse = run(["send", "print", "--tittel", "T", "--mottaker-navn", "K", str(docs["vedtak.pdf"])], env)
+    assert bad_adresse.returncode == 3 and "mottaker.adresse: Field required" in bad_adresse.stderr
     assert svarut_simulator.requests == []  # not even a token was asked for
 
 
@@ -250,7 +263,7 @@ def test_api_errors_exit_1(
 ) -> None:
     assert run(person_args(str(docs["vedtak.pdf"])), env).returncode == 0
     duplicate = run(person_args(str(docs["vedtak.pdf"])), env)
-    assert duplicate.returncode == 1 and "GJENTAGENDE_FORSENDELSE" in duplicate.stderr
+    assert duplicate.returncode == 7 and "GJENTAGENDE_FORSENDELSE" in duplicate.stderr
     other_konto = run(["status", "--konto", str(uuid.uuid4()), str(uuid.uuid4())], env)
     assert other_konto.returncode == 1 and "403" in other_konto.stderr
     missing = run(["status", str(uuid.uuid4())], env)
@@ -264,6 +277,15 @@ def test_outcome_unknown_exits_4(
     result = run(person_args("--ekstern-referanse", "sak-42", str(docs["vedtak.pdf"])), env)
     assert result.returncode == 4
     assert "outcome unknown" in result.stderr and "'sak-42'" in result.stderr
+    assert f"vedtak.pdf sha256 {sha(docs['vedtak.pdf'])}" in result.stderr
+
+    svarut_simulator.scenarios.fail(500, only="send")
+    as_json = run(person_args("--json", str(docs["vedtak.pdf"])), env)
+    assert as_json.returncode == 4
+    printed = json.loads(as_json.stdout)
+    assert printed["id"] is None and printed["outcome"] == "unknown"
+    assert printed["eksternReferanse"].startswith("fiks-svarut-") and printed["eksternReferanse"] in as_json.stderr
+    assert printed["sha256"] == {"vedtak.pdf": sha(docs["vedtak.pdf"])}
 
 
 @pytest.mark.svarut_simulator(step_seconds=3600)
@@ -393,8 +415,10 @@ def test_encrypt(
 
 
 def test_simulator_command_runs_until_interrupted(bare_env: dict[str, str], docs: dict[str, Path]) -> None:
+    # Started the way a shell starts a background job: SIGINT inherited as ignored.
+    # The command restores Ctrl-C itself, so the SIGINT below stops it all the same.
     process = subprocess.Popen(
-        [*COMMAND, "simulator", "--step-seconds", "0"],
+        ["sh", "-c", 'trap "" INT; exec "$@"', "sh", *COMMAND, "simulator", "--step-seconds", "0"],
         env=bare_env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -451,7 +475,7 @@ def test_progress_counts_each_byte_once(tmp_path: Path) -> None:
     path = tmp_path / "stor.pdf"
     path.write_bytes(PDF + bytes(3 * 1024 * 1024))
     bar = FakeBar()
-    with io.BufferedReader(_Progress(io.FileIO(path, "rb"), bar), buffer_size=64 * 1024) as reader:
+    with io.BufferedReader(ProgressReader(io.FileIO(path, "rb"), bar), buffer_size=64 * 1024) as reader:
         assert reader.read(5) == b"%PDF-"  # the client sniffs the start...
         reader.seek(0)
         data = reader.read()  # ...then sends it all
@@ -465,7 +489,175 @@ def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path: Path, monkeypat
     path = tmp_path / "stor.pdf"
     path.write_bytes(bytes(8 * 1024 * 1024))
     monkeypatch.setattr(sys, "stderr", io.StringIO())
+    monkeypatch.delenv("SVARUT_PROGRESS", raising=False)
     from contextlib import ExitStack
 
     with ExitStack() as stack:
         assert _sources([path], stack) == {"stor.pdf": path}
+
+
+# --- the send subcommands follow the specs --------------------------------------------------
+
+
+def test_every_declared_flag_applies_to_a_send_operation_of_the_locked_spec() -> None:
+    assert bindings.unused_bindings(SEND_OPERATIONS) == []
+    for operation in SEND_OPERATIONS.values():
+        if operation.document_model is not None:  # each file fills in its document's filnavn and mimeType
+            fields = operation.document_model.model_fields
+            assert {bindings.DOCUMENT_NAME_FIELD, bindings.DOCUMENT_TYPE_FIELD} <= set(fields), operation.kind
+
+
+def test_a_flag_whose_path_left_every_model_fails_by_flag_and_path() -> None:
+    class Bare(RequestModel):
+        filnavn: str
+        mime_type: str
+
+    stripped = {kind: dataclasses.replace(op, model=Bare, document_model=Bare) for kind, op in SEND_OPERATIONS.items()}
+    problems = bindings.unused_bindings(stripped)
+    assert "--mottaker-navn: the forsendelse path mottaker.navn is in no send operation's model" in problems
+    assert (
+        "--ekskluder-fra-utskrift: the document path skalEkskluderesFraUtskrift is in no send operation's model"
+        in problems
+    )
+    assert len(problems) == len(bindings.BINDINGS)  # every one of them
+    gone = bindings.Binding("--fodselsnummer", "mottaker.digitalId", "", kinds=frozenset({"person"}))
+    without_person = {k: op for k, op in SEND_OPERATIONS.items() if k != "person"}
+    assert bindings.unused_bindings(without_person, [gone]) == [
+        "--fodselsnummer: restricted to person, which is no send operation",
+        "--fodselsnummer: the forsendelse path mottaker.digitalId is in no send operation's model",
+    ]
+
+
+def test_each_send_operation_is_a_subcommand_with_the_flags_its_model_has(bare_env: dict[str, str]) -> None:
+    listing = invoke(["send", "--help"], bare_env)
+    assert listing.exit_code == 0, listing.output
+    for kind, operation in SEND_OPERATIONS.items():
+        assert re.search(rf"^  {kind}\s", listing.output, re.M), listing.output
+        result = invoke(["send", kind, "--help"], bare_env)
+        assert result.exit_code == 0, result.output
+        text = " ".join(result.output.split())
+        assert " ".join(operation.summary.split())[:60] in text
+        for binding in bindings.BINDINGS:
+            offered = bindings.applies(binding, kind, operation.model, operation.document_model)
+            assert (f"{binding.flag} " in text or f"{binding.flag}," in text) == offered, (kind, binding.flag)
+    nhn = " ".join(invoke(["send", "nhn", "--help"], bare_env).output.split())
+    assert "[FASTLEGE|HER_ID]" in nhn  # the choices come from the model's enum
+    assert "--her-id INTEGER" in nhn
+    assert "--ekskluder-fra-utskrift" not in invoke(["send", "print", "--help"], bare_env).output
+
+
+def test_felt_sets_any_field_and_json_prints_id_and_ekstern_referanse(
+    svarut_simulator: SvarUtSimulatorFixture, env: dict[str, str], docs: dict[str, Path]
+) -> None:
+    result = run(
+        [
+            "send",
+            "organisasjon",
+            "--tittel",
+            "Med felt",
+            "--mottaker-navn",
+            "Kommunen",
+            "--orgnr",
+            ORGNR,
+            "--felt",
+            'konteringskode="K-1"',
+            "--felt",
+            "forsendelsestype=Brev",  # not JSON: taken as text
+            "--felt",
+            'dokumenter[0].dokumentType="Vedtak"',
+            "--json",
+            str(docs["vedtak.pdf"]),
+        ],
+        env,
+    )
+    assert result.returncode == 0, result.stderr
+    printed = json.loads(result.stdout)
+    assert set(printed) == {"id", "eksternReferanse"}
+    record = svarut_simulator.get(printed["id"])
+    assert record.metadata["eksternReferanse"] == printed["eksternReferanse"]
+    assert record.metadata["konteringskode"] == "K-1" and record.metadata["forsendelsestype"] == "Brev"
+    assert record.metadata["dokumenter"][0]["dokumentType"] == "Vedtak"
+
+    given = run(person_args("--ekstern-referanse", "sak-7", "--json", str(docs["vedtak.pdf"])), env)
+    assert json.loads(given.stdout)["eksternReferanse"] == "sak-7"
+
+    unknown = run([*person_args("--felt", "prioritet=1"), str(docs["vedtak.pdf"])], env)
+    assert unknown.returncode == 2 and "--felt prioritet: the person forsendelse has no such field" in unknown.stderr
+    no_element = run([*person_args("--felt", "dokumenter[3].skalSigneres=true"), str(docs["vedtak.pdf"])], env)
+    assert no_element.returncode == 2 and "no element dokumenter[3]" in no_element.stderr
+
+
+def test_forced_progress_shows_bytes_rate_eta_then_the_wait(
+    svarut_simulator: SvarUtSimulatorFixture, env: dict[str, str], tmp_path: Path
+) -> None:
+    big = tmp_path / "stor.pdf"
+    big.write_bytes(PDF + bytes(2 * 1024 * 1024))
+    result = run(person_args(str(big)), {**env, "SVARUT_PROGRESS": "1"})
+    assert result.returncode == 0, result.stderr
+    uuid.UUID(result.stdout.strip())  # stdout stays the id alone
+    # One line rewritten with \r (text mode reads each \r as a line end).
+    final = [part for part in re.split(r"[\r\n]", result.stderr) if part.strip()]
+    uploading = [part for part in final if part.startswith("uploading")]
+    assert uploading and re.match(r"uploading 2\.1 MB / 2\.1 MB \(100%\)\s+[\d.]+ [kMG]?B/s\s+ETA 0:00", uploading[-1])
+    assert re.match(r"uploaded 2\.1 MB in \d+:\d\d; waiting for SvarUt \d+:\d\d", final[-1]), final[-1]
+    assert result.stderr.endswith("\n")
+    assert run(person_args(str(big), tittel="Uten"), {**env, "SVARUT_PROGRESS": "0"}).stderr == ""
+
+
+def test_progress_line_with_a_clock() -> None:
+    now = [100.0]
+    out = io.StringIO()
+    line = ProgressLine(4_000_000, out, clock=lambda: now[0])
+    now[0] = 102.0
+    line.update(1_000_000)
+    assert out.getvalue() == "\ruploading 1.0 MB / 4.0 MB (25%)  500.0 kB/s  ETA 0:06"
+    now[0] = 102.1
+    line.update(1_000_000)  # redrawn at most five times a second
+    assert out.getvalue().count("\r") == 1
+    now[0] = 104.0
+    line.update(2_000_000)
+    upload, waiting = out.getvalue().split("\r")[-2:]
+    assert upload.startswith("uploading 4.0 MB / 4.0 MB (100%)")
+    # Padded to cover the longer line before it.
+    assert waiting == "uploaded 4.0 MB in 0:04; waiting for SvarUt 0:00".ljust(len(upload.rstrip()))
+    now[0] = 175.0
+    line.close()
+    assert out.getvalue().endswith("\n")
+
+
+# --- the simulator's page ------------------------------------------------------------------
+
+
+def test_simulator_page_shows_ekstern_referanse_rejections_and_document_links(
+    svarut_simulator: SvarUtSimulatorFixture, env: dict[str, str], docs: dict[str, Path]
+) -> None:
+    import httpx
+
+    args = person_args(
+        "--kun-digital", "--ekstern-referanse", "sak-<99>", str(docs["vedtak.pdf"]), str(docs["data.bin"])
+    )
+    sent = run(args, env)
+    assert sent.returncode == 0, sent.stderr
+    forbidden = run(["status", "--konto", str(uuid.uuid4()), sent.stdout.strip()], env)  # 403: not this integration's
+    assert forbidden.returncode == 1
+    unauthorized = httpx.post(f"{env['SVARUT_BASE_URL']}/v3/kontoer/{uuid.uuid4()}/forsendelser/person")
+    assert unauthorized.status_code == 401
+
+    page = httpx.get(svarut_simulator.simulator.page_url).text
+    assert "<td class='mono'>sak-&lt;99&gt;</td>" in page
+    rejected = page[page.index("Rejected requests") :]
+    assert rejected.count("<tr>") == 3  # the header, the 401 and the 403, not the 200s
+    assert "<td>401</td>" in rejected and "<td>403</td>" in rejected
+    for status in (401, 403):
+        (request,) = [r for r in svarut_simulator.requests if r.status == status]
+        assert request.error is not None and escape(request.error) in rejected
+    links = re.findall(r"<a href='(/simulator/forsendelser/[^']+)'>([^<]+)</a>", page)
+    assert [name for _, name in links] == ["vedtak.pdf", "data.bin"]
+    for (link, name), expected in zip(links, (docs["vedtak.pdf"], docs["data.bin"]), strict=True):
+        document = httpx.get(svarut_simulator.simulator.url + link)
+        assert document.status_code == 200 and document.content == expected.read_bytes()
+        assert document.headers["content-type"] == (
+            "application/pdf" if name == "vedtak.pdf" else "application/octet-stream"
+        )
+    missing = httpx.get(f"{svarut_simulator.simulator.url}{links[0][0][:-1]}9")
+    assert missing.status_code == 404

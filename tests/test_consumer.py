@@ -10,6 +10,7 @@ import textwrap
 import venv
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,6 +34,12 @@ def test_wheel_holds_the_package_and_nothing_else(wheel: Path) -> None:
     assert "svarut/generated/models.py" in names
     assert "svarut/runtime/multipart.py" in names
     assert not [n for n in names if n.startswith(("generator/", "tests/", "templates/", "specs/"))]
+    (license_file,) = [n for n in names if n.endswith(".dist-info/licenses/LICENSE")]
+    assert zipfile.ZipFile(wheel).read(license_file) == (ROOT / "LICENSE").read_bytes()
+    (metadata_file,) = [n for n in names if n.endswith(".dist-info/METADATA")]
+    metadata = zipfile.ZipFile(wheel).read(metadata_file).decode()
+    assert "License-Expression: MIT" in metadata and "Project-URL: SvarUt specs, https://" in metadata
+    assert "Classifier: Programming Language :: Python :: 3.11" in metadata
 
 
 def test_installs_in_a_fresh_venv_without_dev_tools(wheel: Path, tmp_path: Path) -> None:
@@ -66,6 +73,26 @@ def test_installs_in_a_fresh_venv_without_dev_tools(wheel: Path, tmp_path: Path)
         env={**os.environ, "PYTHONPATH": ""},
     )
     assert result.stdout.startswith("ok ")
+
+    # One version number: the metadata's is __version__, and so is `svarut --version`'s.
+    subprocess.run([python, "-m", "pip", "install", "--quiet", f"{wheel}[cli]"], check=True)
+    versions = subprocess.run(
+        [
+            python,
+            "-c",
+            "import importlib.metadata, svarut; print(importlib.metadata.version('fiks-svarut'), svarut.__version__)",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": ""},
+    ).stdout.split()
+    assert versions == [versions[0]] * 2 and wheel.name.startswith(f"fiks_svarut-{versions[0]}-")
+    command = subprocess.run(
+        [env_dir / "bin" / "svarut", "--version"], check=True, capture_output=True, text=True, cwd=tmp_path
+    )
+    assert command.stdout == f"svarut, version {versions[0]}\n"
 
 
 def test_user_code_type_checks_with_python_field_names(tmp_path: Path) -> None:
@@ -113,3 +140,117 @@ def test_public_names_are_all_importable() -> None:
     for name in svarut.__all__:
         assert getattr(svarut, name) is not None
     assert svarut.models.PersonForsendelse.__name__ == "PersonForsendelse"
+
+
+def test_a_misspelled_constructor_option_fails_type_checking(tmp_path: Path) -> None:
+    user = tmp_path / "options.py"
+    user.write_text(
+        textwrap.dedent(
+            """
+            import httpx
+
+            import svarut
+            from svarut.runtime.retry import RetryPolicy
+
+            ok = svarut.SvarUtClient.from_env(http_client=httpx.Client(), retry=RetryPolicy(), validate=False)
+            ok_async = svarut.AsyncSvarUtClient.from_env(http_client=httpx.AsyncClient())
+            typo = svarut.SvarUtClient.from_env(retyr=RetryPolicy())
+            typo_too = svarut.SvarUtClient(base_url="https://test.svarut.ks.no/api", http_clinet=httpx.Client())
+            wrong_kind = svarut.SvarUtClient.for_environment(
+                "test", integrasjon_id="x", integrasjon_passord="y", http_client=httpx.AsyncClient()
+            )
+            """
+        )
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "--no-error-summary", str(user)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    errors = [line for line in result.stdout.splitlines() if ": error:" in line]
+    assert len(errors) == 3, result.stdout
+    assert ':9: error: Unexpected keyword argument "retyr"' in errors[0]
+    assert ':10: error: Unexpected keyword argument "http_clinet"' in errors[1]
+    assert ':12: error: Argument "http_client" to "for_environment"' in errors[2] and "AsyncClient" in errors[2]
+
+
+def _kryptert_forsendelse() -> Any:
+    from svarut import models
+
+    return models.PersonForsendelse(
+        tittel="Eget HTTP-oppsett",
+        mottaker=models.Mottaker(navn="Kari Nordmann", digital_id="21883649874"),
+        dokumenter=[models.PersonDokument(filnavn="vedtak.pdf", mime_type="application/pdf")],
+    )
+
+
+def test_from_env_uses_your_http_client_for_every_request(svarut_simulator: Any) -> None:
+    import httpx
+
+    import svarut
+    from svarut.runtime import kryptering
+
+    kryptering.clear_sertifikat_cache()  # so this client fetches the certificate itself
+    seen: list[str] = []
+    http = httpx.Client(event_hooks={"request": [lambda request: seen.append(f"{request.method} {request.url.path}")]})
+    with svarut.SvarUtClient.from_env(environ=svarut_simulator.environ(), http_client=http) as client:
+        forsendelse_id = client.send_til_person(
+            konto_id=svarut_simulator.konto_id,
+            forsendelse=_kryptert_forsendelse(),
+            dokumenter={"vedtak.pdf": b"%PDF-1.7\n%%EOF\n"},
+            kryptering=True,
+        )
+    konto = svarut_simulator.konto_id
+    assert seen == [  # the certificate while the send is prepared, then the token and the send
+        "GET /forsendelse/publickey/hent",
+        "POST /maskinporten/token",
+        f"POST /api/v3/kontoer/{konto}/forsendelser/person",
+    ], seen
+    assert svarut_simulator.get(forsendelse_id).metadata["kryptert"] is True
+    assert not http.is_closed  # yours: left open
+    http.close()
+
+
+@pytest.mark.anyio
+async def test_async_from_env_uses_your_async_http_client(svarut_simulator: Any) -> None:
+    import httpx
+
+    import svarut
+    from svarut.runtime import kryptering
+
+    kryptering.clear_sertifikat_cache()
+    seen: list[str] = []
+
+    async def hook(request: httpx.Request) -> None:
+        seen.append(f"{request.method} {request.url.path}")
+
+    async with httpx.AsyncClient(event_hooks={"request": [hook]}) as http:
+        async with svarut.AsyncSvarUtClient.from_env(environ=svarut_simulator.environ(), http_client=http) as client:
+            await client.send_til_person(
+                konto_id=svarut_simulator.konto_id,
+                forsendelse=_kryptert_forsendelse(),
+                dokumenter={"vedtak.pdf": b"%PDF-1.7\n%%EOF\n"},
+                kryptering=True,
+            )
+        assert not http.is_closed
+    # Maskinporten tokens are fetched by the token provider's own sync client
+    # (one token for every thread and event loop), never by an AsyncClient.
+    assert [s.split(" /")[1].split("/")[0] for s in seen] == ["forsendelse", "api"], seen
+
+
+def test_insecure_tls_with_your_own_http_client_is_refused() -> None:
+    import httpx
+
+    import svarut
+    from svarut.auth import StaticToken
+
+    with pytest.raises(ValueError, match="set verify= on your own http_client"), httpx.Client() as http:
+        svarut.SvarUtClient.for_environment(
+            "test",
+            integrasjon_id="x",
+            integrasjon_passord="y",
+            token_provider=StaticToken("t"),
+            http_client=http,
+            insecure_disable_tls_verification=True,
+        )

@@ -6,12 +6,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import socket
+import subprocess
+import sys
+import threading
 import uuid
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
+from conftest import Api
 
+import svarut
 from svarut import errors, models
 from svarut.runtime.retry import NO_RETRIES
 
@@ -182,26 +190,44 @@ async def test_huge_error_body_stays_bounded(api, server, body):
 
 
 @pytest.mark.parametrize(
-    ("body", "method"),
-    [
-        ({"id": "ikke-en-uuid"}, "send"),
-        (b"<html>OK</html>", "send"),
-        ({"statuser": [{"id": str(uuid.uuid4()), "status": "LEST"}]}, "hent_statuser"),
-        (b"", "hent_statuser"),
-    ],
-    ids=["bad-id", "html", "status-missing-field", "empty"],
+    "body",
+    [({"statuser": [{"id": str(uuid.uuid4()), "status": "LEST"}]}), b"", b"<html>OK</html>", b'{"statuser": ['],
+    ids=["status-missing-field", "empty", "html", "truncated"],
 )
-async def test_success_with_an_unreadable_body_is_a_response_validation_error(api, server, body, method):
+async def test_status_search_answered_with_an_unreadable_body_is_a_response_validation_error(api, server, body):
     server.reply(200, body)
 
     with pytest.raises(errors.APIResponseValidationError) as caught:
-        if method == "send":
-            await send(api)
-        else:
-            await status_search(api)
+        await status_search(api)
 
     assert caught.value.status_code == 200
     assert caught.value.raw_body == (body.decode() if isinstance(body, bytes) else json.dumps(body))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"id": "ikke-en-uuid"}, b"<html>OK</html>", b'{"id": "5e0b5d2c-3c1a', {}, b""],
+    ids=["bad-id", "html-from-a-proxy", "truncated", "no-id", "empty"],
+)
+async def test_send_answered_2xx_with_an_unreadable_body_has_an_unknown_outcome(api, server, body):
+    server.reply(200, body)
+    forsendelse = models.PersonForsendelse(
+        tittel="T",
+        mottaker=models.Mottaker(navn="Kari", digital_id="21883649874"),
+        dokumenter=[models.PersonDokument(filnavn="a.pdf", mime_type="application/pdf")],
+        ekstern_referanse="sak-42",
+    )
+
+    with pytest.raises(errors.SendOutcomeUnknownError) as caught:
+        await api("send_til_person", konto_id=KONTO, forsendelse=forsendelse, dokumenter={"a.pdf": b"%PDF"})
+
+    exc = caught.value
+    assert len(server.requests) == 1  # not sent again
+    assert (exc.konto_id, exc.ekstern_referanse) == (str(KONTO), "sak-42")
+    assert exc.dokumenter_sha256 == {"a.pdf": hashlib.sha256(b"%PDF").hexdigest()}
+    assert isinstance(exc.cause, errors.APIResponseValidationError) and exc.__cause__ is exc.cause
+    assert exc.cause.status_code == 200
+    assert exc.cause.raw_body == (body.decode() if isinstance(body, bytes) else json.dumps(body))
 
 
 @pytest.fixture
@@ -231,3 +257,158 @@ async def test_error_messages_do_not_contain_request_headers(api, server, refuse
         for exc in chain(caught.value):
             assert SECRET not in str(exc)
             assert SECRET not in repr(exc)
+
+
+# --- secrets a gateway echoes back ---------------------------------------------------------------
+
+TOKEN = "eyJ0b2tlbi1hdi1tYXNraW5wb3J0ZW4.hemmelig-token-7c1e"
+PASSORD = 'hemmelig"pass\\ord-42'  # a quote and a backslash: JSON escapes them
+INTEGRASJON_ID = "5f0e8a4c-1111-4222-8333-444455556666"
+
+
+class _Echo(BaseHTTPRequestHandler):
+    """Answers every request with ``server.status`` and a body that repeats its headers, as
+    some gateways do: JSON (``server.as_json``) or an HTML page."""
+
+    protocol_version = "HTTP/1.1"
+    server: Any
+
+    def do_POST(self) -> None:
+        if "chunked" in self.headers.get("Transfer-Encoding", ""):
+            while size := int(self.rfile.readline().split(b";")[0], 16):
+                self.rfile.read(size + 2)
+            self.rfile.readline()
+        else:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        headers = dict(self.headers.items())
+        if self.server.as_json:
+            body = json.dumps(
+                {
+                    "message": f"rejected: {headers}",
+                    "errorCode": self.headers["IntegrasjonPassord"],
+                    "errorJson": headers,
+                }
+            ).encode()
+        else:
+            body = ("<html><pre>" + "\n".join(f"{k}: {v}" for k, v in headers.items()) + "</pre></html>").encode()
+        self.send_response(self.server.status)
+        self.send_header("Content-Type", "application/json" if self.server.as_json else "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def echo() -> Iterator[ThreadingHTTPServer]:
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
+    srv.block_on_close = True
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield srv
+    finally:
+        srv.shutdown()
+        thread.join()
+        srv.server_close()
+
+
+def _secret_forms() -> list[str]:
+    return [TOKEN, PASSORD, json.dumps(PASSORD)[1:-1], "hemmelig-token-7c1e"]
+
+
+def _texts(exc: BaseException) -> Iterator[str]:
+    """Everything a caller may print or log of an error and what it holds."""
+    for one in chain(exc):
+        yield str(one)
+        yield repr(one)
+        request = getattr(one, "request", None)
+        if request is not None:
+            yield repr(request.headers)
+            yield repr(list(request.headers.items()))
+        for name in ("raw_body", "message", "error_code", "error_id"):
+            yield str(getattr(one, name, ""))
+        if getattr(one, "error_message", None) is not None:
+            yield repr(one.error_message)
+        response = getattr(one, "response", None)
+        if response is not None:
+            yield response.text
+            yield repr(list(response.request.headers.items()))
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+@pytest.mark.parametrize("as_json", [True, False], ids=["json", "html"])
+@pytest.mark.parametrize(
+    ("status", "call", "expected"),
+    [
+        (401, "send", errors.AuthenticationError),
+        (400, "send", errors.BadRequestError),
+        (500, "send", errors.SendOutcomeUnknownError),
+        (200, "send", errors.SendOutcomeUnknownError),
+        (502, "status", errors.InternalServerError),
+        (200, "status", errors.APIResponseValidationError),
+    ],
+)
+async def test_secrets_echoed_by_a_gateway_never_reach_the_error_or_the_logs(
+    echo, caplog, kind, status, call, expected, as_json
+):
+    from svarut.auth import StaticToken, SvarUtAuth
+
+    echo.status, echo.as_json = status, as_json
+    auth = SvarUtAuth(integrasjon_id=INTEGRASJON_ID, integrasjon_passord=PASSORD, token_provider=StaticToken(TOKEN))
+    api = Api(kind, f"http://127.0.0.1:{echo.server_address[1]}/api")
+    caplog.set_level(logging.DEBUG)  # every logger: svarut, httpx, httpcore
+
+    with pytest.raises(expected) as caught:
+        if call == "send":
+            await send(api, auth=auth)
+        else:
+            await api("hent_statuser", client_options={"auth": auth, "retry": NO_RETRIES}, konto_id=KONTO, id=[KONTO])
+
+    texts = list(_texts(caught.value))
+    assert any("[redacted]" in t for t in texts)  # the echo was there, and was cleaned
+    assert any(r.levelname == "DEBUG" and r.name == "svarut" for r in caplog.records)
+    for secret in _secret_forms():
+        for text in texts:
+            assert secret not in text
+        assert secret not in caplog.text
+        assert all(secret not in r.getMessage() for r in caplog.records)
+
+
+def test_a_client_error_names_the_request_with_its_secret_headers_masked(echo):
+    from svarut.auth import StaticToken, SvarUtAuth
+
+    echo.status, echo.as_json = 400, False
+    auth = SvarUtAuth(integrasjon_id=INTEGRASJON_ID, integrasjon_passord=PASSORD, token_provider=StaticToken(TOKEN))
+    url = f"http://127.0.0.1:{echo.server_address[1]}/api"
+    with svarut.SvarUtClient(base_url=url, auth=auth) as client, pytest.raises(errors.BadRequestError) as caught:
+        client.hent_statuser(konto_id=KONTO, id=[KONTO])
+
+    headers = caught.value.request.headers
+    assert headers["IntegrasjonPassord"] == headers["Authorization"] == "[redacted]"
+    assert headers["IntegrasjonId"] == INTEGRASJON_ID
+    assert caught.value.request.url.path.endswith("/forsendelser/status/sok")
+
+
+def test_swapped_integrasjon_id_and_passord_do_not_quote_the_password():
+    from svarut.auth import StaticToken, SvarUtAuth
+
+    with pytest.raises(ValueError, match="integrasjon_id must be a UUID") as caught:
+        SvarUtAuth(integrasjon_id=PASSORD, integrasjon_passord=INTEGRASJON_ID, token_provider=StaticToken(TOKEN))
+    assert PASSORD not in str(caught.value) and "hemmelig" not in repr(caught.value)
+
+
+# --- logging -----------------------------------------------------------------------------------------
+
+_WARN = "logging.getLogger('svarut.runtime').warning('en advarsel fra svarut')"
+
+
+@pytest.mark.parametrize(("setup", "printed"), [("", False), ("logging.basicConfig(); ", True)])
+def test_library_warnings_reach_stderr_only_when_the_app_configures_logging(setup, printed):
+    run = subprocess.run(
+        [sys.executable, "-c", "import logging, svarut; " + setup + _WARN], capture_output=True, text=True, check=True
+    )
+    assert ("en advarsel fra svarut" in run.stderr) is printed, run.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import subprocess
@@ -31,3 +32,69 @@ def test_quick_start_runs_as_written(svarut_simulator, tmp_path: Path) -> None:
     assert received.metadata["eksternReferanse"] == "sak-2026-0042"
     assert [d.filnavn for d in received.documents] == ["vedtak.pdf", "kart.png"]
     assert received.documents[0].sha256 == hashlib.sha256((tmp_path / "vedtak.pdf").read_bytes()).hexdigest()
+
+
+def cli_section() -> str:
+    text = README.read_text()
+    start = text.index("## Command line\n")
+    return text[start : text.index("\n## ", start + 1)]
+
+
+def blocks(section: str, language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", section, flags=re.S)
+
+
+def test_command_line_examples_run_as_written(svarut_simulator, tmp_path: Path) -> None:
+    section = cli_section()
+    (script,) = blocks(section, "sh")
+    (forsendelse_json,) = blocks(section, "json")
+    assert "forsendelse.json" in script and not re.search(r"\.\.\.|\|", script)  # no placeholders, no "a|b"
+    (tmp_path / "forsendelse.json").write_text(forsendelse_json)
+    (tmp_path / "vedtak.pdf").write_bytes(b"%PDF-1.7\n% vedtak\n%%EOF\n")
+    (tmp_path / "kart.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(32))
+    env = {
+        **os.environ,
+        **svarut_simulator.environ(),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
+    }
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    by_channel = {r.channel: r for r in svarut_simulator.received}
+    person = [r for r in svarut_simulator.received if r.channel == "person"]
+    assert sorted(by_channel) == ["nhn", "organisasjon", "person", "print"] and len(person) == 2
+    assert person[0].metadata["dokumenter"][1] == {
+        "filnavn": "kart.png",
+        "mimeType": "image/png",
+        "skalEkskluderesFraUtskrift": True,
+    }
+    organisasjon = by_channel["organisasjon"].metadata
+    assert organisasjon["tittel"] == "Svar på søknad" and organisasjon["konteringskode"] == "K-1"
+    assert organisasjon["dokumenter"][0]["dokumentType"] == "Vedtak"
+    assert by_channel["print"].metadata["mottaker"]["adresse"]["poststed"] == "Oslo"
+    assert by_channel["nhn"].metadata["mottakerHerId"] == 8142519
+    printed = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert printed == [{"id": str(person[1].id), "eksternReferanse": "sak-2026-0042"}]
+    assert person[1].metadata["kryptert"] is True
+    assert (tmp_path / "vedtak.pdf.cms").stat().st_size > 0
+
+
+def test_command_summary_matches_the_help() -> None:
+    from click.testing import CliRunner
+
+    from svarut.cli.app import cli
+    from svarut.generated import SEND_OPERATIONS
+
+    (summary,) = blocks(cli_section(), "text")
+    lines = summary.strip().splitlines()
+    assert [line.split()[1] for line in lines] == ["send", "status", "wait", "encrypt", "simulator"]
+    kinds = re.search(r"KIND: (.*)$", lines[0])
+    assert kinds is not None and sorted(kinds[1].split(", ")) == sorted(SEND_OPERATIONS)
+    for line in lines:
+        command = line.split()[1:2] + (["person"] if "KIND" in line else [])
+        help_text = CliRunner().invoke(cli, [*command, "--help"]).output
+        for flag in re.findall(r"--[a-z-]+", line):
+            assert flag in help_text, (line, flag)

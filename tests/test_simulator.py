@@ -13,6 +13,8 @@ import io
 import json
 import os
 import re
+import shlex
+import signal
 import socket
 import subprocess
 import sys
@@ -384,7 +386,8 @@ def test_chunked_upload_with_quoted_filename(sim: Simulator) -> None:
     name = 'brev "endelig".pdf'
     meta = person("Chunked", name).model_dump_json(by_alias=True, exclude_unset=True).encode()
     content = os.urandom(300_000)
-    # The client's encoding of a quote in a filename (RFC 7578 §4.2).
+    # The client's encoding of a quote in a filename (RFC 7578 §4.2); the part's name
+    # is not the spec's: "Multipart 'name' ignoreres".
     body, kind = multipart(
         [("forsendelse", None, "application/json", meta), ("f", name.replace('"', "%22"), "application/pdf", content)]
     )
@@ -481,15 +484,17 @@ def test_maskinporten_issues_a_token_for_a_good_assertion(sim: Simulator) -> Non
     ("claims", "error"),
     [
         ({"aud": "https://test.maskinporten.no/"}, "invalid_grant"),
-        ({"exp": int(time.time()) + 300}, "invalid_grant"),
+        ({"exp": 300}, "invalid_grant"),
         ({"scope": "ks:annet"}, "invalid_scope"),
         ({"iss": "someone-else"}, "invalid_client"),
         ({"jti": None}, "invalid_grant"),
-        ({"exp": int(time.time()) - 60, "iat": int(time.time()) - 120}, "invalid_grant"),
+        ({"exp": -60, "iat": -120}, "invalid_grant"),
     ],
 )
 def test_maskinporten_refuses_bad_claims(sim: Simulator, claims: dict[str, Any], error: str) -> None:
-    response = grant(sim, **claims)
+    # exp and iat are seconds from now, computed when the test runs (not when it is collected).
+    now = int(time.time())
+    response = grant(sim, **{k: now + v if k in ("exp", "iat") else v for k, v in claims.items()})
     assert response.status_code == 400
     assert response.json()["error"] == error
 
@@ -666,7 +671,9 @@ def test_encrypted_forsendelse_is_decrypted_and_hashed(sim: Simulator, client: s
 
 def test_document_that_does_not_decrypt_is_400(sim: Simulator, client: svarut.SvarUtClient) -> None:
     with pytest.raises(errors.BadRequestError) as caught:
-        client.send_til_person(konto_id=sim.konto_id, forsendelse=person(kryptert=True), dokumenter={"a.pdf": PDF})
+        # It starts like CMS EnvelopedData (so the client's kryptert_requires_cms lets it through) but is not.
+        not_cms = bytes.fromhex("308006092a864886f70d010703") + PDF
+        client.send_til_person(konto_id=sim.konto_id, forsendelse=person(kryptert=True), dokumenter={"a.pdf": not_cms})
     assert caught.value.error_code == "DEKRYPTERING_FEILET" and "a.pdf" in str(caught.value)
     assert sim.received == []
 
@@ -821,3 +828,51 @@ def test_a_consumer_suite_gets_the_fixture_from_the_entry_point(tmp_path: Path) 
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 passed" in result.stdout
+
+
+# --- by hand: python -m svarut.simulator -------------------------------------------------------
+
+
+def test_eval_of_the_printed_exports_points_a_client_at_the_running_simulator(tmp_path: Path) -> None:
+    # The usage python -m svarut.simulator documents: stdout holds only export lines and then
+    # ends, so $(...) returns while the simulator runs on in the background.
+    script = f"""
+eval "$({shlex.quote(sys.executable)} -m svarut.simulator --step-seconds 0 2>{tmp_path}/prose.txt &)"
+echo "pid=$SVARUT_SIMULATOR_PID"
+{shlex.quote(sys.executable)} -c '
+import os, uuid, svarut
+with svarut.SvarUtClient.from_env() as client:
+    print("mangler", len(client.hent_statuser(konto_id=os.environ["SVARUT_KONTO_ID"], id=[uuid.uuid4()]).mangler))
+'
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SVARUT_", "MASKINPORTEN_"))}
+    result = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    pids = [int(line.removeprefix("pid=")) for line in result.stdout.splitlines() if line.startswith("pid=")]
+    try:
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.splitlines()[1:] == ["mangler 1"]
+        assert "SvarUt simulator running at http://127.0.0.1:" in (tmp_path / "prose.txt").read_text()
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGTERM)
+
+
+def test_the_printed_output_is_export_lines_only() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "svarut.simulator", "--step-seconds", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None and process.stderr is not None
+        lines = process.stdout.read().splitlines()  # returns: stdout is closed after the exports
+        assert lines and all(re.fullmatch(r"export [A-Z_]+=\S+", line) for line in lines)
+        names = {line.split("=", 1)[0].removeprefix("export ") for line in lines}
+        assert names >= {"SVARUT_BASE_URL", "SVARUT_KONTO_ID", "MASKINPORTEN_KEYSTORE", "SVARUT_SIMULATOR_PID"}
+        assert process.poll() is None  # still serving
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        process.stdout.close()  # type: ignore[union-attr]
+        process.stderr.close()  # type: ignore[union-attr]

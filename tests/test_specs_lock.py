@@ -32,6 +32,7 @@ from generator_helpers import (
 from generator import report, specs
 
 NEW_COMMIT = "0123456789abcdef0123456789abcdef01234567"
+CHANGELOG = Path(__file__).resolve().parent.parent / "CHANGELOG.md"
 
 
 @pytest.fixture(autouse=True)
@@ -278,14 +279,20 @@ def test_check_upstream_unreachable_exits_2() -> None:
 
 def test_update_specs_relocks_the_given_lock_and_reports(tmp_path: Path, tmp_lock: Path) -> None:
     repo_lock = LOCK.read_bytes()
+    repo_changelog = CHANGELOG.read_bytes()
     changed = official_specs()
     schemas(changed)["PersonForsendelse"]["properties"]["leveringsPrioritet"] = {"type": "string"}
     new_dir = write_specs(tmp_path / "new", {SEND: changed[SEND]}, {STATUS: official_raw()[STATUS]})
     before = specs.read_lock(tmp_lock)
 
-    result = run_cli("--lock", str(tmp_lock), "update-specs", "--commit", NEW_COMMIT, "--from-dir", str(new_dir))
+    changelog = tmp_path / "CHANGELOG.md"
+    result = run_cli(
+        "--lock", str(tmp_lock), "update-specs", "--commit", NEW_COMMIT, "--from-dir", str(new_dir),
+        "--changelog", str(changelog),
+    )  # fmt: skip
 
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "+ field PersonForsendelse.leveringsPrioritet (optional, string)" in changelog.read_text()
     assert "+ field PersonForsendelse.leveringsPrioritet (optional, string)" in result.stdout.splitlines()
     assert f"now pins {NEW_COMMIT}" in result.stdout
     after = specs.read_lock(tmp_lock)
@@ -304,6 +311,7 @@ def test_update_specs_relocks_the_given_lock_and_reports(tmp_path: Path, tmp_loc
     # the new lock accepts the new specs
     assert specs.load_locked(new_dir, lock=after)[SEND] == (new_dir / SEND).read_bytes()
     assert LOCK.read_bytes() == repo_lock
+    assert CHANGELOG.read_bytes() == repo_changelog
 
 
 def test_update_specs_refuses_a_spec_the_generator_cannot_represent(tmp_path: Path, tmp_lock: Path) -> None:
@@ -314,9 +322,14 @@ def test_update_specs_refuses_a_spec_the_generator_cannot_represent(tmp_path: Pa
     person["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]["kopi"] = ref("Mottaker")
     new_dir = write_specs(tmp_path / "new", changed)
 
-    result = run_cli("--lock", str(tmp_lock), "update-specs", "--commit", NEW_COMMIT, "--from-dir", str(new_dir))
+    changelog = tmp_path / "CHANGELOG.md"
+    result = run_cli(
+        "--lock", str(tmp_lock), "update-specs", "--commit", NEW_COMMIT, "--from-dir", str(new_dir),
+        "--changelog", str(changelog),
+    )  # fmt: skip
 
     assert result.returncode == 2, result.stdout + result.stderr
+    assert not changelog.exists()
     assert result.stderr.startswith("error: sendTilPerson: ")
     assert tmp_lock.read_bytes() == locked
     assert LOCK.read_bytes() == repo_lock
@@ -349,7 +362,11 @@ def changed_base(change: Any) -> list[str]:
     old = one_spec(copy.deepcopy(BASE), copy.deepcopy(OPS))
     new = copy.deepcopy(old)
     change(new["a.json"])
-    return report.diff(old, new)
+    return texts(report.diff(old, new))
+
+
+def texts(changes: list[report.Change]) -> list[str]:
+    return [c.text for c in changes]
 
 
 def test_diff_of_identical_specs_is_empty() -> None:
@@ -369,7 +386,7 @@ def test_diff_fields_added_and_removed() -> None:
     assert changed_base(change) == [
         "- field M.b",
         "+ field M.e (optional, boolean)",
-        "+ field M.f (required, E)",
+        "+ field M.f (required, E: X, Y)",
     ]
 
 
@@ -425,9 +442,17 @@ def test_diff_constraints_and_descriptions() -> None:
 
 def test_diff_schemas_added_and_removed() -> None:
     def change(spec: dict[str, Any]) -> None:
+        del spec["components"]["schemas"]["E"]
+        spec["components"]["schemas"]["N"] = {"type": "string", "enum": ["P", "Q"]}
+
+    assert changed_base(change) == ["- schema E", "+ schema N (enum: P, Q)"]
+
+
+def test_diff_a_schema_with_the_same_values_under_a_new_name_is_a_rename() -> None:
+    def change(spec: dict[str, Any]) -> None:
         spec["components"]["schemas"]["N"] = spec["components"]["schemas"].pop("E")
 
-    assert changed_base(change) == ["- schema E", "+ schema N"]
+    assert changed_base(change) == ["~ schema E renamed -> N: models.E is now models.N"]
 
 
 def test_diff_names_inline_and_primitive_schemas_as_the_generator_does() -> None:
@@ -437,7 +462,7 @@ def test_diff_names_inline_and_primitive_schemas_as_the_generator_does() -> None
     person["properties"]["sideantall"] = {"type": "integer"}
     send["SvarSendesTil"]["properties"]["type"]["enum"].remove("NHN_MOTTAKER")
     send["tittel"]["maxLength"] = 500
-    lines = report.diff(official_specs(), changed)
+    lines = texts(report.diff(official_specs(), changed))
     assert "+ field PersonDokument.sideantall (optional, integer)" in lines
     assert "- enum value SvarSendesTilType.NHN_MOTTAKER" in lines
     constraints = '{"maxLength": 1000, "minLength": 1} -> {"maxLength": 500, "minLength": 1}'

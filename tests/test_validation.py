@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
+import unicodedata
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from pydantic import BaseModel
 import svarut
 from svarut import File, models
 from svarut.errors import ForsendelseValidationError
+from svarut.kryptering import SvarUtSertifikat, encrypt_path
 from svarut.runtime import validation
 from svarut.runtime.client import PreparedSend
 from svarut.runtime.files import FileSource, Source
@@ -34,6 +37,7 @@ from svarut.runtime.validation import (
     valid_fodselsnummer,
     valid_organisasjonsnummer,
 )
+from svarut.simulator.keys import generate_key_pair
 
 NOW = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
 RULES = ForsendelseRules(now=lambda: NOW)
@@ -45,6 +49,8 @@ PNG_BYTES = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(13)
 JPEG_BYTES = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00"
 DOCX_BYTES = b"PK\x03\x04\x14\x00\x06\x00" + bytes(20)
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+# The start of a CMS ContentInfo: SEQUENCE (2-byte length), OID 1.2.840.113549.1.7.3 (envelopedData).
+CMS_HEAD = b"\x30\x82\x01\x00\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x07\x03\xa0\x82" + bytes(16)
 
 SAMPLES = {PDF: PDF_BYTES, "image/png": PNG_BYTES, "image/jpeg": JPEG_BYTES, DOCX: DOCX_BYTES}
 
@@ -128,12 +134,54 @@ def _orgnr_remainder(first8: str) -> int:
     return sum(int(c) * w for c, w in zip(first8, (3, 2, 7, 6, 5, 4, 3, 2), strict=True)) % 11
 
 
-def test_no_control_digit_exists_when_the_remainder_is_1():
-    # Some date + individual numbers have no fødselsnummer (k1 or k2 would be 10): no ending is valid.
-    first9 = next(s for s in (f"170385{i:03d}" for i in range(1000)) if control_digits(s) is None)
-    assert not any(valid_fodselsnummer(f"{first9}{k:02d}") for k in range(100))
+def test_no_orgnr_control_digit_exists_when_the_remainder_is_1():
     first8 = next(s for s in (str(n) for n in range(97476000, 97477000)) if _orgnr_remainder(s) == 1)
     assert not any(valid_organisasjonsnummer(first8 + str(k)) for k in range(10))
+
+
+# --- fødselsnumre issued from 2032 (Skatteetaten: Nytt fødselsnummer fra 2032) ---------------
+
+W1 = (3, 7, 6, 1, 8, 9, 4, 5, 2)
+W2 = (5, 4, 3, 2, 7, 6, 5, 4, 3, 2)
+
+
+def valid_until_2031(number: str) -> bool:
+    return control_digits(number[:9]) == number[9:]
+
+
+def valid_from_2032(number: str) -> bool:
+    """k1: the weighted sum of the first 9 digits plus k1 has remainder 0-3; k2 as before."""
+    r1 = (sum(int(c) * w for c, w in zip(number[:9], W1, strict=True)) + int(number[9])) % 11
+    r2 = (sum(int(c) * w for c, w in zip(number[:10], W2, strict=True)) + int(number[10])) % 11
+    return r1 in (0, 1, 2, 3) and r2 == 0
+
+
+def every_ending(first6: str, individuals: range = range(100)) -> list[str]:
+    """Every number with this date part, individual numbers and control digits: brute force."""
+    return [f"{first6}{i:03d}{k1}{k2}" for i in individuals for k1 in range(10) for k2 in range(10)]
+
+
+@pytest.mark.parametrize("first6", ["170385", "311232", "410790", "290232"], ids=["fnr", "2032", "d-nummer", "leap"])
+def test_fodselsnummer_accepts_the_old_rule_or_the_2032_rule_and_nothing_else(first6):
+    numbers = every_ending(first6)
+    old = {n for n in numbers if valid_until_2031(n)}
+    new_only = {n for n in numbers if valid_from_2032(n)} - old
+    neither = set(numbers) - old - new_only
+    assert old and new_only and neither  # each kind exists, so the loop below checks all three
+    for number in numbers:
+        assert valid_fodselsnummer(number) is (number in old or number in new_only), number
+    assert all("control digits" in (fodselsnummer_problem(n) or "") for n in sorted(neither)[:50])
+
+
+def test_a_number_valid_only_under_the_2032_rule_has_a_k1_the_old_rule_refuses():
+    number = next(n for n in every_ending("010132") if valid_from_2032(n) and not valid_until_2031(n))
+    assert control_digits(number[:9]) != number[9:]
+    assert valid_fodselsnummer(number)
+    assert not valid_fodselsnummer(corrupt(number))
+
+
+NEW_ONLY_FNR = next(n for n in every_ending("150632") if valid_from_2032(n) and not valid_until_2031(n))
+NEITHER_FNR = next(n for n in every_ending("150632") if not valid_from_2032(n) and not valid_until_2031(n))
 
 
 @pytest.mark.parametrize(
@@ -442,7 +490,7 @@ RULE_CASES = [
         id="edialog-svar-person",
     ),
     pytest.param(
-        person(sikkerhetsniva=models.Sikkerhetsniva.HOYESTE, kryptert=True),
+        prepared(person(sikkerhetsniva=models.Sikkerhetsniva.HOYESTE, kryptert=True), {"brev.pdf": CMS_HEAD}),
         person(sikkerhetsniva=models.Sikkerhetsniva.HOYESTE),
         [("sikkerhetsniva", "hoyeste_requires_kryptert")],
         id="hoyeste-requires-kryptert",
@@ -452,6 +500,30 @@ RULE_CASES = [
         organisasjon(sikkerhetsniva=models.Sikkerhetsniva.HOYESTE, kryptert=False),
         [("sikkerhetsniva", "hoyeste_requires_kryptert")],
         id="hoyeste-kryptert-false",
+    ),
+    pytest.param(
+        prepared(person(kryptert=True), {"brev.pdf": CMS_HEAD}),
+        prepared(person(kryptert=True), {"brev.pdf": PDF_BYTES}),
+        [("dokumenter[0]", "kryptert_requires_cms")],
+        id="kryptert-requires-cms",
+    ),
+    pytest.param(
+        nhn(("epikrise.pdf", PDF, CMS_HEAD), kryptert=True),
+        nhn(("epikrise.pdf", PDF, PNG_BYTES), kryptert=True),
+        [("dokument", "kryptert_requires_cms"), ("dokument.mimeType", "content_mismatch")],
+        id="kryptert-requires-cms-nhn",
+    ),
+    pytest.param(
+        person(mottaker=models.Mottaker(navn="Kari", digital_id=NEW_ONLY_FNR)),
+        person(mottaker=models.Mottaker(navn="Kari", digital_id=NEITHER_FNR)),
+        [("mottaker.digitalId", "fodselsnummer")],
+        id="fodselsnummer-from-2032",
+    ),
+    pytest.param(
+        person(pdoc("Påklage.pdf"), pdoc("Paklage.pdf")),
+        person(pdoc(unicodedata.normalize("NFC", "Påklage.pdf")), pdoc(unicodedata.normalize("NFD", "Påklage.pdf"))),
+        [("dokumenter[1].filnavn", "filename_unique")],
+        id="filename-unique-nfc",
     ),
 ]
 
@@ -558,10 +630,10 @@ def test_content_that_is_not_its_type_is_rejected(mime_type, content, says):
 
 
 def test_encrypted_content_is_not_sniffed():
-    cms = b"\x30\x82\x01\x00 CMS EnvelopedData"
-    send = prepared(person(kryptert=True, sikkerhetsniva=models.Sikkerhetsniva.HOYESTE), {"brev.pdf": cms})
+    send = prepared(person(kryptert=True, sikkerhetsniva=models.Sikkerhetsniva.HOYESTE), {"brev.pdf": CMS_HEAD})
     assert found(send) == []
-    assert found(prepared(person(), {"brev.pdf": cms})) == [("dokumenter[0].mimeType", "content_mismatch")]
+    # Without kryptert, ciphertext declared as a PDF would reach the recipient as a broken PDF.
+    assert found(prepared(person(), {"brev.pdf": CMS_HEAD})) == [("dokumenter[0].mimeType", "content_mismatch")]
 
 
 def test_sniffing_reads_only_the_head_and_leaves_a_file_where_it_was(tmp_path):
@@ -671,7 +743,7 @@ def test_unknown_operations_get_the_general_rules():
 
 def test_every_rule_id_is_documented_in_the_module_docstring():
     rules = {rule for case in RULE_CASES for _, rule in case.values[2]} | {"total_size", "nhn_size", "content_mismatch"}
-    assert len(rules) == 19
+    assert rules == set(validation.RULE_IDS)
     for rule in rules:
         assert f"``{rule}``" in (validation.__doc__ or ""), rule
 
@@ -742,3 +814,228 @@ def test_sync_client_with_checks(server):
             konto_id="0b0f1d53-6a4c-4a65-8a0e-5c1b3c0f9a11", forsendelse=print_(), dokumenter={"side0": PDF_BYTES}
         )
     assert len(server.requests) == 1
+
+
+# --- issue #11 through the public API: refused before a byte is sent, or sent ---------------
+
+KONTO = "0b0f1d53-6a4c-4a65-8a0e-5c1b3c0f9a11"
+
+
+@pytest.mark.anyio
+async def test_a_2032_fodselsnummer_is_sent_and_one_invalid_under_both_rules_is_not(api, server):
+    options = {"checks": [RULES]}
+    for digital_id in (NEITHER_FNR, corrupt(NEW_ONLY_FNR, 10)):
+        forsendelse = person(mottaker=models.Mottaker(navn="Kari", digital_id=digital_id))
+        with pytest.raises(ForsendelseValidationError) as info:
+            await api(
+                "send_til_person",
+                client_options=options,
+                konto_id=KONTO,
+                forsendelse=forsendelse,
+                dokumenter={"brev.pdf": PDF_BYTES},
+            )
+        assert [(p.field, p.rule) for p in info.value.problems] == [("mottaker.digitalId", "fodselsnummer")]
+    assert server.requests == []
+    forsendelse = person(mottaker=models.Mottaker(navn="Kari", digital_id=NEW_ONLY_FNR))
+    await api(
+        "send_til_person",
+        client_options=options,
+        konto_id=KONTO,
+        forsendelse=forsendelse,
+        dokumenter={"brev.pdf": PDF_BYTES},
+    )
+    assert len(server.requests) == 1
+
+
+@pytest.mark.anyio
+async def test_filenames_equal_in_nfc_are_refused_and_different_ones_sent(api, server):
+    nfc, nfd = unicodedata.normalize("NFC", "Påklage.pdf"), unicodedata.normalize("NFD", "Påklage.pdf")
+    assert nfc != nfd
+    with pytest.raises(ForsendelseValidationError) as info:
+        await api(
+            "send_til_person",
+            client_options={"checks": [RULES]},
+            konto_id=KONTO,
+            forsendelse=person(pdoc(nfc), pdoc(nfd)),
+            dokumenter={nfc: PDF_BYTES, nfd: PDF_BYTES},
+        )
+    (problem,) = info.value.problems
+    assert (problem.field, problem.rule) == ("dokumenter[1].filnavn", "filename_unique")
+    assert "NFC" in problem.message
+    assert server.requests == []
+    await api(
+        "send_til_person",
+        client_options={"checks": [RULES]},
+        konto_id=KONTO,
+        forsendelse=person(pdoc(nfc), pdoc("Paklage.pdf")),
+        dokumenter={nfc: PDF_BYTES, "Paklage.pdf": PDF_BYTES},
+    )
+    assert len(server.requests) == 1
+
+
+def test_filename_unique_message_names_both_spellings():
+    nfc, nfd = unicodedata.normalize("NFC", "Påklage.pdf"), unicodedata.normalize("NFD", "Påklage.pdf")
+    (problem,) = RULES.problems(prepared(person(pdoc(nfc), pdoc(nfd))))
+    assert f"is the same name as {nfc!r} in Unicode NFC" in problem.message
+    (problem,) = RULES.problems(prepared(person(pdoc(nfc), pdoc(nfc))))
+    assert "appears more than once" in problem.message
+
+
+# --- skip ------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_skip_switches_off_the_named_rules_only(api, server):
+    rules = ForsendelseRules(skip={"fodselsnummer", "signering_expiry"}, now=lambda: NOW)
+    bad_fnr = person(mottaker=models.Mottaker(navn="Kari", digital_id=corrupt(FNR)))
+    with pytest.raises(ForsendelseValidationError) as info:
+        await api(
+            "send_til_person",
+            client_options={"checks": [rules]},
+            konto_id=KONTO,
+            forsendelse=bad_fnr,
+            dokumenter={"brev.pdf": PNG_BYTES},
+        )
+    assert [p.rule for p in info.value.problems] == ["content_mismatch"]
+    assert server.requests == []
+    await api(
+        "send_til_person",
+        client_options={"checks": [rules]},
+        konto_id=KONTO,
+        forsendelse=bad_fnr,
+        dokumenter={"brev.pdf": PDF_BYTES},
+    )
+    assert len(server.requests) == 1
+
+
+def test_skip_with_an_unknown_rule_id_lists_the_valid_ones():
+    with pytest.raises(ValueError, match="unknown rule id") as info:
+        ForsendelseRules(skip={"fodselsnumer"})
+    message = str(info.value)
+    assert "fodselsnumer" in message
+    assert all(rule in message for rule in ForsendelseRules.RULES)
+    with pytest.raises(TypeError, match="collection of rule ids"):
+        ForsendelseRules(skip="fodselsnummer")
+    assert repr(ForsendelseRules(skip={"nhn_pdf"})) == "ForsendelseRules(environment='prod', skip=['nhn_pdf'])"
+
+
+def test_every_rule_can_be_skipped_and_only_it_is():
+    send = prepared(
+        person(
+            pdoc("brev.pdf"),
+            pdoc("brev.pdf"),
+            mottaker=models.Mottaker(navn="Kari", digital_id=corrupt(FNR)),
+            sikkerhetsniva=models.Sikkerhetsniva.HOYESTE,
+        )
+    )
+    all_rules = [r for _, r in found(send)]
+    assert all_rules == ["fodselsnummer", "filename_unique", "hoyeste_requires_kryptert"]
+    for rule in all_rules:
+        skipping = ForsendelseRules(skip={rule}, now=lambda: NOW)
+        assert [r for _, r in found(send, skipping)] == [r for r in all_rules if r != rule]
+
+
+# --- HOYESTE and kryptert, through the simulator -------------------------------------------
+
+
+def hoyeste(**fields: Any) -> models.PersonForsendelse:
+    return person(pdoc("vedtak.pdf"), sikkerhetsniva=models.Sikkerhetsniva.HOYESTE, **fields)
+
+
+def test_hoyeste_advice_names_the_send_argument_and_the_cli_flag(svarut_simulator):
+    with pytest.raises(ForsendelseValidationError) as info:
+        svarut_simulator.client.send_til_person(
+            konto_id=svarut_simulator.konto_id, forsendelse=hoyeste(), dokumenter={"vedtak.pdf": PDF_BYTES}
+        )
+    (problem,) = info.value.problems
+    assert problem.rule == "hoyeste_requires_kryptert"
+    assert "kryptering=True" in problem.message and "--kryptert" in problem.message
+    assert "set kryptert" not in problem.message
+    assert svarut_simulator.received == []
+    forsendelse_id = svarut_simulator.client.send_til_person(
+        konto_id=svarut_simulator.konto_id, forsendelse=hoyeste(), dokumenter={"vedtak.pdf": PDF_BYTES}, kryptering=True
+    )
+    assert svarut_simulator.get(forsendelse_id).metadata["kryptert"] is True
+
+
+def test_kryptert_with_plaintext_is_refused_before_sending(svarut_simulator):
+    with pytest.raises(ForsendelseValidationError) as info:
+        svarut_simulator.client.send_til_person(
+            konto_id=svarut_simulator.konto_id,
+            forsendelse=hoyeste(kryptert=True),
+            dokumenter={"vedtak.pdf": PDF_BYTES},
+        )
+    (problem,) = info.value.problems
+    assert (problem.field, problem.rule) == ("dokumenter[0]", "kryptert_requires_cms")
+    assert "kryptering=True" in problem.message and "DEKRYPTERING_FEILET" in problem.message
+    assert svarut_simulator.received == []
+    assert not [r for r in svarut_simulator.requests if r.method == "POST" and "/forsendelser/" in r.path]
+
+
+def test_kryptert_with_documents_the_caller_encrypted_is_sent(svarut_simulator, tmp_path):
+    sertifikat = SvarUtSertifikat.from_bytes(svarut_simulator.simulator.keys.svarut.certificate_pem)
+    plain, encrypted = tmp_path / "vedtak.pdf", tmp_path / "vedtak.pdf.cms"
+    plain.write_bytes(PDF_BYTES)
+    encrypt_path(plain, encrypted, sertifikat)
+    forsendelse_id = svarut_simulator.client.send_til_person(
+        konto_id=svarut_simulator.konto_id, forsendelse=hoyeste(kryptert=True), dokumenter={"vedtak.pdf": encrypted}
+    )
+    received = svarut_simulator.get(forsendelse_id)
+    assert received.metadata["kryptert"] is True
+    assert [d.filnavn for d in received.documents] == ["vedtak.pdf"]
+
+
+def test_the_client_encrypting_does_not_trip_kryptert_requires_cms():
+    plaintext = prepared(person(kryptert=True))
+    assert found(plaintext) == [("dokumenter[0]", "kryptert_requires_cms")]
+    encrypting = PreparedSend(plaintext.operation_id, plaintext.metadata, plaintext.documents, encrypting=True)
+    assert found(encrypting) == []
+    # The client sniffs the plaintext it is about to encrypt.
+    wrong = prepared(person(kryptert=True), {"brev.pdf": PNG_BYTES})
+    wrong = PreparedSend(wrong.operation_id, wrong.metadata, wrong.documents, encrypting=True)
+    assert found(wrong) == [("dokumenter[0].mimeType", "content_mismatch")]
+
+
+def test_kryptert_requires_cms_leaves_a_pipe_alone():
+    read_fd, write_fd = os.pipe()
+    os.write(write_fd, b"plaintext")
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as pipe:
+        assert found(prepared(person(kryptert=True), {"brev.pdf": pipe})) == []
+
+
+@pytest.fixture(scope="module")
+def openssl_cms(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    """CMS files the real openssl writes: EnvelopedData in DER and streamed BER, and SignedData."""
+    d = tmp_path_factory.mktemp("cms")
+    pair = generate_key_pair("cms test")
+    (d / "cert.pem").write_bytes(pair.certificate_pem)
+    (d / "key.pem").write_bytes(pair.private_key_pem)
+    (d / "plain.pdf").write_bytes(PDF_BYTES * 4000)  # big enough for a 3-byte DER length
+    (d / "small.pdf").write_bytes(PDF_BYTES)
+    out = {}
+    common = ["-binary", "-outform", "DER"]
+    runs = {
+        "der": ["-encrypt", "-aes-256-cbc", *common, "-in", d / "plain.pdf", d / "cert.pem"],
+        "der-small": ["-encrypt", "-aes-256-cbc", *common, "-in", d / "small.pdf", d / "cert.pem"],
+        "ber-stream": ["-encrypt", "-aes-256-cbc", "-stream", *common, "-in", d / "plain.pdf", d / "cert.pem"],
+        "signed": ["-sign", *common, "-in", d / "small.pdf", "-signer", d / "cert.pem", "-inkey", d / "key.pem"],
+    }
+    for name, args in runs.items():
+        # Recipient certificates come last on openssl's command line.
+        subprocess.run(["openssl", "cms", "-out", d / name, *args], check=True, capture_output=True)
+        out[name] = (d / name).read_bytes()
+    return out
+
+
+def test_cms_enveloped_data_is_recognised_in_what_openssl_writes(openssl_cms):
+    assert openssl_cms["der"][:2] == b"\x30\x83"
+    assert openssl_cms["der-small"][:2] == b"\x30\x82"
+    assert openssl_cms["ber-stream"][:2] == b"\x30\x80"
+    for name in ("der", "der-small", "ber-stream"):
+        assert validation.is_cms_enveloped_data(openssl_cms[name][:32]), name
+    assert not validation.is_cms_enveloped_data(openssl_cms["signed"][:32])
+    for other in (PDF_BYTES, PNG_BYTES, b"", b"\x30", CMS_HEAD[:10]):
+        assert not validation.is_cms_enveloped_data(other)
+    send = prepared(person(kryptert=True), {"brev.pdf": openssl_cms["ber-stream"]})
+    assert found(send) == []

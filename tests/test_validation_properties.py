@@ -9,6 +9,7 @@ any of the optional fields, then serialized as a client would send them.
 from __future__ import annotations
 
 import copy
+import unicodedata
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -78,10 +79,13 @@ def test_fodselsnummer_agrees_with_an_independent_implementation(number, synthet
     day, month = int(number[:2]), int(number[2:4])
     day -= 40 * (day > 40)
     month -= 80 * (synthetic and month > 80)
+    # k1: until 2031 the control digit itself; from 2032 (Skatteetaten: Nytt fødselsnummer fra 2032)
+    # any digit that leaves the weighted sum with remainder 0-3. k2: as always.
+    r1 = (sum(int(c) * w for c, w in zip(number[:9], (3, 7, 6, 1, 8, 9, 4, 5, 2), strict=True)) + int(number[9])) % 11
     expected = (
         1 <= day <= 31
         and 1 <= month <= 12
-        and _mod11(number[:9], (3, 7, 6, 1, 8, 9, 4, 5, 2)) == int(number[9])
+        and (_mod11(number[:9], (3, 7, 6, 1, 8, 9, 4, 5, 2)) == int(number[9]) or r1 in (0, 1, 2, 3))
         and _mod11(number[:10], (5, 4, 3, 2, 7, 6, 5, 4, 3, 2)) == int(number[10])
     )
     assert valid_fodselsnummer(number, synthetic=synthetic) is expected
@@ -113,7 +117,9 @@ safe_names = st.text(
     max_size=FILENAME_MAX_LENGTH - 4,
 ).map(lambda stem: stem + ".pdf")
 pdf_contents = st.binary(max_size=64).map(lambda tail: b"%PDF-1." + tail)
-cms_contents = st.binary(min_size=1, max_size=64)  # encrypted: anything goes
+# Encrypted: a CMS EnvelopedData header (SEQUENCE, OID 1.2.840.113549.1.7.3), then anything.
+CMS_HEAD = b"\x30\x80\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x07\x03"
+cms_contents = st.binary(max_size=64).map(lambda tail: CMS_HEAD + tail)
 adresse = models.Adresse(adresselinje1="Storgata 1", postnummer="0155", poststed="Oslo")
 
 
@@ -140,13 +146,15 @@ def valid_cases(draw: st.DrawFn, operations: tuple[str, ...] = ALL_OPERATIONS, m
     contents = cms_contents if kryptert else pdf_contents
     synthetic = environment == "test"
     count = 1 if operation == "sendTilNhn" else draw(st.integers(1, 5))
-    names = draw(st.lists(safe_names, min_size=count, max_size=count, unique=True))
+    names = draw(
+        st.lists(safe_names, min_size=count, max_size=count, unique_by=lambda n: unicodedata.normalize("NFC", n))
+    )
     documents = [(name, PDF, draw(contents)) for name in names]
     fields: dict[str, Any] = {"tittel": "Tittel", "kryptert": kryptert}
 
     if operation in ("sendTilPerson", "sendTilOrganisasjon", "sendTilNhn"):
         if draw(st.booleans()):
-            fields["eksponert_for"] = draw(st.lists(st.one_of(fnrs(synthetic), orgnrs), max_size=3))
+            fields["eksponert_for"] = draw(st.lists(st.one_of(fnrs(synthetic), orgnrs), max_size=3, unique=True))
         if draw(st.booleans()):
             fields["kun_digital_levering"] = draw(st.booleans())
     if operation != "sendTilNhn" and draw(st.booleans()):
@@ -176,7 +184,7 @@ def valid_cases(draw: st.DrawFn, operations: tuple[str, ...] = ALL_OPERATIONS, m
         dokumenter = [dokument(filnavn=n, mime_type=m) for n, m, _ in documents]
         if draw(st.booleans()):  # a non-PDF attachment, kept out of print
             dokumenter.append(dokument(filnavn="kart.png", mime_type="image/png", skal_ekskluderes_fra_utskrift=True))
-            documents.append(("kart.png", "image/png", PNG_BYTES))
+            documents.append(("kart.png", "image/png", draw(cms_contents) if kryptert else PNG_BYTES))
         if person and draw(st.booleans()):
             dokumenter[draw(st.integers(0, count - 1))].skal_signeres = True
             expires = NOW + timedelta(days=1, seconds=draw(st.integers(0, 400 * 86400)))
@@ -304,6 +312,23 @@ def edialog_without_org(case: Case, draw: st.DrawFn) -> tuple[Case, str]:
     return _with(case, kanSvareViaEdialog=True, svarSendesTil=None), "edialog_requires_org"
 
 
+def nfc_twin(case: Case, draw: st.DrawFn) -> tuple[Case, str]:
+    """Two documents whose names differ only in Unicode normalisation."""
+    stem = draw(st.sampled_from(["Påklage", "Vedtak é", "Ærlig Åse", "Cafe\u0301"]))
+    case = _set_doc(case, 0, name=unicodedata.normalize("NFC", stem) + ".pdf")
+    if len(case.documents) == 1:
+        metadata = copy.deepcopy(case.metadata)
+        metadata["dokumenter"].append(copy.deepcopy(metadata["dokumenter"][0]))
+        case = replace(case, metadata=metadata, documents=case.documents * 2)
+    index = draw(st.integers(1, len(case.documents) - 1))
+    return _set_doc(case, index, name=unicodedata.normalize("NFD", stem) + ".pdf"), "filename_unique"
+
+
+def plaintext_marked_kryptert(case: Case, draw: st.DrawFn) -> tuple[Case, str]:
+    index = draw(st.integers(0, len(case.documents) - 1))
+    return _set_doc(_with(case, kryptert=True), index, content=b"%PDF-1.7 plain"), "kryptert_requires_cms"
+
+
 def wrong_magic(case: Case, draw: st.DrawFn) -> tuple[Case, str]:
     index = draw(st.integers(0, len(case.documents) - 1))
     content = draw(st.one_of(st.just(PNG_BYTES), st.binary(max_size=32).filter(lambda b: not b.startswith(b"%PDF-"))))
@@ -318,6 +343,8 @@ DIRECT = ("sendTilPerson", "sendTilOrganisasjon")
 MUTATIONS = {
     corrupt_digit: ((*DIRECT, "sendTilNhn"), True),
     duplicate_filename: ((*DIRECT, "sendTilPrint"), True),
+    nfc_twin: ((*DIRECT, "sendTilPrint"), True),
+    plaintext_marked_kryptert: (ALL_OPERATIONS, True),
     forbidden_char: (ALL_OPERATIONS, True),
     non_pdf: (ALL_OPERATIONS, True),
     two_signed: (("sendTilPerson",), True),

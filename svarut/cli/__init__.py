@@ -2,19 +2,21 @@
 
 Commands::
 
-    svarut send person|organisasjon|nhn|print [flags] DOKUMENT...   prints the new forsendelse's id
+    svarut send KIND [flags] DOKUMENT...                             KIND: each send operation in the specs
     svarut status ID...                                              one line per id: id, status, time
     svarut wait ID... [--until LEST] [--timeout 600]                 poll until a terminal (or wanted) status
     svarut encrypt --sertifikat cert.pem|--environment test INPUT OUTPUT
     svarut simulator [--port N] [--step-seconds S]                   a local SvarUt, until Ctrl-C
 
 ``svarut send person --konto ID --tittel T --mottaker-navn N --fodselsnummer F
-vedtak.pdf kart.png`` builds the forsendelse from flags (filnavn from each
-file's name, mimeType guessed from it, ``--mime-type kart.png=image/png`` to
-override); ``--metadata forsendelse.json`` starts from a JSON forsendelse
-instead (the spec's camelCase names), which flags then override. ``--kryptert``
-encrypts the documents for SvarUt's certificate. On a terminal, uploads over a
-few MB show a progress bar on stderr.
+vedtak.pdf`` builds the forsendelse from flags (filnavn from each file's name,
+mimeType guessed from it, ``--mime-type kart.png=image/png`` to override);
+``--metadata forsendelse.json`` starts from a JSON forsendelse instead (the
+spec's camelCase names), ``--felt PATH=JSON`` sets any field, and flags
+override both. The subcommands and their flags follow the specs
+(:mod:`svarut.cli.send`, :mod:`svarut.cli.bindings`). ``--kryptert`` encrypts
+the documents for SvarUt's certificate. On a terminal, uploads over a few MB
+show their progress on stderr, then the wait for SvarUt's answer.
 
 Settings come from flags, then environment variables (the names
 ``SvarUtClient.from_env`` reads: ``SVARUT_ENVIRONMENT``, ``SVARUT_BASE_URL``,
@@ -35,6 +37,10 @@ traceback), and the exit code says what kind it was:
 4     outcome unknown: SvarUt may have accepted the forsendelse; look it up
       (eksternReferanse is printed) before sending it again
 5     ``wait`` timed out before every forsendelse reached the status
+6     ``wait``: a forsendelse ended in a failure status (AVVIST, IKKE_LEVERT,
+      FEILET_UNDER_MOTTAK; see :mod:`svarut.statuses`); every status is printed
+7     duplicate: SvarUt already has an identical forsendelse
+      (GJENTAGENDE_FORSENDELSE), so an earlier attempt arrived
 ====  ==========================================================================
 """
 
@@ -45,6 +51,8 @@ from collections.abc import Sequence
 
 __all__ = [
     "EXIT_API_ERROR",
+    "EXIT_DUPLICATE",
+    "EXIT_FAILED",
     "EXIT_OK",
     "EXIT_OUTCOME_UNKNOWN",
     "EXIT_USAGE",
@@ -59,6 +67,8 @@ EXIT_USAGE = 2
 EXIT_VALIDATION = 3
 EXIT_OUTCOME_UNKNOWN = 4
 EXIT_WAIT_TIMEOUT = 5
+EXIT_FAILED = 6
+EXIT_DUPLICATE = 7
 
 
 def main(argv: Sequence[str] | None = None) -> None:

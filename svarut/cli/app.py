@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Iterable
 from pathlib import Path
@@ -17,6 +19,7 @@ from uuid import UUID
 import click
 
 import svarut
+from svarut.cli import EXIT_FAILED
 from svarut.cli.common import CliError, State, WaitTimedOut, failure, json_option, konto_option, usage_error
 from svarut.cli.send import send
 
@@ -31,6 +34,8 @@ Exit codes:
   3  validation error: the forsendelse breaks a rule, nothing was sent
   4  outcome unknown: SvarUt may have the forsendelse; look it up first
   5  wait timed out
+  6  wait: a forsendelse ended in a failure status (AVVIST, IKKE_LEVERT, FEILET_UNDER_MOTTAK)
+  7  duplicate: SvarUt already has this forsendelse (an earlier attempt arrived)
 
 \b
 Settings: flags, then environment variables (SVARUT_ENVIRONMENT,
@@ -47,6 +52,13 @@ class SvarUtGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except CliError as given:
+            # A command that turned an error into its message itself: -v still shows what caused it.
+            state = ctx.obj if isinstance(ctx.obj, State) else None
+            cause = given.__cause__
+            if state is not None and state.verbose and cause is not None and given.detail is None:
+                given.detail = "".join(traceback.format_exception(cause))
+            raise
         except (click.exceptions.Exit, click.Abort, click.ClickException):
             raise
         except Exception as exc:
@@ -160,10 +172,14 @@ def wait(
     interval: float,
     as_json: bool,
 ) -> None:
-    """Wait until every forsendelse ID reaches a terminal status (or one of --until)."""
-    from svarut import errors, models
+    """Wait until every forsendelse ID reaches a terminal status (or reaches or passes one of --until).
 
-    known = {s.value for s in models.Status}
+    Exits 6 when a forsendelse ended in a failure status (AVVIST, IKKE_LEVERT, FEILET_UNDER_MOTTAK).
+    """
+    from svarut import errors, statuses
+
+    statuses.require_status_search()
+    known = statuses.spec_statuses() or ()
     wanted = [s.upper() for s in until]
     if unknown := [s for s in wanted if s not in known]:
         raise usage_error(f"--until {', '.join(unknown)}: not a status; one of {', '.join(sorted(known))}")
@@ -179,6 +195,14 @@ def wait(
                 f"timed out after {timeout:g} s; still waiting for {', '.join(str(i) for i in exc.ventende)}"
             ) from exc
     _print_statuses(result.values(), as_json=as_json)
+    if failed := [s for s in result.values() if statuses.is_failure(s)]:
+        raise _LetterFailed(", ".join(f"{s.id} ended in {s.status}" for s in failed))
+
+
+class _LetterFailed(CliError):
+    """``wait`` saw a forsendelse end in a failure status."""
+
+    exit_code = EXIT_FAILED
 
 
 @cli.command()
@@ -265,6 +289,9 @@ def simulator(port: int, step_seconds: float, not_digital: tuple[str, ...]) -> N
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(message)s")
     logging.getLogger("svarut.simulator").setLevel(logging.INFO)
+    if threading.current_thread() is threading.main_thread():
+        # Started in the background by a shell, SIGINT arrives ignored; Ctrl-C must stop it all the same.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     run_until_interrupted(Simulator(port=port, step_seconds=step_seconds, not_digital=not_digital), out=sys.stdout)
 
 

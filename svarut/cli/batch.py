@@ -15,14 +15,14 @@ from uuid import UUID
 
 import click
 
-from svarut.cli import EXIT_API_ERROR, EXIT_OUTCOME_UNKNOWN
+from svarut.cli import EXIT_API_ERROR, EXIT_FAILED, EXIT_OUTCOME_UNKNOWN
 from svarut.cli.common import State, ValidationFailure, konto_option, usage_error
 
 if TYPE_CHECKING:
     from svarut.batch import Progress, Summary
 
 #: ``batch run``: letters were refused (by the pre-send rules or by SvarUt) or skipped; none is unknown.
-EXIT_REFUSED = 6
+EXIT_REFUSED = EXIT_FAILED
 
 EPILOG = """\b
 Exit codes of batch run:

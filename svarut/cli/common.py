@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +15,14 @@ from uuid import UUID
 
 import click
 
-from svarut.cli import EXIT_API_ERROR, EXIT_OUTCOME_UNKNOWN, EXIT_USAGE, EXIT_VALIDATION, EXIT_WAIT_TIMEOUT
+from svarut.cli import (
+    EXIT_API_ERROR,
+    EXIT_DUPLICATE,
+    EXIT_OUTCOME_UNKNOWN,
+    EXIT_USAGE,
+    EXIT_VALIDATION,
+    EXIT_WAIT_TIMEOUT,
+)
 from svarut.cli.config import ConfigFileError, Settings, resolve
 
 if TYPE_CHECKING:
@@ -60,8 +67,19 @@ class WaitTimedOut(CliError):
     exit_code = EXIT_WAIT_TIMEOUT
 
 
+class DuplicateFailure(CliError):
+    exit_code = EXIT_DUPLICATE
+
+
 def usage_error(message: str) -> CliError:
     return UsageFailure(message)
+
+
+def describe_problems(problems: Sequence[errors.Problem]) -> str:
+    """The one line for a forsendelse refused before sending."""
+    count = len(problems)
+    listed = "; ".join(str(p) for p in problems)
+    return f"forsendelse rejected before sending ({count} problem{'s' * (count != 1)}): {listed}"
 
 
 def _validation_problems(exc: ValidationError) -> errors.ForsendelseValidationError:
@@ -81,17 +99,15 @@ def failure(exc: Exception) -> CliError:
     if isinstance(exc, ValidationError):
         exc = _validation_problems(exc)
     if isinstance(exc, errors.ForsendelseValidationError):
-        problems = "; ".join(str(p) for p in exc.problems)
-        count = len(exc.problems)
-        return ValidationFailure(
-            f"forsendelse rejected before sending ({count} problem{'s' * (count != 1)}): {problems}"
-        )
+        return ValidationFailure(describe_problems(exc.problems))
     if isinstance(exc, errors.SendOutcomeUnknownError):
         ref = f"eksternReferanse {exc.ekstern_referanse!r}" if exc.ekstern_referanse else "no eksternReferanse"
         return OutcomeUnknown(
             f"outcome unknown: SvarUt may have accepted the forsendelse ({ref}); look it up before sending "
             f"it again. Cause: {exc.cause}"
         )
+    if isinstance(exc, errors.DuplicateForsendelseError):
+        return DuplicateFailure(f"SvarUt already has this forsendelse: {exc}")
     if isinstance(exc, errors.VentPaStatusTimeoutError):
         return WaitTimedOut(str(exc))
     if isinstance(exc, (errors.KeystoreError, ConfigFileError)):

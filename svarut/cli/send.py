@@ -1,180 +1,165 @@
-"""``svarut send person|organisasjon|nhn|print``: a forsendelse from flags
-(or a JSON file the flags amend) and documents from paths; prints the id.
+"""``svarut send KIND``: one subcommand per send operation in the specs
+(``svarut.generated.SEND_OPERATIONS``: person, organisasjon, nhn, print, and
+whatever comes next), named by its kind and described by the spec's summary.
 
-The forsendelse is built as the spec's JSON (camelCase names), so
-``--metadata`` files and flags mix freely, and read by the generated model:
-a field the model refuses is a validation error (exit 3) before anything is
-sent. Documents are described in the order given, ``filnavn`` from the file's
-name and ``mimeType`` guessed by :mod:`mimetypes` unless ``--mime-type
-NAME=TYPE`` says otherwise; a ``--metadata`` file that lists ``dokumenter``
-itself keeps its list, and the files must match it.
+The forsendelse is built as the spec's JSON, so the pieces mix freely, later
+ones overriding earlier ones: a ``--metadata`` JSON file, then ``--felt
+PATH=JSON`` (any field, e.g. ``--felt konteringskode='"K-1"'``), then the
+convenience flags of :mod:`svarut.cli.bindings`. The operation's model reads
+it: a field it refuses is a validation error (exit 3) before anything is
+sent. Documents are described in the order given (``filnavn`` from each
+file's name, ``mimeType`` guessed unless ``--mime-type FILNAVN=TYPE``), unless
+the metadata lists them itself; then the files must match that list.
 
-Uploads over :data:`PROGRESS_THRESHOLD` bytes show a progress bar on stderr
-when stderr is a terminal, by reading each file through :class:`_Progress`;
-otherwise the files go to the client as paths and nothing extra is printed.
+An eksternReferanse is generated when none is given, and printed with the id
+(``--json``) and in the outcome-unknown error, so a script can look the
+forsendelse up. Progress goes to stderr (:mod:`svarut.cli.progress`).
 """
 
 from __future__ import annotations
 
+import enum
 import io
 import json
 import mimetypes
+import os
 import re
 import sys
-from collections.abc import Callable, Mapping
+import uuid
+from collections.abc import Mapping
 from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TypeVar
-from uuid import UUID
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import click
 
-from svarut.cli.common import State, konto_option, usage_error
+from svarut.cli import bindings
+from svarut.cli.common import (
+    CliError,
+    DuplicateFailure,
+    OutcomeUnknown,
+    State,
+    ValidationFailure,
+    describe_problems,
+    usage_error,
+)
+from svarut.cli.progress import ProgressLine, ProgressReader, wanted
 
 if TYPE_CHECKING:
-    from svarut.runtime.models import RequestModel
+    from pydantic import BaseModel
 
-__all__ = ["PROGRESS_THRESHOLD", "send"]
+    from svarut.runtime.operations import SendOperation
 
-PROGRESS_THRESHOLD = 4 * 1024 * 1024
+__all__ = ["build_metadata", "send"]
+
 _MIME_OVERRIDE = re.compile(r"^(?P<name>.+?)=(?P<type>[\w.+-]+/.+)$")
+_FELT = re.compile(r"^(?P<path>[A-Za-z_][\w.\[\]]*)=(?P<value>.*)$", re.S)
+_INDEXED = re.compile(r"^(?P<name>[^\[\]]+)\[(?P<index>\d+)\]$")
+_EKSTERN_REFERANSE = next(b for b in bindings.BINDINGS if b.flag == "--ekstern-referanse").path
 
-F = TypeVar("F", bound=Callable[..., Any])
+
+def _operations() -> Mapping[str, SendOperation]:
+    from svarut.generated import SEND_OPERATIONS
+
+    return SEND_OPERATIONS
 
 
-@click.group()
+class SendGroup(click.Group):
+    """The subcommands come from the specs' send operations, built when asked
+    for (so ``svarut --help`` does not import the models)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_operations())
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        operation = _operations().get(cmd_name)
+        return None if operation is None else _command(operation)
+
+
+@click.group(cls=SendGroup)
 def send() -> None:
     """Send a forsendelse; prints its id.
 
     \b
-    svarut send person --konto ID --tittel "Vedtak" --mottaker-navn "Kari Nordmann" \\
-        --fodselsnummer 21883649874 vedtak.pdf kart.png
+    svarut send person --tittel "Vedtak" --mottaker-navn "Kari Nordmann" \\
+        --fodselsnummer 21883649874 vedtak.pdf
     """
 
 
-def _common(command: F) -> F:
-    options = [
-        konto_option,
-        click.option(
-            "--metadata",
+def _bindings(operation: SendOperation) -> list[bindings.Binding]:
+    return [
+        b for b in bindings.BINDINGS if bindings.applies(b, operation.kind, operation.model, operation.document_model)
+    ]
+
+
+def _option(binding: bindings.Binding, operation: SendOperation) -> click.Option:
+    names = [binding.flag, *binding.aliases, binding.name]
+    if binding.target == "dokument":
+        return click.Option(names, multiple=True, metavar="FILNAVN", help=binding.help)
+    if binding.repeat > 1:
+        return click.Option(names, multiple=True, help=binding.help)
+    kind = bindings.leaf_type(bindings.resolve(operation.model, binding.path))
+    if kind is bool:
+        return click.Option(names, is_flag=True, default=None, help=binding.help)
+    if kind is int:
+        return click.Option(names, type=click.INT, help=binding.help)
+    if isinstance(kind, type) and issubclass(kind, enum.Enum):
+        values = [str(member.value) for member in kind]
+        return click.Option(names, type=click.Choice(values), help=binding.help)
+    return click.Option(names, help=binding.help)
+
+
+def _command(operation: SendOperation) -> click.Command:
+    single = operation.described_by is None
+    params: list[click.Parameter] = [
+        click.Option(["--konto"], type=click.UUID, help="The konto (account) to send from [SVARUT_KONTO_ID]."),
+        click.Option(
+            ["--metadata"],
             type=click.Path(exists=True, dir_okay=False, path_type=Path),
-            help="A forsendelse as JSON (the spec's names); flags override its fields.",
+            help="A forsendelse as JSON (the spec's names); --felt and flags override its fields.",
         ),
-        click.option("--tittel", help="The title."),
-        click.option("--ekstern-referanse", help="Your reference (eksternReferanse); one is generated if not given."),
-        click.option("--korrelasjonsid", help="Groups forsendelser (korrelasjonsid)."),
-        click.option("--avgivende-system", help="The sending system (avgivendeSystem)."),
-        click.option("--kryptert", is_flag=True, help="Encrypt the documents for SvarUt's certificate."),
-        click.option(
-            "--mime-type",
-            "mime_types",
+        click.Option(
+            ["--felt"],
+            multiple=True,
+            metavar="PATH=JSON",
+            help="Set any field by the spec's path, e.g. --felt 'konteringskode=\"K-1\"' "
+            "(a value that is not JSON is taken as text; repeatable).",
+        ),
+        *(_option(b, operation) for b in _bindings(operation)),
+        click.Option(
+            ["--mime-type", "mime_types"],
             multiple=True,
             metavar="FILNAVN=TYPE",
             help="The MIME type of a document, instead of guessing it (repeatable).",
         ),
-        click.option("--no-validate", is_flag=True, help="Skip the client's pre-send rules (SvarUt still checks)."),
+        click.Option(["--kryptert"], is_flag=True, help="Encrypt the documents for SvarUt's certificate."),
+        click.Option(["--no-validate"], is_flag=True, help="Skip the client's pre-send rules (SvarUt still checks)."),
+        click.Option(["--json", "as_json"], is_flag=True, help='Print {"id": ..., "eksternReferanse": ...} as JSON.'),
+        click.Argument(
+            [operation.file_argument],
+            nargs=1 if single else -1,
+            required=True,
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        ),
     ]
-    for option in reversed(options):
-        command = option(command)
-    return command
 
+    def callback(**options: Any) -> None:
+        state = click.get_current_context().find_object(State)
+        assert state is not None
+        _send(state, operation, options)
 
-def _address(command: F) -> F:
-    options = [
-        click.option("--adresselinje", multiple=True, help="An address line (up to three; repeat the flag)."),
-        click.option("--postnummer", help="Postnummer."),
-        click.option("--poststed", help="Poststed."),
-        click.option("--landkode", help="ISO 3166-1 alpha-2 country code (default: Norway)."),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
-
-
-def _documents_argument(*, single: bool) -> Callable[[F], F]:
-    return click.argument(
-        "dokumenter",
-        nargs=1 if single else -1,
-        required=True,
-        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    return click.Command(
+        operation.kind,
+        params=params,
+        callback=callback,
+        help=operation.summary,
+        short_help=operation.summary.split(". ")[0].rstrip("."),
+        epilog=f"{operation.file_argument.upper()}: "
+        + ("the document (its file name is its filnavn)." if single else "the documents, in order."),
     )
 
 
-@send.command()
-@_common
-@click.option("--mottaker-navn", help="The person's name.")
-@click.option("--mottaker-id", "--fodselsnummer", "mottaker_id", help="Fødselsnummer or d-nummer.")
-@click.option("--kun-digital", is_flag=True, help="Never print (kunDigitalLevering).")
-@click.option(
-    "--ekskluder-fra-utskrift", multiple=True, metavar="FILNAVN", help="Leave this document out of print (repeatable)."
-)
-@_address
-@_documents_argument(single=False)
-@click.pass_obj
-def person(state: State, /, **options: Any) -> None:
-    """Send DOKUMENTER to a person (digital mailbox, else print)."""
-    _send(state, "person", options)
-
-
-@send.command()
-@_common
-@click.option("--mottaker-navn", help="The organisation's name.")
-@click.option("--mottaker-id", "--orgnr", "mottaker_id", help="Organisasjonsnummer.")
-@click.option("--kun-digital", is_flag=True, help="Never print (kunDigitalLevering).")
-@click.option(
-    "--ekskluder-fra-utskrift", multiple=True, metavar="FILNAVN", help="Leave this document out of print (repeatable)."
-)
-@_address
-@_documents_argument(single=False)
-@click.pass_obj
-def organisasjon(state: State, /, **options: Any) -> None:
-    """Send DOKUMENTER to an organisation."""
-    _send(state, "organisasjon", options)
-
-
-@send.command(name="print")
-@_common
-@click.option("--mottaker-navn", help="The addressee's name.")
-@_address
-@_documents_argument(single=False)
-@click.pass_obj
-def print_(state: State, /, **options: Any) -> None:
-    """Send DOKUMENTER (PDF) straight to print and post."""
-    _send(state, "print", options)
-
-
-@send.command()
-@_common
-@click.option("--mottakertype", type=click.Choice(["FASTLEGE", "HER_ID"]), help="FASTLEGE, or HER_ID with --her-id.")
-@click.option("--her-id", type=click.IntRange(min=1), help="The mottaker's HER-id.")
-@click.option("--beskrivelse", help="What the forsendelse is about, beyond the title.")
-@click.option("--pasient-fodselsnummer", help="The patient's fødselsnummer.")
-@click.option("--pasient-fornavn", help="The patient's first name.")
-@click.option("--pasient-mellomnavn", help="The patient's middle name.")
-@click.option("--pasient-etternavn", help="The patient's last name.")
-@click.option("--avsender-fornavn", help="Contact person at the sender: first name.")
-@click.option("--avsender-etternavn", help="Contact person at the sender: last name.")
-@click.option("--avsender-telefon", help="Contact person at the sender: phone.")
-@_documents_argument(single=True)
-@click.pass_obj
-def nhn(state: State, /, **options: Any) -> None:
-    """Send one PDF DOKUMENT to a health actor in Norsk Helsenett."""
-    _send(state, "nhn", options)
-
-
 # --- building the forsendelse ------------------------------------------------------
-
-
-def _set(target: dict[str, Any], key: str, value: Any) -> None:
-    if value is not None and value != ():
-        target[key] = value
-
-
-def _object(target: dict[str, Any], key: str) -> dict[str, Any]:
-    value = target.setdefault(key, {})
-    if not isinstance(value, dict):
-        raise usage_error(f"--metadata: {key} must be a JSON object")
-    return value
 
 
 def _load_metadata(path: Path | None) -> dict[str, Any]:
@@ -189,15 +174,28 @@ def _load_metadata(path: Path | None) -> dict[str, Any]:
     return value
 
 
-def _apply_address(target: dict[str, Any], options: Mapping[str, Any]) -> None:
-    lines = options.get("adresselinje") or ()
-    if len(lines) > 3:
-        raise usage_error("at most three --adresselinje")
-    fields = {f"adresselinje{i}": line for i, line in enumerate(lines, start=1)}
-    for key in ("postnummer", "poststed", "landkode"):
-        _set(fields, key, options.get(key))
-    if fields:
-        _object(target, "adresse").update(fields)
+def _put(target: dict[str, Any], path: str, value: Any, *, what: str) -> None:
+    """Set ``path`` (dotted, with ``[i]`` list indexes) in the JSON ``target``."""
+    *parents, last = path.split(".")
+    node: Any = target
+    for segment in [*parents, last]:
+        indexed = _INDEXED.match(segment)
+        name = indexed["name"] if indexed else segment
+        if segment is last and not indexed:
+            node[name] = value
+            return
+        child = node.setdefault(name, [] if indexed else {})
+        if indexed:
+            index = int(indexed["index"])
+            if not isinstance(child, list) or index >= len(child):
+                raise usage_error(f"{what}: {path} has no element {name}[{index}]")
+            if segment is last:
+                child[index] = value
+                return
+            child = child[index]
+        if not isinstance(child, dict):
+            raise usage_error(f"{what}: {path} goes through {name}, which is not a JSON object")
+        node = child
 
 
 def _mime_types(values: tuple[str, ...]) -> dict[str, str]:
@@ -214,164 +212,232 @@ def _guess(name: str) -> str:
     return mimetypes.guess_type(name)[0] or "application/octet-stream"
 
 
-def build_metadata(channel: str, options: Mapping[str, Any], paths: list[Path]) -> dict[str, Any]:
-    """The forsendelse JSON for ``channel`` from ``--metadata`` and the flags."""
+def _felt(operation: SendOperation, value: str) -> tuple[str, Any]:
+    match = _FELT.match(value)
+    if match is None:
+        raise usage_error(f"--felt {value!r}: expected PATH=JSON, e.g. --felt 'konteringskode=\"K-1\"'")
+    path = match["path"]
+    if bindings.resolve(operation.model, path) is None:
+        raise usage_error(f"--felt {path}: the {operation.kind} forsendelse has no such field")
+    try:
+        parsed = json.loads(match["value"])
+    except ValueError:
+        parsed = match["value"]
+    return path, parsed
+
+
+def _document_keys(operation: SendOperation) -> tuple[str, str]:
+    assert operation.document_model is not None
+    return (
+        bindings.field_alias(operation.document_model, bindings.DOCUMENT_NAME_FIELD),
+        bindings.field_alias(operation.document_model, bindings.DOCUMENT_TYPE_FIELD),
+    )
+
+
+def build_metadata(operation: SendOperation, options: Mapping[str, Any], paths: list[Path]) -> dict[str, Any]:
+    """The forsendelse JSON from ``--metadata``, ``--felt``, the flags and the documents."""
     meta = _load_metadata(options.get("metadata"))
-    _set(meta, "tittel", options.get("tittel"))
-    _set(meta, "eksternReferanse", options.get("ekstern_referanse"))
-    _set(meta, "korrelasjonsid", options.get("korrelasjonsid"))
-    _set(meta, "avgivendeSystem", options.get("avgivende_system"))
-    if channel == "nhn":
-        _set(meta, "mottakertype", options.get("mottakertype"))
-        _set(meta, "mottakerHerId", options.get("her_id"))
-        _set(meta, "beskrivelse", options.get("beskrivelse"))
-        pasient = {k: options.get(f"pasient_{k}") for k in ("fodselsnummer", "fornavn", "mellomnavn", "etternavn")}
-        if any(v is not None for v in pasient.values()):
-            _object(meta, "pasient").update({k: v for k, v in pasient.items() if v is not None})
-        kontakt = {
-            "fornavn": options.get("avsender_fornavn"),
-            "etternavn": options.get("avsender_etternavn"),
-            "telefonnummer": options.get("avsender_telefon"),
-        }
-        if any(v is not None for v in kontakt.values()):
-            _object(meta, "avsenderKontakt").update({k: v for k, v in kontakt.items() if v is not None})
-        return meta
-    if options.get("mottaker_navn") is not None or options.get("mottaker_id") is not None or channel == "print":
-        mottaker = _object(meta, "mottaker")
-        _set(mottaker, "navn", options.get("mottaker_navn"))
-        _set(mottaker, "digitalId", options.get("mottaker_id"))
-    if any(options.get(k) for k in ("adresselinje", "postnummer", "poststed", "landkode")):
-        _apply_address(_object(meta, "mottaker"), options)
-    if options.get("kun_digital"):
-        meta["kunDigitalLevering"] = True
     mime_types = _mime_types(options.get("mime_types") or ())
-    if meta.get("dokumenter") is None:
-        meta["dokumenter"] = [{"filnavn": p.name, "mimeType": _guess(p.name)} for p in paths]
-    entries = meta["dokumenter"]
-    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        raise usage_error("--metadata: dokumenter must be a list of objects")
-    names = [e.get("filnavn") for e in entries]
-    for name, kind in mime_types.items():
-        if name not in names:
-            raise usage_error(f"--mime-type {name}: no document has that filnavn")
-        entries[names.index(name)]["mimeType"] = kind
-    for name in options.get("ekskluder_fra_utskrift") or ():
-        if name not in names:
-            raise usage_error(f"--ekskluder-fra-utskrift {name}: no document has that filnavn")
-        entries[names.index(name)]["skalEkskluderesFraUtskrift"] = True
+    entries: list[dict[str, Any]] = []
+    if operation.described_by is not None:
+        name_key, type_key = _document_keys(operation)
+        if meta.get(operation.described_by) is None:
+            meta[operation.described_by] = [{name_key: p.name, type_key: _guess(p.name)} for p in paths]
+        entries = meta[operation.described_by]
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise usage_error(f"--metadata: {operation.described_by} must be a list of objects")
+        names = [e.get(name_key) for e in entries]
+        for name, kind in mime_types.items():
+            if name not in names:
+                raise usage_error(f"--mime-type {name}: no document has that filnavn")
+            entries[names.index(name)][type_key] = kind
+    elif unknown := sorted(set(mime_types) - {p.name for p in paths}):
+        raise usage_error(f"--mime-type {', '.join(unknown)}: no document has that filnavn")
+    for value in options.get("felt") or ():
+        path, parsed = _felt(operation, value)
+        _put(meta, path, parsed, what="--felt")
+    for binding in _bindings(operation):
+        value = options.get(binding.name)
+        if value is None or value == () or value is False:
+            continue
+        if binding.target == "dokument":
+            name_key, _ = _document_keys(operation)
+            names = [e.get(name_key) for e in entries]
+            for name in value:
+                if name not in names:
+                    raise usage_error(f"{binding.flag} {name}: no document has that filnavn")
+                _put(entries[names.index(name)], binding.path, True, what=binding.flag)
+        elif binding.repeat > 1:
+            if len(value) > binding.repeat:
+                raise usage_error(f"at most {binding.repeat} {binding.flag}")
+            for path, item in zip(binding.paths, value, strict=False):
+                _put(meta, path, item, what=binding.flag)
+        else:
+            _put(meta, binding.path, value, what=binding.flag)
+    if not meta.get(_EKSTERN_REFERANSE):
+        # Known here, so it can be printed: what to look the forsendelse up by if the outcome is unknown.
+        meta[_EKSTERN_REFERANSE] = f"fiks-svarut-{uuid.uuid4()}"
     return meta
 
 
-def _model(channel: str) -> type[RequestModel]:
-    from svarut import models
-
-    by_channel: dict[str, type[RequestModel]] = {
-        "person": models.PersonForsendelse,
-        "organisasjon": models.OrganisasjonForsendelse,
-        "nhn": models.NhnForsendelse,
-        "print": models.PrintForsendelse,
-    }
-    return by_channel[channel]
+# --- validation messages that name the flags ------------------------------------------
 
 
-# --- progress ---------------------------------------------------------------------
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path
 
 
-class _Bar(Protocol):
-    def update(self, n_steps: int) -> None: ...
+def flag_for(operation: SendOperation, field: str, entries: list[Any]) -> str:
+    """The flag that sets ``field`` (a spec path from a validation problem),
+    or the field itself when no flag does."""
+    offered = _bindings(operation)
+    for binding in offered:
+        if binding.target == "forsendelse" and field in binding.paths:
+            return binding.flag
+    if operation.described_by is not None:
+        match = re.match(rf"^{re.escape(operation.described_by)}\[(\d+)\]\.(.+)$", field)
+        if match:
+            index, rest = int(match[1]), match[2]
+            name_key, type_key = _document_keys(operation)
+            entry = entries[index] if index < len(entries) and isinstance(entries[index], dict) else {}
+            filnavn = entry.get(name_key, f"#{index + 1}")
+            if rest == type_key:
+                return f"--mime-type {filnavn}"
+            for binding in offered:
+                if binding.target == "dokument" and rest == binding.path:
+                    return f"{binding.flag} {filnavn}"
+    return field
 
 
-class _Progress(io.RawIOBase):
-    """A file that advances a progress bar as it is read, by the furthest
-    position reached (sniffing the first bytes, or reading it again after a
-    token refresh, does not count twice)."""
+def _message(operation: SendOperation, message: str) -> str:
+    """``message`` with the spec's names the user sets by flag replaced by those flags."""
+    for binding in _bindings(operation):
+        if "." not in binding.path and binding.repeat == 1:
+            message = re.sub(rf"\b{re.escape(binding.path)}\b", binding.flag, message)
+    return message
 
-    def __init__(self, raw: io.FileIO, bar: _Bar) -> None:
-        super().__init__()
-        self._raw = raw
-        self._bar = bar
-        self._furthest = 0
 
-    def readable(self) -> bool:
-        return True
+def _validation_failure(operation: SendOperation, exc: Exception, meta: Mapping[str, Any]) -> ValidationFailure:
+    from pydantic import ValidationError
 
-    def seekable(self) -> bool:
-        return True
+    from svarut import errors
 
-    def readinto(self, buffer: Any) -> int | None:
-        n = self._raw.readinto(buffer)
-        position = self._raw.tell()
-        if position > self._furthest:
-            self._bar.update(position - self._furthest)
-            self._furthest = position
-        return n
+    if isinstance(exc, ValidationError):
+        problems = [errors.Problem(_field_path(e["loc"]) or "forsendelse", e["type"], e["msg"]) for e in exc.errors()]
+    else:
+        assert isinstance(exc, errors.ForsendelseValidationError)
+        problems = list(exc.problems)
+    entries = meta.get(operation.described_by or "", [])
+    entries = entries if isinstance(entries, list) else []
+    return ValidationFailure(
+        describe_problems(
+            [
+                errors.Problem(flag_for(operation, p.field, entries), p.rule, _message(operation, p.message))
+                for p in problems
+            ]
+        )
+    )
 
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        return self._raw.seek(offset, whence)
 
-    def tell(self) -> int:
-        return self._raw.tell()
-
-    def close(self) -> None:
-        self._raw.close()
-        super().close()
+# --- documents and progress ----------------------------------------------------------
 
 
 def _sources(paths: list[Path], stack: ExitStack) -> dict[str, Path | BinaryIO]:
     total = sum(p.stat().st_size for p in paths)
-    if total <= PROGRESS_THRESHOLD or not sys.stderr.isatty():
+    if not wanted(total, sys.stderr, os.environ):
         return {p.name: p for p in paths}
-    bar: _Bar = stack.enter_context(
-        click.progressbar(length=total, label="uploading", file=sys.stderr, show_pos=False, show_percent=True)
-    )
+    line = ProgressLine(total, sys.stderr)
+    stack.callback(line.close)
     sources: dict[str, Path | BinaryIO] = {}
     for path in paths:
-        raw = _Progress(io.FileIO(path, "rb"), bar)
+        raw = ProgressReader(io.FileIO(path, "rb"), line)
         sources[path.name] = stack.enter_context(io.BufferedReader(raw, buffer_size=1024 * 1024))
     return sources
+
+
+def _files(operation: SendOperation, paths: list[Path], sources: Mapping[str, Any], options: Mapping[str, Any]) -> Any:
+    if operation.described_by is not None:
+        return dict(sources)
+    from svarut import File
+
+    (path,) = paths
+    mime = _mime_types(options.get("mime_types") or ()).get(path.name) or _guess(path.name)
+    return File(filnavn=path.name, content=sources[path.name], mime_type=mime)
 
 
 # --- sending --------------------------------------------------------------------------
 
 
-def _send(state: State, channel: str, options: dict[str, Any]) -> None:
-    from svarut import File, errors, models
+def _outcome_unknown(exc: Any, *, as_json: bool) -> CliError:
+    hashes = ", ".join(f"{name} sha256 {digest}" for name, digest in exc.dokumenter_sha256.items())
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "id": None,
+                    _EKSTERN_REFERANSE: exc.ekstern_referanse,
+                    "outcome": "unknown",
+                    "sha256": exc.dokumenter_sha256,
+                },
+                ensure_ascii=False,
+            )
+        )
+    return OutcomeUnknown(
+        f"outcome unknown: SvarUt may have accepted the forsendelse ({_EKSTERN_REFERANSE} "
+        f"{exc.ekstern_referanse!r}; documents: {hashes}); look it up before sending it again. Cause: {exc.cause}"
+    )
 
-    documents = options["dokumenter"]
+
+def _send(state: State, operation: SendOperation, options: dict[str, Any]) -> None:
+    from pydantic import ValidationError
+
+    from svarut import errors
+
+    documents = options[operation.file_argument]
     paths: list[Path] = [documents] if isinstance(documents, Path) else list(documents)
     names = [p.name for p in paths]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise errors.ForsendelseValidationError(
-            [
-                errors.Problem("dokumenter", "filename_unique", f"more than one document is named {n!r}")
-                for n in duplicates
-            ]
+    if duplicates := sorted({n for n in names if names.count(n) > 1}):
+        raise ValidationFailure(
+            describe_problems(
+                [
+                    errors.Problem(
+                        operation.file_argument.upper(), "filename_unique", f"more than one document is named {n!r}"
+                    )
+                    for n in duplicates
+                ]
+            )
         )
-    model = _model(channel).model_validate(build_metadata(channel, options, paths))
-    konto_id: UUID = state.konto_id(options.get("konto"))
-    kryptering = bool(options.get("kryptert"))
-    client_options = {"generate_ekstern_referanse": True, "validate": not options.get("no_validate")}
-    with state.client(**client_options) as client, ExitStack() as stack:
+    meta = build_metadata(operation, options, paths)
+    model: BaseModel
+    try:
+        model = operation.model.model_validate(meta)
+    except ValidationError as exc:
+        raise _validation_failure(operation, exc, meta) from None
+    konto_id: uuid.UUID = state.konto_id(options.get("konto"))
+    as_json = bool(options.get("as_json"))
+    with state.client(validate=not options.get("no_validate")) as client, ExitStack() as stack:
         sources = _sources(paths, stack)
-        if isinstance(model, models.NhnForsendelse):
-            (path,) = paths
-            mime = _mime_types(options.get("mime_types") or ()).get(path.name) or _guess(path.name)
-            document = File(filnavn=path.name, content=sources[path.name], mime_type=mime)
-            forsendelse_id = client.send_til_nhn(
-                konto_id=konto_id, forsendelse=model, dokument=document, kryptering=kryptering
-            )
-        elif isinstance(model, models.PersonForsendelse):
-            forsendelse_id = client.send_til_person(
-                konto_id=konto_id, forsendelse=model, dokumenter=sources, kryptering=kryptering
-            )
-        elif isinstance(model, models.OrganisasjonForsendelse):
-            forsendelse_id = client.send_til_organisasjon(
-                konto_id=konto_id, forsendelse=model, dokumenter=sources, kryptering=kryptering
-            )
-        else:
-            assert isinstance(model, models.PrintForsendelse)
-            forsendelse_id = client.send_til_print(
-                konto_id=konto_id, forsendelse=model, dokumenter=sources, kryptering=kryptering
-            )
-    click.echo(str(forsendelse_id))
+        arguments = operation.arguments(
+            konto_id=konto_id,
+            forsendelse=model,
+            files=_files(operation, paths, sources, options),
+            kryptering=bool(options.get("kryptert")),
+        )
+        try:
+            forsendelse_id = getattr(client, operation.method_name)(**arguments)
+        except errors.ForsendelseValidationError as exc:
+            raise _validation_failure(operation, exc, meta) from None
+        except errors.SendOutcomeUnknownError as exc:
+            stack.close()  # end the progress line before the message
+            raise _outcome_unknown(exc, as_json=as_json) from exc
+        except errors.DuplicateForsendelseError as exc:
+            raise DuplicateFailure(
+                f"SvarUt already has this forsendelse (same mottaker, tittel and documents): {exc}"
+            ) from exc
+    if as_json:
+        click.echo(json.dumps({"id": str(forsendelse_id), _EKSTERN_REFERANSE: meta[_EKSTERN_REFERANSE]}))
+    else:
+        click.echo(str(forsendelse_id))

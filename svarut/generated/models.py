@@ -12,7 +12,7 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, Field
 
-from svarut.runtime.models import RequestModel, ResponseModel
+from svarut.runtime.models import AbsoluteUri, RequestModel, ResponseModel, UniqueItems, decimal_pattern
 
 
 class Adresse(RequestModel):
@@ -72,7 +72,7 @@ class Lenke(RequestModel):
     Lenke som blir sendt med i meldinger til digitale postkasser dersom meldings-malen er konfigurert til dette. Innsendt rekkefølge overholdes.
     """
 
-    url: Annotated[str, Field(max_length=1000, min_length=1)]
+    url: Annotated[str, Field(max_length=1000, min_length=1), AbsoluteUri]
     """
     Lenke til ressurs. Må være gyldig i henhold til RFC 2396 og RFC 2732.
     """
@@ -178,11 +178,11 @@ class NoarkMetadataForImport(RequestModel):
     """
     Entydig identifikasjon av mappen innenfor det arkivskapende organet
     """
-    saksaar: Annotated[int | None, Field(examples=[2005], ge=1000)] = None
+    saksaar: Annotated[int | None, Field(examples=[2005], ge=1000, le=2147483647), decimal_pattern("^[0-9]{4}$")] = None
     """
     Viser året saksmappen ble opprettet
     """
-    sakssekvensnummer: Annotated[int | None, Field(examples=[648677], ge=1)] = None
+    sakssekvensnummer: Annotated[int | None, Field(examples=[648677], ge=1, le=9223372036854775807)] = None
     """
     Viser rekkefølgen når saksmappen ble opprettet innenfor året
     """
@@ -212,15 +212,17 @@ class NoarkMetadataForImport(RequestModel):
     """
     Entydig identifikasjon av registreringen innenfor arkivet
     """
-    journalpostnummer: Annotated[int | None, Field(examples=[17], ge=1)] = None
+    journalpostnummer: Annotated[int | None, Field(examples=[17], ge=1, le=9223372036854775807)] = None
     """
     Viser rekkefølgen på journalpostene innenfor saksmappen
     """
-    journalaar: Annotated[int | None, Field(examples=[2024], ge=1000)] = None
+    journalaar: Annotated[int | None, Field(examples=[2024], ge=1000, le=2147483647), decimal_pattern("^[0-9]{4}$")] = (
+        None
+    )
     """
     Viser året journalposten ble opprettet
     """
-    journalsekvensnummer: Annotated[int | None, Field(examples=[23456], ge=1)] = None
+    journalsekvensnummer: Annotated[int | None, Field(examples=[23456], ge=1, le=9223372036854775807)] = None
     """
     Viser rekkefølgen når journalposten ble opprettet under året
     """
@@ -281,11 +283,11 @@ class NoarkMetadataFraAvleverendeSakssystem(RequestModel):
     """
     Entydig identifikasjon av mappen innenfor det arkivskapende organet
     """
-    saksaar: Annotated[int | None, Field(examples=[2005], ge=1000)] = None
+    saksaar: Annotated[int | None, Field(examples=[2005], ge=1000, le=2147483647), decimal_pattern("^[0-9]{4}$")] = None
     """
     Viser året saksmappen ble opprettet
     """
-    sakssekvensnummer: Annotated[int | None, Field(examples=[648677], ge=1)] = None
+    sakssekvensnummer: Annotated[int | None, Field(examples=[648677], ge=1, le=9223372036854775807)] = None
     """
     Viser rekkefølgen når saksmappen ble opprettet innenfor året
     """
@@ -315,15 +317,17 @@ class NoarkMetadataFraAvleverendeSakssystem(RequestModel):
     """
     Entydig identifikasjon av registreringen innenfor arkivet
     """
-    journalpostnummer: Annotated[int | None, Field(examples=[17], ge=1)] = None
+    journalpostnummer: Annotated[int | None, Field(examples=[17], ge=1, le=9223372036854775807)] = None
     """
     Viser rekkefølgen på journalpostene innenfor saksmappen
     """
-    journalaar: Annotated[int | None, Field(examples=[2024], ge=1000)] = None
+    journalaar: Annotated[int | None, Field(examples=[2024], ge=1000, le=2147483647), decimal_pattern("^[0-9]{4}$")] = (
+        None
+    )
     """
     Viser året journalposten ble opprettet
     """
-    journalsekvensnummer: Annotated[int | None, Field(examples=[23456], ge=1)] = None
+    journalsekvensnummer: Annotated[int | None, Field(examples=[23456], ge=1, le=9223372036854775807)] = None
     """
     Viser rekkefølgen når journalposten ble opprettet under året
     """
@@ -362,6 +366,7 @@ class NoarkMetadataFraAvleverendeSakssystem(RequestModel):
     ekstra_metadata: Annotated[
         list[Metadata] | None,
         Field(max_length=20, validation_alias="ekstraMetadata", serialization_alias="ekstraMetadata"),
+        UniqueItems,
     ] = None
     """
     Kan benyttes til andre Noark-metadata som avsender vil ha med i forsendelsen
@@ -387,7 +392,7 @@ class OrganisasjonDokument(RequestModel):
     Fritekstfelt som kan brukes til å fortelle noe om dokumentets type. Kan brukes til Noark 4-dokumenttype.
     """
     giroark_side: Annotated[
-        int | None, Field(ge=1, validation_alias="giroarkSide", serialization_alias="giroarkSide")
+        int | None, Field(ge=1, le=2147483647, validation_alias="giroarkSide", serialization_alias="giroarkSide")
     ] = None
     """
     Sidetall som skal printes på gult giroark. Digital versjon vil få grått giroark. Første side er 1, kan ikke overstige antall sider i PDF.
@@ -402,6 +407,7 @@ class OrganisasjonDokument(RequestModel):
     ekstra_metadata: Annotated[
         list[Metadata] | None,
         Field(max_length=20, validation_alias="ekstraMetadata", serialization_alias="ekstraMetadata"),
+        UniqueItems,
     ] = None
     """
     Kan benyttes til andre data som avsender vil ha med i forsendelsen som er knyttet mot det enkelte dokument.
@@ -430,7 +436,7 @@ class PersonDokument(RequestModel):
     MIME type. Kun application/pdf kan printes. Dersom man ønsker å sende andre typer filer må forsendelsen markeres som kun digital, ellers må disse filene markeres som ekskludert fra utskrift.
     """
     giroark_side: Annotated[
-        int | None, Field(ge=1, validation_alias="giroarkSide", serialization_alias="giroarkSide")
+        int | None, Field(ge=1, le=2147483647, validation_alias="giroarkSide", serialization_alias="giroarkSide")
     ] = None
     """
     Sidetall som skal printes på gult giroark. Digital versjon vil få grått giroark. Første side er 1, kan ikke overstige antall sider i PDF.
@@ -502,7 +508,7 @@ class PrintDokument(RequestModel):
     MIME type. Kun application/pdf godtas.
     """
     giroark_side: Annotated[
-        int | None, Field(ge=1, validation_alias="giroarkSide", serialization_alias="giroarkSide")
+        int | None, Field(ge=1, le=2147483647, validation_alias="giroarkSide", serialization_alias="giroarkSide")
     ] = None
     """
     Sidetall som skal printes på gult giroark. Digital versjon vil få grått giroark. Første side er 1, kan ikke overstige antall sider i PDF.
@@ -625,7 +631,7 @@ class NhnForsendelse(RequestModel):
     Dersom type er FASTLEGE vil forsendelsen sendes til HER-id funnet ved oppslag i fastlegeregisteret på fødselsnummeret oppgitt i pasient-felt. Ved type HER_ID vil forsendelse sendes til oppgitt HER-id.
     """
     mottaker_her_id: Annotated[
-        int | None, Field(ge=1, validation_alias="mottakerHerId", serialization_alias="mottakerHerId")
+        int | None, Field(ge=1, le=2147483647, validation_alias="mottakerHerId", serialization_alias="mottakerHerId")
     ] = None
     """
     HER-id til mottaker. Påkrevd om mottakerType er satt til HER_ID.
@@ -641,7 +647,7 @@ class NhnForsendelse(RequestModel):
     Informasjon om hvilken pasient forsendelsen gjelder for
     """
     eksponert_for: Annotated[
-        list[str] | None, Field(validation_alias="eksponertFor", serialization_alias="eksponertFor")
+        list[str] | None, Field(validation_alias="eksponertFor", serialization_alias="eksponertFor"), UniqueItems
     ] = None
     """
     Liste med fødselsnummer og/eller organisasjonsnummer som skal få tilgang til forsendelsens dokumenter.
@@ -719,7 +725,7 @@ class SvarSendesTil(RequestModel):
     Hvilken type mottaker digitalId refererer til. Må være ORGANISASJON dersom kanSvareViaEdialog-feltet på forsendelsen er satt til true.
     """
     digital_id: Annotated[
-        str, Field(pattern="^\\d{1,11}$", validation_alias="digitalId", serialization_alias="digitalId")
+        str, Field(pattern="^[0-9]{1,11}$", validation_alias="digitalId", serialization_alias="digitalId")
     ]
     """
     Gyldig organisasjonsnummer, fødselsnummer eller HER-id som svar skal sendes til. Valideres i henhold til hva som er satt i type-feltet.
@@ -738,7 +744,7 @@ class OrganisasjonForsendelse(RequestModel):
     """
     mottaker: Mottaker
     eksponert_for: Annotated[
-        list[str] | None, Field(validation_alias="eksponertFor", serialization_alias="eksponertFor")
+        list[str] | None, Field(validation_alias="eksponertFor", serialization_alias="eksponertFor"), UniqueItems
     ] = None
     """
     Liste med fødselsnummer og/eller organisasjonsnummer som skal få tilgang til forsendelsens dokumenter.
@@ -848,7 +854,7 @@ class PersonForsendelse(RequestModel):
     """
     mottaker: Mottaker
     eksponert_for: Annotated[
-        list[str] | None, Field(validation_alias="eksponertFor", serialization_alias="eksponertFor")
+        list[str] | None, Field(validation_alias="eksponertFor", serialization_alias="eksponertFor"), UniqueItems
     ] = None
     """
     Liste med fødselsnummer og/eller organisasjonsnummer som skal få tilgang til forsendelsens dokumenter.

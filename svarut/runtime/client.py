@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import quote
 from uuid import UUID, uuid4
 
+import anyio.from_thread
 import anyio.to_thread
 import httpx
 from pydantic import BaseModel, ValidationError
@@ -116,6 +117,8 @@ class PreparedSend:
     operation_id: str
     metadata: dict[str, Any]
     documents: tuple[multipart.Document, ...]
+    # The client encrypts the documents after the checks (kryptering=True): they see plaintext.
+    encrypting: bool = False
 
 
 PreSendCheck = Callable[[PreparedSend], None]
@@ -231,7 +234,7 @@ class BaseClient:
                 raise TypeError(f"{send.file_part} takes one document (a Path or svarut.File), not a mapping")
             documents = [multipart.single_document(send.files, part_name=send.file_part)]
         # Checks and the outcome-unknown hashes see the plaintext; only the wire sees ciphertext.
-        prepared = PreparedSend(endpoint.operation_id, metadata, tuple(documents))
+        prepared = PreparedSend(endpoint.operation_id, metadata, tuple(documents), encrypting=send.kryptering)
         for check in self._checks:
             check(prepared)
         if send.kryptering:
@@ -249,9 +252,17 @@ class BaseClient:
         from svarut.runtime import kryptering  # cryptography is only imported by those who encrypt
 
         if self._kryptering is None:
+            # Fetched with the client's own HTTP client: its proxies, TLS settings and hooks apply.
             url = kryptering.sertifikat_url(self.base_url)
-            with httpx.Client(timeout=30.0) as http:
-                self._kryptering = kryptering.Kryptering(kryptering.hent_sertifikat(http, url))
+            http = getattr(self, "_http", None)
+            if isinstance(http, httpx.AsyncClient):
+                # The async client prepares a send in a worker thread; the fetch runs on its event loop.
+                sertifikat = anyio.from_thread.run(kryptering.ahent_sertifikat, http, url)
+            elif isinstance(http, httpx.Client):
+                sertifikat = kryptering.hent_sertifikat(http, url)
+            else:
+                raise TypeError(f"{type(self).__name__} has no HTTP client to fetch SvarUt's certificate with")
+            self._kryptering = kryptering.Kryptering(sertifikat)
         return [
             d
             if kryptering.is_enveloped_data(d.source.head(64))  # already encrypted by the caller
@@ -325,7 +336,15 @@ class BaseClient:
             try:
                 return endpoint.parse(body)
             except ValidationError as exc:
-                raise errors.APIResponseValidationError(response=response, body=body, cause=exc) from None
+                invalid = exc
+            # Raised outside the except block: pydantic's error quotes the body, secrets and all.
+            unreadable = errors.APIResponseValidationError(response=response, body=body, cause=invalid)
+            if prepared.send is not None and endpoint.operation_id not in self._safe_to_repeat:
+                # SvarUt said yes, but not with the id: it may well have the forsendelse.
+                raise self._outcome_unknown(prepared, unreadable, response.request) from unreadable
+            raise unreadable
+        # A gateway may echo the request headers: nothing derived from the body may hold them.
+        body = errors.redact(body, errors.request_secrets(response.request))
         # An error body is parsed once: for the model, the error class and the error's fields.
         data = errors.json_object(body)
         fields = data or {}

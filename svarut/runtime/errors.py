@@ -33,7 +33,11 @@ when the body has the spec's shape, the fields SvarUt puts in it
 bounded excerpt of the raw body whatever it is (HTML from a proxy, empty,
 truncated). The one warning, ``CertificateExpiryWarning`` (a ``UserWarning``),
 says a certificate expires within 30 days. Messages never contain request
-headers, tokens, passwords or keys.
+headers, tokens, passwords or keys: the client's own secrets (the bearer token
+and ``IntegrasjonPassord`` of the request) are replaced by ``[redacted]`` in
+everything an error holds, even when a gateway echoes the request headers in
+its body, and ``error.request`` is a copy of the request with those headers
+masked.
 """
 
 from __future__ import annotations
@@ -45,6 +49,9 @@ from typing import Any
 import httpx
 
 RAW_BODY_EXCERPT = 2000
+REDACTED = "[redacted]"
+# Request headers whose values are the client's secrets (names as httpx lowercases them).
+SECRET_HEADERS = ("authorization", "proxy-authorization", "integrasjonpassord")
 
 
 class SvarUtError(Exception):
@@ -152,7 +159,7 @@ class APIError(SvarUtError):
 
     def __init__(self, message: str, *, request: httpx.Request | None = None) -> None:
         super().__init__(message)
-        self.request = request
+        self.request = masked_request(request) if request is not None else None
 
 
 class APIConnectionError(APIError):
@@ -167,12 +174,16 @@ class APIResponseValidationError(APIError):
     """SvarUt answered 2xx with a body that does not have the spec's shape."""
 
     def __init__(self, *, response: httpx.Response, body: bytes, cause: Exception) -> None:
-        self.response = response
+        secrets = request_secrets(request_of(response))
+        body = redact(body, secrets)
+        self.response = redacted_response(response, body)
         self.status_code = response.status_code
         self.raw_body = _excerpt(body)
+        # pydantic quotes the bad input: the body, or a part of it.
+        reason = redact(str(cause).encode(), secrets).decode("utf-8", errors="replace")
         super().__init__(
-            f"{response.status_code} response does not match the spec: {cause}; body: {self.raw_body}",
-            request=response.request,
+            f"{response.status_code} response does not match the spec: {reason}; body: {self.raw_body}",
+            request=request_of(response),
         )
 
 
@@ -189,8 +200,14 @@ class APIStatusError(APIError):
         error_message: Any | None,
         fields: dict[str, Any] | None = None,
     ) -> None:
-        """``fields``: the body parsed as a JSON object, if the caller has it already."""
-        self.response = response
+        """``fields``: the body parsed as a JSON object, if the caller has it already;
+        it and ``error_message`` must come from the body with the secrets
+        redacted (:func:`redact`), as the client's do."""
+        secrets = request_secrets(request_of(response))
+        redacted = redact(body, secrets)
+        if redacted != body:
+            body, fields, error_message = redacted, None, _redacted_model(error_message, secrets)
+        self.response = redacted_response(response, body)
         self.status_code = response.status_code
         self.raw_body = _excerpt(body)
         self.error_message = error_message
@@ -203,7 +220,7 @@ class APIStatusError(APIError):
             f"{k}={_clip(v)}" for k, v in (("errorCode", self.error_code), ("errorId", self.error_id)) if v
         )
         text = f"{self.status_code} {response.reason_phrase or ''}".rstrip() + f": {detail}"
-        super().__init__(text + (f" ({extra})" if extra else ""), request=response.request)
+        super().__init__(text + (f" ({extra})" if extra else ""), request=request_of(response))
 
 
 DUPLICATE_ERROR_CODE = "GJENTAGENDE_FORSENDELSE"
@@ -303,6 +320,74 @@ def status_error_class(status: int, fields: dict[str, Any] | None = None) -> typ
     if status >= 500:
         return InternalServerError
     return _BY_STATUS.get(status, APIStatusError)
+
+
+def request_of(response: httpx.Response) -> httpx.Request | None:
+    try:
+        return response.request
+    except RuntimeError:  # a Response built without one
+        return None
+
+
+def request_secrets(request: httpx.Request | None) -> tuple[bytes, ...]:
+    """The secrets ``request`` carried (token, IntegrasjonPassord), as they may
+    appear in a body: raw, without ``Bearer``, and JSON-escaped."""
+    if request is None:
+        return ()
+    values: set[str] = set()
+    for name in SECRET_HEADERS:
+        for value in request.headers.get_list(name):
+            scheme, _, credential = value.partition(" ")
+            values.update(v for v in (value, credential.strip() if scheme.isalpha() else "") if v)
+    forms: set[bytes] = set()
+    for value in values:
+        forms.add(value.encode())
+        forms.add(json.dumps(value)[1:-1].encode())
+        forms.add(json.dumps(value, ensure_ascii=False)[1:-1].encode())
+    # Longest first, so "Bearer xyz" goes whole before "xyz" is looked for.
+    return tuple(sorted(forms, key=lambda f: (-len(f), f)))
+
+
+def redact(body: bytes, secrets: tuple[bytes, ...]) -> bytes:
+    for secret in secrets:
+        if secret in body:
+            body = body.replace(secret, REDACTED.encode())
+    return body
+
+
+def masked_request(request: httpx.Request) -> httpx.Request:
+    """A copy of ``request`` without its body and with its secret headers masked:
+    httpx's repr masks ``Authorization`` only, not ``IntegrasjonPassord``."""
+    headers = httpx.Headers(
+        [
+            (k.decode("latin-1"), REDACTED if k.decode("latin-1").lower() in SECRET_HEADERS else v.decode("latin-1"))
+            for k, v in request.headers.raw
+        ]
+    )
+    return httpx.Request(request.method, request.url, headers=headers, extensions=request.extensions)
+
+
+def redacted_response(response: httpx.Response, body: bytes) -> httpx.Response:
+    """A copy of ``response`` with ``body`` (already decoded and redacted) and the masked request."""
+    headers = [(k, v) for k, v in response.headers.multi_items() if k not in ("content-encoding", "content-length")]
+    return httpx.Response(
+        response.status_code,
+        headers=headers,
+        content=body,
+        request=request if (request := request_of(response)) is None else masked_request(request),
+        extensions={k: v for k, v in response.extensions.items() if k in ("http_version", "reason_phrase")},
+    )
+
+
+def _redacted_model(model: Any, secrets: tuple[bytes, ...]) -> Any:
+    """``model`` (a parsed error body) with the secrets redacted from its string fields."""
+    if model is None or not hasattr(model, "model_copy"):
+        return model
+    update = {}
+    for name, value in vars(model).items():
+        if isinstance(value, str) and (clean := redact(value.encode(), secrets).decode()) != value:
+            update[name] = clean
+    return model.model_copy(update=update) if update else model
 
 
 def _excerpt(body: bytes) -> str:

@@ -7,23 +7,25 @@ one :class:`~svarut.runtime.errors.ForsendelseValidationError` before any
 connection is opened. Each problem names the field (``mottaker.digitalId``,
 ``dokumenter[1].filnavn``; the NHN document is ``dokument``), a rule id and
 what to do about it. Messages never contain document contents or personal
-identifiers.
+identifiers. ``ForsendelseRules(skip={...})`` switches named rules off.
 
-Rule ids:
+Rule ids (:data:`RULE_IDS`, also ``ForsendelseRules.RULES``):
 
 ``fodselsnummer``
     ``mottaker.digitalId`` (person), ``pasient.fodselsnummer`` (NHN),
     ``svarSendesTil.digitalId`` (type PERSON) and 11-character entries of
     ``eksponertFor`` must be a fødselsnummer or d-nummer: 11 digits, day 1-31
     (41-71 for a d-nummer), month 1-12 (81-92 for a synthetic Tenor number,
-    only with ``environment="test"``), valid mod-11 control digits.
+    only with ``environment="test"``), valid control digits, by today's rule
+    or the one for numbers issued from 2032 (see :func:`fodselsnummer_problem`).
 ``organisasjonsnummer``
     ``mottaker.digitalId`` (organisasjon), ``svarSendesTil.digitalId`` (type
     ORGANISASJON) and other entries of ``eksponertFor`` must be an
     organisasjonsnummer: 9 digits, valid mod-11 control digit.
 ``filename_length``, ``filename_chars``, ``filename_unique``
     Each filnavn has 1-226 characters, none of ``* : " \\ / < > | ?`` or a
-    control character, and appears once in the forsendelse.
+    control character, and appears once in the forsendelse, compared in
+    Unicode NFC (``"Påklage.pdf"`` with ``å`` as one character or as ``a`` and a combining ring is one name).
 ``nhn_single_document``, ``nhn_pdf``, ``nhn_size``, ``her_id_required``
     NHN takes exactly one ``application/pdf`` document of at most 18 MB, and
     ``mottakerHerId`` when ``mottakertype`` is HER_ID.
@@ -42,38 +44,58 @@ Rule ids:
 ``edialog_requires_org``
     ``kanSvareViaEdialog`` needs ``svarSendesTil`` of type ORGANISASJON.
 ``hoyeste_requires_kryptert``
-    ``sikkerhetsniva`` HOYESTE needs ``kryptert``.
+    ``sikkerhetsniva`` HOYESTE needs encrypted documents: ``kryptering=True``
+    on the send method (``--kryptert`` on the CLI).
+``kryptert_requires_cms``
+    A forsendelse the caller marks ``kryptert`` has documents that are CMS
+    EnvelopedData already (SvarUt answers 400 DEKRYPTERING_FEILET to
+    plaintext). Not checked when the client encrypts (``kryptering=True``),
+    which sets ``kryptert`` itself.
 ``content_mismatch``
     A document of a well-known type (PDF, PNG, JPEG, GIF, ZIP and the OOXML
     formats) starts with that type's signature, sniffed from its first bytes
-    only. Skipped for ``kryptert`` forsendelser (the content is then CMS) and
-    for sources that cannot be read ahead (a pipe).
+    only. Skipped for a CMS document of a ``kryptert`` forsendelse and for
+    sources that cannot be read ahead (a pipe).
 
 MB is 1024 × 1024 bytes; sizes come from the sources (a pipe's size is unknown
 and counts as 0). MIME types compare case-insensitively, without parameters.
+
 The check never imports the generated models: it reads the dict that will be
-sent, so it holds for any version of the spec that keeps these field names.
+sent. Every spec name a rule reads (operation, field path, enum value,
+multipart part) is declared once, in the binding table below (:data:`BINDINGS`),
+and the rule code reads only through it. ``generator.bindings.verify_bindings``
+checks the table against the locked spec whenever the client is generated, so
+a field renamed upstream fails the build, naming the rule, instead of silently
+switching the rule off.
 """
 
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from svarut.runtime.client import PreparedSend
 from svarut.runtime.errors import ForsendelseValidationError, Problem
 from svarut.runtime.files import Source
 
 __all__ = [
+    "BINDINGS",
     "FILENAME_MAX_LENGTH",
     "MAGIC",
     "NHN_MAX_BYTES",
+    "RULE_IDS",
     "TOTAL_MAX_BYTES",
+    "Binding",
     "ForsendelseRules",
+    "SpecEnum",
+    "SpecField",
+    "SpecOperation",
+    "SpecPart",
     "fodselsnummer_problem",
+    "is_cms_enveloped_data",
     "organisasjonsnummer_problem",
     "valid_fodselsnummer",
     "valid_organisasjonsnummer",
@@ -100,10 +122,184 @@ MAGIC: dict[str, tuple[bytes, ...]] = {
 }
 _SNIFF_BYTES = max(len(m) for prefixes in MAGIC.values() for m in prefixes)
 
-_FNR_WEIGHTS = ((3, 7, 6, 1, 8, 9, 4, 5, 2), (5, 4, 3, 2, 7, 6, 5, 4, 3, 2))
+# A CMS ContentInfo is a DER SEQUENCE whose first element is the content type:
+# OBJECT IDENTIFIER 1.2.840.113549.1.7.3 (id-envelopedData).
+_ENVELOPED_DATA_OID = bytes.fromhex("06092a864886f70d010703")
+_CMS_HEAD_BYTES = 2 + 4 + len(_ENVELOPED_DATA_OID)  # SEQUENCE, at most a 4-byte length, the OID
+
+_FNR_WEIGHTS = ((3, 7, 6, 1, 8, 9, 4, 5, 2, 1), (5, 4, 3, 2, 7, 6, 5, 4, 3, 2, 1))
+# Remainders of the first weighted sum (9 digits and k1) accepted from 2032; today's numbers have 0.
+_FNR_K1_REMAINDERS = frozenset({0, 1, 2, 3})
 _ORGNR_WEIGHTS = (3, 2, 7, 6, 5, 4, 3, 2)
 
-PERSON, ORGANISASJON, NHN, PRINT = "sendTilPerson", "sendTilOrganisasjon", "sendTilNhn", "sendTilPrint"
+
+# --- the binding table: every spec name a rule reads ---------------------------------
+#
+# Rule code below reads the forsendelse only through these objects, never by a
+# string of its own; generator/bindings.py verifies each against the spec.
+
+
+@dataclass(frozen=True)
+class SpecOperation:
+    """A send operation, by its operationId.
+
+    ``optional``: a spec without the operation is not an error (an older spec
+    before it existed); the rules for it then never run. Every field read
+    through an operation the spec does have must exist.
+    """
+
+    operation_id: str
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class SpecField:
+    """A field of the forsendelse part of ``operations``, by its JSON path from
+    that part's root (``svarSendesTil.type``); ``dokumenter[].skalSigneres`` is
+    a key of each item of ``dokumenter``. A rule reads it only in sends of
+    those operations."""
+
+    path: str
+    operations: tuple[SpecOperation, ...]
+
+    @property
+    def key(self) -> str:
+        """The last step of the path: the key in its parent object."""
+        return self.path.rsplit(".", 1)[-1]
+
+    @property
+    def in_documents(self) -> bool:
+        return "[]." in self.path
+
+    def applies_to(self, operation_id: str) -> bool:
+        return any(o.operation_id == operation_id for o in self.operations)
+
+
+@dataclass(frozen=True)
+class SpecEnum:
+    """One value of the enum ``field`` holds."""
+
+    field: SpecField
+    value: str
+
+
+@dataclass(frozen=True)
+class SpecPart:
+    """The file part of a multipart operation, by its name."""
+
+    operation: SpecOperation
+    name: str
+
+
+SpecRef = SpecOperation | SpecField | SpecEnum | SpecPart
+
+
+@dataclass(frozen=True)
+class Binding:
+    """A rule id and every spec name the rule reads."""
+
+    rule: str
+    reads: tuple[SpecRef, ...]
+
+    def operations(self) -> tuple[SpecOperation, ...]:
+        """Every operation the rule reads something of, in declaration order."""
+        found: dict[SpecOperation, None] = {}
+        for ref in self.reads:
+            match ref:
+                case SpecOperation():
+                    found[ref] = None
+                case SpecField():
+                    found.update(dict.fromkeys(ref.operations))
+                case SpecEnum():
+                    found.update(dict.fromkeys(ref.field.operations))
+                case SpecPart():
+                    found[ref.operation] = None
+        return tuple(found)
+
+
+PERSON = SpecOperation("sendTilPerson")
+ORGANISASJON = SpecOperation("sendTilOrganisasjon")
+NHN = SpecOperation("sendTilNhn")
+PRINT = SpecOperation("sendTilPrint", optional=True)  # specs before version 10 have no print
+_DIRECT = (PERSON, ORGANISASJON)
+_LISTED = (PERSON, ORGANISASJON, PRINT)  # documents described by the metadata's list
+
+DOKUMENTER = SpecField("dokumenter", _LISTED)
+FILNAVN = SpecField("dokumenter[].filnavn", _LISTED)
+MIME_TYPE = SpecField("dokumenter[].mimeType", _LISTED)
+NHN_DOKUMENT = SpecPart(NHN, "dokument")
+PERSON_DIGITAL_ID = SpecField("mottaker.digitalId", (PERSON,))
+ORGANISASJON_DIGITAL_ID = SpecField("mottaker.digitalId", (ORGANISASJON,))
+PASIENT_FODSELSNUMMER = SpecField("pasient.fodselsnummer", (NHN,))
+EKSPONERT_FOR = SpecField("eksponertFor", (PERSON, ORGANISASJON, NHN))
+SVAR_TYPE = SpecField("svarSendesTil.type", _LISTED)
+SVAR_DIGITAL_ID = SpecField("svarSendesTil.digitalId", _LISTED)
+SVAR_TIL_PERSON = SpecEnum(SVAR_TYPE, "PERSON")
+SVAR_TIL_ORGANISASJON = SpecEnum(SVAR_TYPE, "ORGANISASJON")
+MOTTAKERTYPE = SpecField("mottakertype", (NHN,))
+MOTTAKERTYPE_HER_ID = SpecEnum(MOTTAKERTYPE, "HER_ID")
+MOTTAKER_HER_ID = SpecField("mottakerHerId", (NHN,))
+KUN_DIGITAL_LEVERING = SpecField("kunDigitalLevering", _DIRECT)
+SKAL_EKSKLUDERES = SpecField("dokumenter[].skalEkskluderesFraUtskrift", _DIRECT)
+SKAL_SIGNERES = SpecField("dokumenter[].skalSigneres", (PERSON,))
+SIGNERING = SpecField("signering", (PERSON,))
+SIGNERING_UTLOPER = SpecField("signering.signeringUtloper", (PERSON,))
+KAN_SVARE_VIA_EDIALOG = SpecField("kanSvareViaEdialog", _DIRECT)
+SIKKERHETSNIVA = SpecField("sikkerhetsniva", _DIRECT)
+SIKKERHETSNIVA_HOYESTE = SpecEnum(SIKKERHETSNIVA, "HOYESTE")
+KRYPTERT = SpecField("kryptert", (PERSON, ORGANISASJON, PRINT, NHN))
+
+_DOCUMENTS = (DOKUMENTER, FILNAVN, MIME_TYPE, NHN_DOKUMENT)
+_SVAR = (SVAR_TYPE, SVAR_DIGITAL_ID)
+
+R_FODSELSNUMMER = Binding(
+    "fodselsnummer", (PERSON_DIGITAL_ID, PASIENT_FODSELSNUMMER, *_SVAR, SVAR_TIL_PERSON, EKSPONERT_FOR)
+)
+R_ORGANISASJONSNUMMER = Binding(
+    "organisasjonsnummer", (ORGANISASJON_DIGITAL_ID, *_SVAR, SVAR_TIL_ORGANISASJON, EKSPONERT_FOR)
+)
+R_FILENAME_LENGTH = Binding("filename_length", _DOCUMENTS)
+R_FILENAME_CHARS = Binding("filename_chars", _DOCUMENTS)
+R_FILENAME_UNIQUE = Binding("filename_unique", _DOCUMENTS)
+R_NHN_SINGLE_DOCUMENT = Binding("nhn_single_document", (NHN_DOKUMENT,))
+R_NHN_PDF = Binding("nhn_pdf", (NHN_DOKUMENT, MIME_TYPE))
+R_NHN_SIZE = Binding("nhn_size", (NHN_DOKUMENT,))
+R_HER_ID_REQUIRED = Binding("her_id_required", (MOTTAKERTYPE, MOTTAKERTYPE_HER_ID, MOTTAKER_HER_ID))
+R_PRINT_PDF = Binding("print_pdf", (PRINT, *_DOCUMENTS))
+R_PRINTABLE = Binding("printable", (*_DOCUMENTS, KUN_DIGITAL_LEVERING, SKAL_EKSKLUDERES))
+R_TOTAL_SIZE = Binding("total_size", (PRINT, *_DOCUMENTS, KUN_DIGITAL_LEVERING))
+R_SINGLE_SIGNATURE = Binding("single_signature", (*_DOCUMENTS, SKAL_SIGNERES))
+R_SIGNATURE_PDF = Binding("signature_pdf", (*_DOCUMENTS, SKAL_SIGNERES))
+R_SIGNERING_REQUIRED = Binding("signering_required", (*_DOCUMENTS, SKAL_SIGNERES, SIGNERING))
+R_SIGNERING_EXPIRY = Binding("signering_expiry", (SIGNERING, SIGNERING_UTLOPER))
+R_EDIALOG_REQUIRES_ORG = Binding("edialog_requires_org", (KAN_SVARE_VIA_EDIALOG, SVAR_TYPE, SVAR_TIL_ORGANISASJON))
+R_HOYESTE_REQUIRES_KRYPTERT = Binding("hoyeste_requires_kryptert", (SIKKERHETSNIVA, SIKKERHETSNIVA_HOYESTE, KRYPTERT))
+R_KRYPTERT_REQUIRES_CMS = Binding("kryptert_requires_cms", (KRYPTERT, *_DOCUMENTS))
+R_CONTENT_MISMATCH = Binding("content_mismatch", (KRYPTERT, *_DOCUMENTS))
+
+BINDINGS: tuple[Binding, ...] = (
+    R_FODSELSNUMMER,
+    R_ORGANISASJONSNUMMER,
+    R_FILENAME_LENGTH,
+    R_FILENAME_CHARS,
+    R_FILENAME_UNIQUE,
+    R_NHN_SINGLE_DOCUMENT,
+    R_NHN_PDF,
+    R_NHN_SIZE,
+    R_HER_ID_REQUIRED,
+    R_PRINT_PDF,
+    R_PRINTABLE,
+    R_TOTAL_SIZE,
+    R_SINGLE_SIGNATURE,
+    R_SIGNATURE_PDF,
+    R_SIGNERING_REQUIRED,
+    R_SIGNERING_EXPIRY,
+    R_EDIALOG_REQUIRES_ORG,
+    R_HOYESTE_REQUIRES_KRYPTERT,
+    R_KRYPTERT_REQUIRES_CMS,
+    R_CONTENT_MISMATCH,
+)
+RULE_IDS: tuple[str, ...] = tuple(b.rule for b in BINDINGS)
 
 
 # --- identifiers ---------------------------------------------------------------
@@ -119,11 +315,27 @@ def _digits(value: object, length: int) -> bool:
     return isinstance(value, str) and len(value) == length and value.isascii() and value.isdigit()
 
 
+def _weighted(digits: str, weights: tuple[int, ...]) -> int:
+    return sum(int(d) * w for d, w in zip(digits, weights, strict=True)) % 11
+
+
 def fodselsnummer_problem(value: object, *, synthetic: bool = False) -> str | None:
     """Why ``value`` is not a fødselsnummer or d-nummer, or None if it is one.
 
     ``synthetic`` also accepts Skatteetaten's synthetic test numbers (Tenor),
     whose month has 80 added.
+
+    The control digits k1 and k2 (digits 10 and 11), with the weights
+    ``w1 = 3 7 6 1 8 9 4 5 2`` and ``w2 = 5 4 3 2 7 6 5 4 3 2``:
+
+    - k1: ``(Σ w1·d[1..9] + k1) mod 11`` is 0 for numbers issued until 2031,
+      and may also be 1, 2 or 3 for numbers issued from 1 January 2032
+      (Skatteetaten: Nytt fødselsnummer fra 2032). The new rule includes the
+      old one, so a number passes if either holds.
+    - k2: ``(Σ w2·d[1..10] + k2) mod 11`` is 0, as before.
+
+    The date part (DDMM) is still checked; nothing else (such as gender or
+    age) is read from the number.
     """
     if not _digits(value, 11):
         return "must be 11 digits"
@@ -136,9 +348,8 @@ def fodselsnummer_problem(value: object, *, synthetic: bool = False) -> str | No
     if not (1 <= day <= 31 and 1 <= month <= 12):
         hint = "" if synthetic or not 81 <= month <= 92 else "; a synthetic test number is accepted only in test"
         return f"does not start with a valid date (DDMMYY; day +40 for a d-nummer){hint}"
-    k1 = _mod11(value[:9], _FNR_WEIGHTS[0])
-    k2 = _mod11(value[:10], _FNR_WEIGHTS[1])
-    if k1 is None or k2 is None or value[9:] != f"{k1}{k2}":
+    k1_ok = _weighted(value[:10], _FNR_WEIGHTS[0]) in _FNR_K1_REMAINDERS
+    if not k1_ok or _weighted(value, _FNR_WEIGHTS[1]) != 0:
         return "has wrong control digits (check for a typo)"
     return None
 
@@ -163,6 +374,17 @@ def valid_organisasjonsnummer(value: str) -> bool:
     return organisasjonsnummer_problem(value) is None
 
 
+def is_cms_enveloped_data(head: bytes) -> bool:
+    """Whether ``head``, a document's first bytes, starts a CMS EnvelopedData:
+    a SEQUENCE (any DER length form, or BER's indefinite ``30 80``) whose first
+    element is the OID 1.2.840.113549.1.7.3."""
+    if len(head) < 2 or head[0] != 0x30:
+        return False
+    length = head[1]
+    start = 2 if length <= 0x80 else 2 + (length & 0x7F)
+    return head[start : start + len(_ENVELOPED_DATA_OID)] == _ENVELOPED_DATA_OID
+
+
 # --- the forsendelse as the rules see it -----------------------------------------
 
 
@@ -171,7 +393,7 @@ class _Doc:
     path: str  # "dokumenter[2]", or "dokument" for NHN
     filnavn: str
     mime_type: str  # as given
-    meta: Mapping[str, Any]
+    meta: Mapping[str, Any]  # its item of the metadata's document list; empty for NHN
     source: Source | None
 
     @property
@@ -183,6 +405,10 @@ class _Doc:
     def is_pdf(self) -> bool:
         return self.kind == PDF
 
+    def field(self, field: SpecField) -> str:
+        """The problem path of ``field`` (``dokumenter[].x``) in this document."""
+        return f"{self.path}.{field.key}"
+
 
 @dataclass(frozen=True)
 class _Send:
@@ -190,16 +416,30 @@ class _Send:
     meta: Mapping[str, Any]
     docs: tuple[_Doc, ...]
     synthetic: bool
+    encrypting: bool
     now: datetime
 
-    def get(self, dotted: str) -> Any:
+    def is_(self, *operations: SpecOperation) -> bool:
+        return any(o.operation_id == self.operation for o in operations)
+
+    def get(self, field: SpecField) -> Any:
+        """The value at ``field``, or None if absent or not a field of this operation."""
+        if not field.applies_to(self.operation):
+            return None
         value: Any = self.meta
-        for key in dotted.split("."):
+        for key in field.path.split("."):
             value = value.get(key) if isinstance(value, Mapping) else None
         return value
 
-    def flag(self, dotted: str) -> bool:
-        return self.get(dotted) is True
+    def flag(self, field: SpecField) -> bool:
+        return self.get(field) is True
+
+    def equals(self, enum: SpecEnum) -> bool:
+        return bool(self.get(enum.field) == enum.value)
+
+    def doc(self, d: _Doc, field: SpecField) -> Any:
+        """The value of ``field`` (``dokumenter[].x``) in document ``d``."""
+        return d.meta.get(field.key) if field.applies_to(self.operation) else None
 
     @property
     def total_size(self) -> int:
@@ -207,16 +447,17 @@ class _Send:
 
 
 def _docs(send: PreparedSend) -> tuple[_Doc, ...]:
-    if send.operation_id == NHN:
-        return tuple(_Doc("dokument", d.filnavn, d.mime_type, {}, d.source) for d in send.documents)
-    items = send.metadata.get("dokumenter") or []
+    if send.operation_id == NHN.operation_id:
+        return tuple(_Doc(NHN_DOKUMENT.name, d.filnavn, d.mime_type, {}, d.source) for d in send.documents)
+    listed = DOKUMENTER.applies_to(send.operation_id)
+    items = (send.metadata.get(DOKUMENTER.key) if listed else None) or []
     docs = []
     for i in range(max(len(items), len(send.documents))):
         meta = items[i] if i < len(items) and isinstance(items[i], Mapping) else {}
         doc = send.documents[i] if i < len(send.documents) else None
-        filnavn = doc.filnavn if doc else str(meta.get("filnavn", ""))
-        mime = doc.mime_type if doc else str(meta.get("mimeType", ""))
-        docs.append(_Doc(f"dokumenter[{i}]", filnavn, mime, meta, doc.source if doc else None))
+        filnavn = doc.filnavn if doc else str(meta.get(FILNAVN.key, ""))
+        mime = doc.mime_type if doc else str(meta.get(MIME_TYPE.key, ""))
+        docs.append(_Doc(f"{DOKUMENTER.path}[{i}]", filnavn, mime, meta, doc.source if doc else None))
     return tuple(docs)
 
 
@@ -225,167 +466,218 @@ def _docs(send: PreparedSend) -> tuple[_Doc, ...]:
 Rule = Callable[[_Send], Iterator[Problem]]
 
 
-# Whose digitalId is which kind of number, by operation and by svarSendesTil.type.
-_MOTTAKER_ID = {
-    PERSON: ("mottaker.digitalId", "fodselsnummer"),
-    ORGANISASJON: ("mottaker.digitalId", "organisasjonsnummer"),
-    NHN: ("pasient.fodselsnummer", "fodselsnummer"),
-}
-_SVAR_ID = {"PERSON": "fodselsnummer", "ORGANISASJON": "organisasjonsnummer"}
-_ID_CHECKS: dict[str, tuple[str, Callable[[object, bool], str | None]]] = {
-    "fodselsnummer": (
-        "a fødselsnummer or d-nummer",
-        lambda v, synthetic: fodselsnummer_problem(v, synthetic=synthetic),
-    ),
-    "organisasjonsnummer": ("an organisasjonsnummer", lambda v, _: organisasjonsnummer_problem(v)),
+def _fnr(value: object, synthetic: bool) -> str | None:
+    return fodselsnummer_problem(value, synthetic=synthetic)
+
+
+def _orgnr(value: object, _synthetic: bool) -> str | None:
+    return organisasjonsnummer_problem(value)
+
+
+_NUMBER_KINDS: dict[Binding, tuple[str, Callable[[object, bool], str | None]]] = {
+    R_FODSELSNUMMER: ("a fødselsnummer or d-nummer", _fnr),
+    R_ORGANISASJONSNUMMER: ("an organisasjonsnummer", _orgnr),
 }
 
 
 def _identifiers(s: _Send) -> Iterator[Problem]:
-    wanted: list[tuple[str, object, str, str]] = []  # (field, value, rule, extra hint)
-    if s.operation in _MOTTAKER_ID:
-        field, rule = _MOTTAKER_ID[s.operation]
-        wanted.append((field, s.get(field), rule, ""))
-    svar_rule = _SVAR_ID.get(s.get("svarSendesTil.type"))
-    if svar_rule:
-        wanted.append(("svarSendesTil.digitalId", s.get("svarSendesTil.digitalId"), svar_rule, ""))
-    for i, entry in enumerate(s.get("eksponertFor") or []):
+    wanted: list[tuple[str, object, Binding, str]] = []  # (field, value, rule, extra hint)
+    for field, rule in (
+        (PERSON_DIGITAL_ID, R_FODSELSNUMMER),
+        (ORGANISASJON_DIGITAL_ID, R_ORGANISASJONSNUMMER),
+        (PASIENT_FODSELSNUMMER, R_FODSELSNUMMER),
+    ):
+        if field.applies_to(s.operation):
+            wanted.append((field.path, s.get(field), rule, ""))
+    for svar, rule in ((SVAR_TIL_PERSON, R_FODSELSNUMMER), (SVAR_TIL_ORGANISASJON, R_ORGANISASJONSNUMMER)):
+        if s.equals(svar):
+            wanted.append((SVAR_DIGITAL_ID.path, s.get(SVAR_DIGITAL_ID), rule, ""))
+    for i, entry in enumerate(s.get(EKSPONERT_FOR) or []):
         is_fnr = isinstance(entry, str) and len(entry) == 11
         hint = "" if is_fnr else " (nor an 11-digit fødselsnummer)"
-        wanted.append((f"eksponertFor[{i}]", entry, "fodselsnummer" if is_fnr else "organisasjonsnummer", hint))
-    for field, value, rule, hint in wanted:
-        what, check = _ID_CHECKS[rule]
+        rule = R_FODSELSNUMMER if is_fnr else R_ORGANISASJONSNUMMER
+        wanted.append((f"{EKSPONERT_FOR.path}[{i}]", entry, rule, hint))
+    for field_path, value, rule, hint in wanted:
+        what, check = _NUMBER_KINDS[rule]
         why = check(value, s.synthetic)
         if why is not None:
-            yield Problem(field, rule, f"is not {what}{hint}: it {why}")
+            yield Problem(field_path, rule.rule, f"is not {what}{hint}: it {why}")
 
 
 def _filenames(s: _Send) -> Iterator[Problem]:
-    seen: set[str] = set()
+    seen: dict[str, str] = {}  # NFC form -> the name as first given
     for d in s.docs:
-        field = f"{d.path}.filnavn"
+        field = d.field(FILNAVN)
         if not 1 <= len(d.filnavn) <= FILENAME_MAX_LENGTH:
             yield Problem(
-                field, "filename_length", f"{d.filnavn!r} has {len(d.filnavn)} characters; use 1-{FILENAME_MAX_LENGTH}"
+                field,
+                R_FILENAME_LENGTH.rule,
+                f"{d.filnavn!r} has {len(d.filnavn)} characters; use 1-{FILENAME_MAX_LENGTH}",
             )
         bad = sorted({ch for ch in d.filnavn if ch in FORBIDDEN_FILENAME_CHARS or unicodedata.category(ch) == "Cc"})
         if bad:
             shown = " ".join(repr(ch) for ch in bad)
-            yield Problem(field, "filename_chars", f"{d.filnavn!r} contains {shown}; rename the file without them")
-        if d.filnavn in seen:
+            yield Problem(field, R_FILENAME_CHARS.rule, f"{d.filnavn!r} contains {shown}; rename the file without them")
+        nfc = unicodedata.normalize("NFC", d.filnavn)
+        if nfc in seen:
+            first = seen[nfc]
+            same = "appears more than once" if first == d.filnavn else f"is the same name as {first!r} in Unicode NFC"
             yield Problem(
-                field, "filename_unique", f"{d.filnavn!r} appears more than once; give each document its own name"
+                field,
+                R_FILENAME_UNIQUE.rule,
+                f"{d.filnavn!r} {same} (names are compared in Unicode NFC, so a letter such as 'å' typed two "
+                "ways is one name); give each document its own name",
             )
-        seen.add(d.filnavn)
+        seen.setdefault(nfc, d.filnavn)
 
 
 def _nhn(s: _Send) -> Iterator[Problem]:
-    if s.operation != NHN:
+    if not s.is_(NHN):
         return
     if len(s.docs) != 1:
-        yield Problem("dokument", "nhn_single_document", f"NHN takes exactly one document, got {len(s.docs)}")
+        yield Problem(
+            NHN_DOKUMENT.name, R_NHN_SINGLE_DOCUMENT.rule, f"NHN takes exactly one document, got {len(s.docs)}"
+        )
     for d in s.docs:
         if not d.is_pdf:
-            yield Problem(f"{d.path}.mimeType", "nhn_pdf", f"{d.filnavn!r} is {d.mime_type!r}; NHN takes only {PDF}")
+            yield Problem(d.field(MIME_TYPE), R_NHN_PDF.rule, f"{d.filnavn!r} is {d.mime_type!r}; NHN takes only {PDF}")
         size = d.source.size if d.source else None
         if size is not None and size > NHN_MAX_BYTES:
-            yield Problem(d.path, "nhn_size", f"{d.filnavn!r} is {_mb(size)}; NHN takes at most {_mb(NHN_MAX_BYTES)}")
-    if s.get("mottakertype") == "HER_ID" and s.get("mottakerHerId") is None:
-        yield Problem("mottakerHerId", "her_id_required", "is required when mottakertype is HER_ID; give the HER-id")
+            yield Problem(
+                d.path, R_NHN_SIZE.rule, f"{d.filnavn!r} is {_mb(size)}; NHN takes at most {_mb(NHN_MAX_BYTES)}"
+            )
+    if s.equals(MOTTAKERTYPE_HER_ID) and s.get(MOTTAKER_HER_ID) is None:
+        yield Problem(
+            MOTTAKER_HER_ID.path,
+            R_HER_ID_REQUIRED.rule,
+            f"is required when {MOTTAKERTYPE.path} is {MOTTAKERTYPE_HER_ID.value}; give the HER-id",
+        )
 
 
 def _printing(s: _Send) -> Iterator[Problem]:
-    digital_only = s.flag("kunDigitalLevering")
-    if s.operation == PRINT:
+    digital_only = s.flag(KUN_DIGITAL_LEVERING)
+    if s.is_(PRINT):
         for d in s.docs:
             if not d.is_pdf:
                 yield Problem(
-                    f"{d.path}.mimeType", "print_pdf", f"{d.filnavn!r} is {d.mime_type!r}; print takes only {PDF}"
+                    d.field(MIME_TYPE), R_PRINT_PDF.rule, f"{d.filnavn!r} is {d.mime_type!r}; print takes only {PDF}"
                 )
-    elif s.operation in (PERSON, ORGANISASJON) and not digital_only:
+    elif s.is_(*_DIRECT) and not digital_only:
         for d in s.docs:
-            if not d.is_pdf and d.meta.get("skalEkskluderesFraUtskrift") is not True:
+            if not d.is_pdf and s.doc(d, SKAL_EKSKLUDERES) is not True:
                 yield Problem(
-                    f"{d.path}.mimeType",
-                    "printable",
-                    f"{d.filnavn!r} is {d.mime_type!r} and only {PDF} can be printed; set skalEkskluderesFraUtskrift "
-                    "on the document or kunDigitalLevering on the forsendelse",
+                    d.field(MIME_TYPE),
+                    R_PRINTABLE.rule,
+                    f"{d.filnavn!r} is {d.mime_type!r} and only {PDF} can be printed; set {SKAL_EKSKLUDERES.key} "
+                    f"on the document or {KUN_DIGITAL_LEVERING.path} on the forsendelse",
                 )
-    if s.operation == PRINT or (s.operation in (PERSON, ORGANISASJON) and not digital_only):
+    if s.is_(PRINT) or (s.is_(*_DIRECT) and not digital_only):
         total = s.total_size
         if total > TOTAL_MAX_BYTES:
             fix = (
-                "split it into several forsendelser" if s.operation == PRINT else "set kunDigitalLevering, or split it"
+                "split it into several forsendelser"
+                if s.is_(PRINT)
+                else f"set {KUN_DIGITAL_LEVERING.path}, or split it"
             )
             yield Problem(
-                "dokumenter",
-                "total_size",
+                DOKUMENTER.path,
+                R_TOTAL_SIZE.rule,
                 f"the documents total {_mb(total)}; a forsendelse that can go to print takes at most "
                 f"{_mb(TOTAL_MAX_BYTES)}: {fix}",
             )
 
 
 def _signing(s: _Send) -> Iterator[Problem]:
-    signed = [d for d in s.docs if d.meta.get("skalSigneres") is True]
+    signed = [d for d in s.docs if s.doc(d, SKAL_SIGNERES) is True]
     for d in signed[1:]:
         yield Problem(
-            f"{d.path}.skalSigneres",
-            "single_signature",
+            d.field(SKAL_SIGNERES),
+            R_SINGLE_SIGNATURE.rule,
             f"only one document can be signed, and {signed[0].filnavn!r} already is",
         )
     for d in signed:
         if not d.is_pdf:
             yield Problem(
-                f"{d.path}.skalSigneres", "signature_pdf", f"{d.filnavn!r} is {d.mime_type!r}; only a PDF can be signed"
+                d.field(SKAL_SIGNERES),
+                R_SIGNATURE_PDF.rule,
+                f"{d.filnavn!r} is {d.mime_type!r}; only a PDF can be signed",
             )
-    signering = s.get("signering")
+    signering = s.get(SIGNERING)
     if signed and not isinstance(signering, Mapping):
-        yield Problem("signering", "signering_required", "is required when a document has skalSigneres; set it")
+        yield Problem(
+            SIGNERING.path,
+            R_SIGNERING_REQUIRED.rule,
+            f"is required when a document has {SKAL_SIGNERES.key}; set it",
+        )
     if isinstance(signering, Mapping):
         earliest = s.now + timedelta(days=1)
-        expiry = _parse_datetime(signering.get("signeringUtloper"))
+        expiry = _parse_datetime(s.get(SIGNERING_UTLOPER))
         if expiry is None or expiry < earliest:
             yield Problem(
-                "signering.signeringUtloper",
-                "signering_expiry",
+                SIGNERING_UTLOPER.path,
+                R_SIGNERING_EXPIRY.rule,
                 f"must be at least one day ahead, at or after {earliest.isoformat(timespec='seconds')}",
             )
 
 
 def _combinations(s: _Send) -> Iterator[Problem]:
-    if s.flag("kanSvareViaEdialog") and s.get("svarSendesTil.type") != "ORGANISASJON":
+    if s.flag(KAN_SVARE_VIA_EDIALOG) and not s.equals(SVAR_TIL_ORGANISASJON):
         yield Problem(
-            "kanSvareViaEdialog",
-            "edialog_requires_org",
-            "requires svarSendesTil with type ORGANISASJON and its organisasjonsnummer",
+            KAN_SVARE_VIA_EDIALOG.path,
+            R_EDIALOG_REQUIRES_ORG.rule,
+            f"requires {SVAR_TYPE.path} {SVAR_TIL_ORGANISASJON.value} and its organisasjonsnummer",
         )
-    if s.get("sikkerhetsniva") == "HOYESTE" and not s.flag("kryptert"):
+    if s.equals(SIKKERHETSNIVA_HOYESTE) and not s.flag(KRYPTERT):
         yield Problem(
-            "sikkerhetsniva", "hoyeste_requires_kryptert", "HOYESTE requires encrypted documents: set kryptert"
+            SIKKERHETSNIVA.path,
+            R_HOYESTE_REQUIRES_KRYPTERT.rule,
+            f"{SIKKERHETSNIVA_HOYESTE.value} requires encrypted documents: pass kryptering=True to the send "
+            f"method (--kryptert on the command line), which encrypts them and sets {KRYPTERT.key}",
         )
+
+
+def _encryption(s: _Send) -> Iterator[Problem]:
+    # The client encrypts after the checks and sets kryptert itself; the checks then see plaintext.
+    if not s.flag(KRYPTERT) or s.encrypting:
+        return
+    for d in s.docs:
+        if d.source is None:
+            continue
+        head = d.source.head(_CMS_HEAD_BYTES)
+        if not head and d.source.size != 0:
+            continue  # cannot be read ahead (a pipe)
+        if not is_cms_enveloped_data(head):
+            yield Problem(
+                d.path,
+                R_KRYPTERT_REQUIRES_CMS.rule,
+                f"{d.filnavn!r} is not CMS EnvelopedData, but the forsendelse is marked {KRYPTERT.key} (SvarUt "
+                f"would answer DEKRYPTERING_FEILET); pass kryptering=True to the send method to have the client "
+                f"encrypt it, and leave {KRYPTERT.key} unset",
+            )
 
 
 def _content(s: _Send) -> Iterator[Problem]:
-    if s.flag("kryptert"):
-        return
+    kryptert = s.flag(KRYPTERT)
     for d in s.docs:
         prefixes = MAGIC.get(d.kind)
         if prefixes is None or d.source is None:
             continue
-        head = d.source.head(_SNIFF_BYTES)
+        head = d.source.head(_CMS_HEAD_BYTES if kryptert else _SNIFF_BYTES)
         if not head and d.source.size != 0:
             continue  # cannot be read ahead (a pipe)
+        if kryptert and is_cms_enveloped_data(head):
+            continue  # encrypted already: the type is the plaintext's
         if not head.startswith(prefixes):
             looks = next((t for t, p in MAGIC.items() if head and head.startswith(p)), None)
             what = "is empty" if not head else f"looks like {looks}" if looks else f"does not start like {d.kind}"
             yield Problem(
-                f"{d.path}.mimeType",
-                "content_mismatch",
-                f"{d.filnavn!r} is declared {d.mime_type!r} but {what}; send the right file or fix its mimeType",
+                d.field(MIME_TYPE),
+                R_CONTENT_MISMATCH.rule,
+                f"{d.filnavn!r} is declared {d.mime_type!r} but {what}; send the right file or fix its {MIME_TYPE.key}",
             )
 
 
-_RULES: tuple[Rule, ...] = (_identifiers, _filenames, _nhn, _printing, _signing, _combinations, _content)
+_RULES: tuple[Rule, ...] = (_identifiers, _filenames, _nhn, _printing, _signing, _combinations, _encryption, _content)
 
 
 def _mb(size: int) -> str:
@@ -413,24 +705,45 @@ class ForsendelseRules:
 
     ``environment="test"`` also accepts synthetic (Tenor) fødselsnumre, which
     production rejects. ``now`` returns the current time (for the signing
-    deadline); it defaults to the system clock.
+    deadline); it defaults to the system clock. ``skip`` names rules (ids from
+    :attr:`RULES`) to switch off; the others still run.
     """
 
+    RULES: ClassVar[tuple[str, ...]] = RULE_IDS
+
     def __init__(
-        self, *, environment: Literal["test", "prod"] = "prod", now: Callable[[], datetime] | None = None
+        self,
+        *,
+        environment: Literal["test", "prod"] = "prod",
+        now: Callable[[], datetime] | None = None,
+        skip: Collection[str] = (),
     ) -> None:
         if environment not in ("test", "prod"):
             raise ValueError(f"environment must be 'test' or 'prod', got {environment!r}")
+        if isinstance(skip, str):
+            raise TypeError(f"skip takes a collection of rule ids, e.g. {{{skip!r}}}, not a string")
+        unknown = sorted(set(skip) - set(RULE_IDS))
+        if unknown:
+            raise ValueError(f"unknown rule id(s) in skip: {', '.join(unknown)}; the rules are: {', '.join(RULE_IDS)}")
         self.environment = environment
+        self.skip = frozenset(skip)
         self._now = now or (lambda: datetime.now(UTC))
 
     def __repr__(self) -> str:
-        return f"ForsendelseRules(environment={self.environment!r})"
+        skip = f", skip={sorted(self.skip)!r}" if self.skip else ""
+        return f"ForsendelseRules(environment={self.environment!r}{skip})"
 
     def problems(self, send: PreparedSend) -> list[Problem]:
         """Every problem with ``send``; empty if it may be sent."""
-        view = _Send(send.operation_id, send.metadata, _docs(send), self.environment == "test", _aware(self._now()))
-        return [problem for rule in _RULES for problem in rule(view)]
+        view = _Send(
+            send.operation_id,
+            send.metadata,
+            _docs(send),
+            self.environment == "test",
+            send.encrypting,
+            _aware(self._now()),
+        )
+        return [problem for rule in _RULES for problem in rule(view) if problem.rule not in self.skip]
 
     def __call__(self, send: PreparedSend) -> None:
         problems = self.problems(send)

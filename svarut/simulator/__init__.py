@@ -27,15 +27,22 @@ decrypt with SvarUt's key (400 if not); and SvarUt's duplicate rule (400
 document contents). Uploads stream to disk in chunks, with SHA-256 hashes, over
 ``Content-Length`` or chunked bodies: a 350 MB upload never sits in memory.
 
-**Statuses** move one step per ``step_seconds`` along each channel's path
-(person: MOTTATT → AKSEPTERT → SENDT_DIGITALT → VARSLET → LEST, or to
-SENDT_PRINT → PRINTET for a fødselsnummer in ``not_digital``; organisasjon:
-… → KLAR_FOR_MOTTAK → LEST; nhn: … → SENDT_NHN_MOTTAKER → LEVERT_NHN_MOTTAKER;
-print: … → SENDT_PRINT → PRINTET). :meth:`Simulator.advance` moves the clock.
+**Routes** follow the generated specs: one send route per entry of
+``svarut.generated.SEND_OPERATIONS`` and the status search if the specs have
+it, so after ``make generate`` a new send endpoint is served and a removed
+one is gone.
+
+**Statuses** move one step per ``step_seconds`` along each channel's journey
+in :mod:`svarut.statuses` (person: MOTTATT → AKSEPTERT → SENDT_DIGITALT →
+VARSLET → LEST, or to SENDT_PRINT → PRINTET for a fødselsnummer in
+``not_digital``; organisasjon: … → KLAR_FOR_MOTTAK → LEST; nhn: … →
+SENDT_NHN_MOTTAKER → LEVERT_NHN_MOTTAKER; print: … → SENDT_PRINT → PRINTET; a
+send kind without a journey stops at AKSEPTERT). :meth:`Simulator.advance`
+moves the clock.
 
 **Scenarios** (``sim.scenarios``, :mod:`svarut.simulator.scenarios`):
-``force_status(S.AVVIST)`` (or IKKE_LEVERT, FEILET_UNDER_MOTTAK, ...) for the
-next send(s) or ``mottaker=...``; ``fail(503, retry_after=0)``, ``slow(2.0)``,
+``force_status("AVVIST")`` (or IKKE_LEVERT, FEILET_UNDER_MOTTAK, any status
+of the specs) for the next send(s) or ``mottaker=...``; ``fail(503, retry_after=0)``, ``slow(2.0)``,
 ``reset(when="before_body"|"after_body", accept=...)`` for the next ``count``
 requests (``only="send"|"status"``); ``sim.revoke_tokens()``.
 
@@ -55,7 +62,9 @@ request and its status), ``sim.maskinporten.issued``, and in a browser
         async with svarut_simulator.async_client() as client: ...
 
 By hand: ``svarut simulator`` or ``python -m svarut.simulator`` (prints the
-settings a client needs), and ``make demo`` / ``python -m svarut.simulator.demo``.
+settings a client needs as ``export`` lines on stdout, prose on stderr:
+``eval "$(python -m svarut.simulator &)"``), and ``make demo`` /
+``python -m svarut.simulator.demo``.
 
 The names below are imported on first use (PEP 562), like :mod:`svarut`'s:
 pytest imports :mod:`svarut.simulator.pytest_plugin` in every run of every

@@ -1,9 +1,16 @@
 """``python -m svarut.simulator``: run the simulator until Ctrl-C (or SIGTERM).
 
-Prints its URLs and the environment variables a client needs; ``--json``
-prints them as one JSON line instead (for scripts and tests). The ``svarut
-simulator`` command does the same with click; this entry point needs only the
-standard library.
+Prints the environment variables a client needs as ``export`` lines on
+stdout, and nothing else there, then closes stdout (unless it is a terminal),
+so a shell can take them while the simulator runs on::
+
+    eval "$(python -m svarut.simulator --step-seconds 0.5 &)"
+    python my_app.py                    # SvarUtClient.from_env() finds the simulator
+    kill "$SVARUT_SIMULATOR_PID"
+
+The URLs and other prose go to stderr. ``--json`` prints the settings as one
+JSON line instead (for scripts and tests). The ``svarut simulator`` command
+does the same with click; this entry point needs only the standard library.
 """
 
 from __future__ import annotations

@@ -7,17 +7,17 @@ arrived. The status is not pushed forward by a timer: it is computed from the
 simulator's clock when asked, one step of the path per ``step_seconds``, so
 the history is exact and nothing runs in the background.
 
-The happy paths (:data:`PATHS`):
+The paths are the channels' journeys in :mod:`svarut.statuses` (as far as the
+specs have their statuses): a send kind takes the first journey bound to it
+(person: MOTTATT → AKSEPTERT → SENDT_DIGITALT → VARSLET → LEST; organisasjon:
+… → KLAR_FOR_MOTTAK → LEST; nhn: … → SENDT_NHN_MOTTAKER → LEVERT_NHN_MOTTAKER;
+print: … → SENDT_PRINT → PRINTET), and a person without a digital mailbox the
+``person_print`` journey (→ IKKE_LEVERT with ``kunDigitalLevering``). A send
+kind no journey is bound to stops at AKSEPTERT.
 
-- person: MOTTATT → AKSEPTERT → SENDT_DIGITALT → VARSLET → LEST, or, for a
-  mottaker without a digital mailbox, MOTTATT → AKSEPTERT → SENDT_PRINT →
-  PRINTET (→ IKKE_LEVERT with ``kunDigitalLevering``)
-- organisasjon: MOTTATT → AKSEPTERT → KLAR_FOR_MOTTAK → LEST
-- nhn: MOTTATT → AKSEPTERT → SENDT_NHN_MOTTAKER → LEVERT_NHN_MOTTAKER
-- print: MOTTATT → AKSEPTERT → SENDT_PRINT → PRINTET
-
-A forced status (see :mod:`.scenarios`) replaces the path: AVVIST and
-FEILET_UNDER_MOTTAK come straight after MOTTATT, anything else after AKSEPTERT.
+A forced status (see :mod:`.scenarios`) replaces the path: the reception
+failures (AVVIST, FEILET_UNDER_MOTTAK) come straight after MOTTATT, anything
+else, a status the binding does not know included, after AKSEPTERT.
 """
 
 from __future__ import annotations
@@ -32,36 +32,42 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
+from svarut import statuses
 from svarut.generated import models
 
-__all__ = ["PATHS", "ReceivedDocument", "ReceivedForsendelse", "StatusChange", "forced_path"]
-
-S = models.Status
-
-PATHS: dict[str, tuple[models.Status, ...]] = {
-    "person": (S.MOTTATT, S.AKSEPTERT, S.SENDT_DIGITALT, S.VARSLET, S.LEST),
-    "person_print": (S.MOTTATT, S.AKSEPTERT, S.SENDT_PRINT, S.PRINTET),
-    "person_kun_digital_uten_postkasse": (S.MOTTATT, S.AKSEPTERT, S.IKKE_LEVERT),
-    "organisasjon": (S.MOTTATT, S.AKSEPTERT, S.KLAR_FOR_MOTTAK, S.LEST),
-    "nhn": (S.MOTTATT, S.AKSEPTERT, S.SENDT_NHN_MOTTAKER, S.LEVERT_NHN_MOTTAKER),
-    "print": (S.MOTTATT, S.AKSEPTERT, S.SENDT_PRINT, S.PRINTET),
-}
+__all__ = ["ReceivedDocument", "ReceivedForsendelse", "StatusChange", "forced_path", "journey", "path_for_kind"]
 
 
-def forced_path(status: models.Status) -> tuple[models.Status, ...]:
+def _received() -> tuple[str, ...]:
+    known = statuses.spec_statuses() or ()
+    return tuple(s for s in statuses.RECEIVED if s in known)
+
+
+def journey(channel: str) -> tuple[str, ...] | None:
+    """The statuses of ``channel`` (a :data:`svarut.statuses.JOURNEYS` channel), or None."""
+    return next((j.statuses for j in statuses.journeys() if j.channel == channel), None)
+
+
+def path_for_kind(kind: str) -> tuple[str, ...]:
+    """The happy path of a send of ``kind``: its first journey, or up to AKSEPTERT."""
+    return next((j.statuses for j in statuses.journeys() if j.kind == kind), _received())
+
+
+def forced_path(status: str) -> tuple[str, ...]:
     """The path to a forced final ``status``."""
-    if status in (S.MOTTATT,):
-        return (S.MOTTATT,)
-    if status in (S.AVVIST, S.FEILET_UNDER_MOTTAK, S.AKSEPTERT):
-        return (S.MOTTATT, status)
-    return (S.MOTTATT, S.AKSEPTERT, status)
+    received = _received()
+    if status in received:
+        return received[: received.index(status) + 1]
+    if status in statuses.RECEPTION_FAILURES:
+        return (*received[:1], status)
+    return (*received, status)
 
 
 @dataclass(frozen=True)
 class StatusChange:
     """One step of a forsendelse's status history."""
 
-    status: models.Status
+    status: str
     at: datetime
 
 
@@ -106,7 +112,7 @@ class ReceivedForsendelse:
     id: UUID
     konto_id: UUID
     channel: str
-    """``person``, ``organisasjon``, ``nhn`` or ``print``."""
+    """The send kind: ``person``, ``organisasjon``, ``nhn``, ``print``, ... (``SEND_OPERATIONS``)."""
     operation_id: str
     metadata: dict[str, Any]
     """The ``forsendelse`` part as it arrived (the spec's camelCase names)."""
@@ -114,7 +120,7 @@ class ReceivedForsendelse:
     """The same, read by the generated model (``models.PersonForsendelse``, ...)."""
     documents: tuple[ReceivedDocument, ...]
     received_at: datetime
-    status_path: tuple[models.Status, ...]
+    status_path: tuple[str, ...]
     step_seconds: float = field(repr=False)
     started: float = field(repr=False)
     clock: Callable[[], float] = field(repr=False, compare=False)
@@ -152,7 +158,7 @@ class ReceivedForsendelse:
         return [StatusChange(s, self.received_at + i * step) for i, s in enumerate(self.status_path[: self._reached()])]
 
     @property
-    def status(self) -> models.Status:
+    def status(self) -> str:
         return self.status_path[self._reached() - 1]
 
     @property

@@ -11,7 +11,9 @@
   *keeping* the forsendelse: SvarUt got it, the client never hears so).
 - **Outcomes**: :meth:`~Scenarios.force_status` makes the next ``count``
   sends, or every send to one mottaker, end in AVVIST, IKKE_LEVERT,
-  FEILET_UNDER_MOTTAK (or another status) instead of the channel's happy path.
+  FEILET_UNDER_MOTTAK (or any other status of the specs, one
+  :mod:`svarut.statuses` does not classify included) instead of the channel's
+  happy path.
 
 Rules are used up in the order they were added; :meth:`~Scenarios.clear`
 drops them all. Everything here is thread-safe.
@@ -23,7 +25,7 @@ import threading
 from dataclasses import dataclass
 from typing import Literal
 
-from svarut.generated import models
+from svarut import statuses
 
 __all__ = ["Fault", "Operation", "Outcome", "RequestFaults", "ResetWhen", "Scenarios"]
 
@@ -58,7 +60,7 @@ class RequestFaults:
 class Outcome:
     """A forced final status, for the next ``remaining`` sends or for one mottaker."""
 
-    status: models.Status
+    status: str
     remaining: int | None
     mottaker: str | None
 
@@ -126,17 +128,20 @@ class Scenarios:
 
     # --- outcomes ---------------------------------------------------------
 
-    def force_status(
-        self, status: models.Status | str, *, count: int | None = None, mottaker: str | None = None
-    ) -> None:
+    def force_status(self, status: str, *, count: int | None = None, mottaker: str | None = None) -> None:
         """End sends in ``status`` rather than the channel's happy path.
 
         With ``mottaker`` (a fødselsnummer or organisasjonsnummer, an NHN
         pasient's fødselsnummer or HER-id, or a print mottaker's navn), every
         send to it, or the next ``count`` of them; without, the next ``count``
-        sends (default 1).
+        sends (default 1). ``status`` must be one of the specs' statuses.
         """
-        value = models.Status(status)
+        value = str(status)
+        known = statuses.spec_statuses()
+        if known is None:
+            raise ValueError("the specs the simulator was generated from have no status search, so no statuses")
+        if value not in known:
+            raise ValueError(f"force_status: {value!r} is not a status of the specs; one of {', '.join(known)}")
         if mottaker is None:
             remaining: int | None = _count(1 if count is None else count)
         else:
@@ -144,7 +149,7 @@ class Scenarios:
         with self._lock:
             self._outcomes.append(Outcome(value, remaining, mottaker))
 
-    def take_outcome(self, mottakere: set[str]) -> models.Status | None:
+    def take_outcome(self, mottakere: set[str]) -> str | None:
         """The forced status for a send to any of ``mottakere``, using it up."""
         with self._lock:
             for outcome in self._outcomes:

@@ -4,9 +4,11 @@ Maskinporten's token endpoint and SvarUt's certificate, on 127.0.0.1.
 Routes (``ROOT`` is ``http://127.0.0.1:<port>``):
 
 - ``POST /api/v3/kontoer/{kontoId}/forsendelser/{person|organisasjon|nhn|print}``:
-  a send. The paths, and the model each ``forsendelse`` part is read with,
-  come from the generated endpoints (``SEND_TIL_PERSON.path``, ...).
-- ``POST /api/v3/kontoer/{kontoId}/forsendelser/status/sok``: the status search.
+  a send: one route per entry of the generated ``SEND_OPERATIONS``, whose
+  path, model, metadata and file part names and ``described_by`` it follows,
+  so a send endpoint new in the specs is served after ``make generate``.
+- ``POST /api/v3/kontoer/{kontoId}/forsendelser/status/sok``: the status search,
+  if the specs have it (``ENDPOINTS["hentStatuser"]``; the first v3 spec did not).
 - ``POST /maskinporten/token``: the JWT bearer grant (:mod:`.maskinporten`).
 - ``GET /forsendelse/publickey/hent``: SvarUt's encryption certificate (PEM).
 - ``GET /`` and ``GET /simulator``: the HTML page; ``GET /simulator/forsendelser``: the same as JSON.
@@ -14,8 +16,10 @@ Routes (``ROOT`` is ``http://127.0.0.1:<port>``):
 A send is checked as SvarUt checks it, in this order: the three auth headers
 (401 without a live token or integration headers, 403 for wrong integration
 credentials or a konto the integration does not have), the multipart body (the
-``forsendelse`` part first, read by the generated model; then the documents,
-whose count, order and filenames must match ``dokumenter``, NHN exactly one),
+metadata part first, ``forsendelse``, read by the generated model; then the
+document parts (their names ignored, as the spec says SvarUt ignores them), whose count, order and filenames
+must match the metadata's ``dokumenter``, or exactly one where the metadata
+describes none, as for NHN),
 decryption of a ``kryptert`` forsendelse's documents, and SvarUt's duplicate
 rule. Documents stream to files under ``storage_dir`` with their SHA-256; an
 error is answered with an ``ErrorMessage`` JSON (``errorJson`` an object, as
@@ -34,6 +38,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import re
 import secrets
 import shlex
@@ -41,6 +46,7 @@ import shutil
 import signal
 import socket
 import struct
+import sys
 import tempfile
 import threading
 import time
@@ -59,18 +65,19 @@ from urllib.parse import urlsplit
 from cryptography import x509
 from pydantic import BaseModel, ValidationError
 
+from svarut import statuses
 from svarut._client import AsyncSvarUtClient, SvarUtClient
-from svarut.generated import client as generated
-from svarut.generated import models
+from svarut.generated import ENDPOINTS, SEND_OPERATIONS, models
 from svarut.runtime.auth import Keystore, MaskinportenConfig
 from svarut.runtime.client import Endpoint
 from svarut.runtime.errors import DUPLICATE_ERROR_CODE
 from svarut.runtime.kryptering import PUBLICKEY_PATH, SvarUtSertifikat
+from svarut.runtime.operations import SendOperation
 from svarut.simulator import cms
 from svarut.simulator.keys import SimulatorKeys, throwaway_keys
 from svarut.simulator.maskinporten import MaskinportenStandIn
-from svarut.simulator.page import render_page
-from svarut.simulator.records import PATHS, ReceivedDocument, ReceivedForsendelse, forced_path
+from svarut.simulator.page import document_at, render_page, send_document
+from svarut.simulator.records import ReceivedDocument, ReceivedForsendelse, forced_path, journey, path_for_kind
 from svarut.simulator.scenarios import Operation, RequestFaults, Scenarios
 from svarut.simulator.wire import BodyError, BodyReader, MultipartError, MultipartReader, boundary_of
 
@@ -100,15 +107,28 @@ CODE_INTERNAL = "INTERN_FEIL"
 
 @dataclass(frozen=True)
 class Channel:
-    """One send endpoint: its generated endpoint, the model of its
-    ``forsendelse`` part, and where in that model the documents are listed."""
+    """One send endpoint, as the generated :class:`SendOperation` describes it."""
 
-    name: str
-    endpoint: Endpoint[Any]
-    model: type[BaseModel]
-    documents_field: str | None
-    """The model's list of document metadata (``dokumenter``); None for NHN's single document."""
+    operation: SendOperation
     pattern: re.Pattern[str]
+
+    @property
+    def name(self) -> str:
+        """The send kind: ``person``, ``nhn``, ..."""
+        return self.operation.kind
+
+    @property
+    def endpoint(self) -> Endpoint[Any]:
+        return self.operation.endpoint
+
+    @property
+    def model(self) -> type[BaseModel]:
+        return self.operation.model
+
+    @property
+    def documents_field(self) -> str | None:
+        """The model's list of document metadata (``dokumenter``); None for NHN's single document."""
+        return self.operation.described_by
 
 
 def _pattern(path: str) -> re.Pattern[str]:
@@ -116,19 +136,11 @@ def _pattern(path: str) -> re.Pattern[str]:
     return re.compile("^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(API_PREFIX + path)) + "$")
 
 
-def _channel(endpoint: Endpoint[Any], model: type[BaseModel]) -> Channel:
-    documents = "dokumenter" if "dokumenter" in model.model_fields else None
-    return Channel(endpoint.path.rsplit("/", 1)[-1], endpoint, model, documents, _pattern(endpoint.path))
-
-
-#: The send endpoints, from the generated operations.
-CHANNELS: tuple[Channel, ...] = (
-    _channel(generated.SEND_TIL_PERSON, models.PersonForsendelse),
-    _channel(generated.SEND_TIL_ORGANISASJON, models.OrganisasjonForsendelse),
-    _channel(generated.SEND_TIL_NHN, models.NhnForsendelse),
-    _channel(generated.SEND_TIL_PRINT, models.PrintForsendelse),
-)
-STATUS_PATTERN = _pattern(generated.HENT_STATUSER.path)
+#: The send endpoints: one per generated send operation.
+CHANNELS: tuple[Channel, ...] = tuple(Channel(op, _pattern(op.endpoint.path)) for op in SEND_OPERATIONS.values())
+#: The status search, if the specs have one.
+STATUS_ENDPOINT: Endpoint[Any] | None = ENDPOINTS.get(statuses.STATUS_OPERATION)
+STATUS_PATTERN: re.Pattern[str] | None = _pattern(STATUS_ENDPOINT.path) if STATUS_ENDPOINT else None
 
 
 @dataclass(frozen=True)
@@ -140,6 +152,8 @@ class RequestRecord:
     status: int | None
     operation: str | None
     at: datetime
+    error: str | None = None
+    """For an error answer: its errorCode and message."""
 
 
 class _Reply(Exception):
@@ -226,9 +240,10 @@ class _Handler(BaseHTTPRequestHandler):
         headers: Mapping[str, str] | None = None,
         *,
         operation: str | None = None,
+        error: str | None = None,
     ) -> None:
         # Logged before the answer goes out: a test that has the answer must find it in the log.
-        self.sim._log_request(self.command, self._path(), status, operation)
+        self.sim._log_request(self.command, self._path(), status, operation, error)
         try:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
@@ -243,10 +258,16 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     def _json(
-        self, status: int, value: Any, headers: Mapping[str, str] | None = None, *, operation: str | None = None
+        self,
+        status: int,
+        value: Any,
+        headers: Mapping[str, str] | None = None,
+        *,
+        operation: str | None = None,
+        error: str | None = None,
     ) -> None:
         body = json.dumps(value, ensure_ascii=False).encode()
-        self._send(status, body, "application/json", headers, operation=operation)
+        self._send(status, body, "application/json", headers, operation=operation, error=error)
 
     def _error(self, reply: _Reply, *, operation: str | None = None) -> None:
         path = self._path()
@@ -261,7 +282,7 @@ class _Handler(BaseHTTPRequestHandler):
             "errorCode": reply.code,
             "errorJson": reply.details,
         }
-        self._json(reply.status, body, reply.headers, operation=operation)
+        self._json(reply.status, body, reply.headers, operation=operation, error=f"{reply.code}: {reply.message}")
 
     def _reset(self, operation: str | None) -> None:
         """Drop the connection with a TCP RST, as a crashed server or proxy would."""
@@ -293,8 +314,11 @@ class _Handler(BaseHTTPRequestHandler):
         path = self._path()
         try:
             if path in PAGE_PATHS:
-                page = render_page(records=self.sim.received, base_url=self.sim.base_url)
+                page = render_page(records=self.sim.received, base_url=self.sim.base_url, requests=self.sim.requests)
                 self._send(200, page, "text/html; charset=utf-8")
+            elif (document := document_at(path, self.sim.received)) is not None:
+                self.sim._log_request(self.command, path, 200, None)
+                send_document(self, document)
             elif path == JSON_PATH:
                 self._send(
                     200,
@@ -356,7 +380,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _api(self, path: str, body: BodyReader) -> None:
         channel = next((c for c in CHANNELS if c.pattern.match(path)), None)
-        match = channel.pattern.match(path) if channel else STATUS_PATTERN.match(path)
+        if channel is not None:
+            match = channel.pattern.match(path)
+        else:
+            match = STATUS_PATTERN.match(path) if STATUS_PATTERN is not None else None
         if match is None:
             if self._drain(body):
                 self._error(_Reply(404, CODE_NOT_FOUND, f"no such endpoint: POST {path}"))
@@ -726,9 +753,11 @@ class Simulator:
     def _clock(self) -> float:
         return time.monotonic() + self._offset
 
-    def _log_request(self, method: str, path: str, status: int | None, operation: str | None) -> None:
+    def _log_request(
+        self, method: str, path: str, status: int | None, operation: str | None, error: str | None = None
+    ) -> None:
         with self._lock:
-            self._requests.append(RequestRecord(method, path, status, operation, datetime.now(UTC)))
+            self._requests.append(RequestRecord(method, path, status, operation, datetime.now(UTC), error))
 
     # --- the endpoints' logic ----------------------------------------------------------
 
@@ -770,6 +799,7 @@ class Simulator:
         return konto_id
 
     def _statuses(self, konto_id: uuid.UUID, data: bytes) -> dict[str, Any]:
+        assert STATUS_ENDPOINT is not None and STATUS_ENDPOINT.unwrap is not None  # routed only then
         try:
             wanted = models.Forsendelser.model_validate_json(data, by_alias=True, by_name=False)
         except ValidationError as exc:
@@ -778,8 +808,14 @@ class Simulator:
             ) from None
         with self._lock:
             found = [self._records.get(i) for i in wanted.id]
-        statuser = [r.forsendelse_status() for r in found if r is not None and r.konto_id == konto_id]
-        return models.ForsendelseStatuser(statuser=statuser).model_dump(mode="json", by_alias=True)
+        statuser = [
+            r.forsendelse_status().model_dump(mode="json", by_alias=True)
+            for r in found
+            if r is not None and r.konto_id == konto_id
+        ]
+        answer = STATUS_ENDPOINT.response_model.model_validate({STATUS_ENDPOINT.unwrap: statuser})
+        result: dict[str, Any] = answer.model_dump(mode="json", by_alias=True)
+        return result
 
     def _receive(self, channel: Channel, konto_id: uuid.UUID, body: BodyReader, content_type: str | None) -> uuid.UUID:
         boundary = boundary_of(content_type)
@@ -808,10 +844,9 @@ class Simulator:
                 if rejection is not None:
                     continue  # read on to the end, so the client hears the answer
                 if metadata is None:
-                    if part.name != "forsendelse" or part.filename is not None:
-                        rejection = _Reply(
-                            400, CODE_INVALID, "the first part must be the forsendelse JSON, named 'forsendelse'"
-                        )
+                    name = channel.operation.metadata_part
+                    if part.name != name or part.filename is not None:
+                        rejection = _Reply(400, CODE_INVALID, f"the first part must be the {name} JSON, named {name!r}")
                         continue
                     raw = reader.read_content(limit=MAX_JSON_BYTES)
                     try:
@@ -942,7 +977,7 @@ class Simulator:
                 raise _Reply(400, DUPLICATE_ERROR_CODE, DUPLICATE_MESSAGE)
             self._duplicates.add(key)
         forced = self.scenarios.take_outcome(mottakere)
-        status_path = forced_path(forced) if forced is not None else PATHS[self._path_name(channel, metadata)]
+        status_path = forced_path(forced) if forced is not None else self._status_path(channel, metadata)
         incoming.rename(target)
         documents = [
             ReceivedDocument(
@@ -975,37 +1010,70 @@ class Simulator:
         )
         return forsendelse_id
 
-    def _path_name(self, channel: Channel, metadata: Mapping[str, Any]) -> str:
-        if channel.name != "person":
-            return channel.name
-        mottaker = metadata.get("mottaker") or {}
-        if str(mottaker.get("digitalId")) in self.not_digital:
-            return "person_kun_digital_uten_postkasse" if metadata.get("kunDigitalLevering") else "person_print"
-        return "person"
+    def _status_path(self, channel: Channel, metadata: Mapping[str, Any]) -> tuple[str, ...]:
+        mottaker = metadata.get("mottaker")
+        digital_id = str(mottaker.get("digitalId")) if isinstance(mottaker, dict) else None
+        if channel.name == "person" and digital_id in self.not_digital:
+            # No digital mailbox: to print, unless the avsender wants digital delivery only.
+            if metadata.get("kunDigitalLevering"):
+                return forced_path("IKKE_LEVERT")
+            return journey("person_print") or path_for_kind(channel.name)
+        return path_for_kind(channel.name)
 
 
 def connection_info(sim: Simulator) -> str:
-    """What a person needs to point a client at ``sim``, as shell exports."""
-    lines = [
-        f"SvarUt simulator running at {sim.url}",
-        f"  page:                {sim.page_url}",
-        f"  SvarUt API:          {sim.base_url}",
-        f"  Maskinporten issuer: {sim.maskinporten_issuer}",
-        f"  token endpoint:      {sim.token_endpoint}",
-        f"  SvarUt certificate:  {sim.sertifikat_url}",
-        "",
-        "Point a client (or the svarut command) at it with:",
-    ]
-    lines += [f"  export {name}={shlex.quote(value)}" for name, value in sim.environ().items()]
-    return "\n".join(lines)
+    """Where ``sim`` is, for a person to read (the exports are :func:`exports`)."""
+    return "\n".join(
+        [
+            f"SvarUt simulator running at {sim.url}",
+            f"  page:                {sim.page_url}",
+            f"  SvarUt API:          {sim.base_url}",
+            f"  Maskinporten issuer: {sim.maskinporten_issuer}",
+            f"  token endpoint:      {sim.token_endpoint}",
+            f"  SvarUt certificate:  {sim.sertifikat_url}",
+            "",
+            "The export lines on stdout point a client (or the svarut command) at it:",
+            '  eval "$(python -m svarut.simulator &)"   # then: kill "$SVARUT_SIMULATOR_PID"',
+        ]
+    )
+
+
+def exports(sim: Simulator) -> str:
+    """What a client needs to reach ``sim``, as shell ``export`` lines, and
+    ``SVARUT_SIMULATOR_PID`` to stop it."""
+    settings = {**sim.environ(), "SVARUT_SIMULATOR_PID": str(os.getpid())}
+    return "\n".join(f"export {name}={shlex.quote(value)}" for name, value in settings.items())
+
+
+def _detach(out: Any) -> None:
+    """Close ``out`` (after the connection details) unless it is a terminal, so a
+    reader of the pipe, such as the shell's ``$(...)``, sees its end while the simulator runs on."""
+    out.flush()
+    try:
+        fd = out.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (a test's capture)
+        return
+    if os.isatty(fd):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def run_until_interrupted(sim: Simulator, *, out: Any, ready: Literal["text", "json"] = "text") -> None:
-    """Start ``sim``, print how to reach it to ``out``, serve until Ctrl-C, stop."""
+def run_until_interrupted(
+    sim: Simulator, *, out: Any, ready: Literal["text", "json"] = "text", err: Any = None
+) -> None:
+    """Start ``sim``, print how to reach it to ``out`` (``export`` lines, or
+    with ``ready="json"`` one JSON line) and nothing else, then close ``out``
+    unless it is a terminal; the prose for a person goes to ``err`` (default
+    stderr). Serve until Ctrl-C or SIGTERM, then stop."""
+    err = sys.stderr if err is None else err
     if threading.current_thread() is threading.main_thread():
         # A service manager's SIGTERM stops it as cleanly as Ctrl-C.
         signal.signal(signal.SIGTERM, _interrupt)
@@ -1013,8 +1081,9 @@ def run_until_interrupted(sim: Simulator, *, out: Any, ready: Literal["text", "j
         if ready == "json":
             print(json.dumps({"url": sim.url, **sim.environ()}), file=out, flush=True)
         else:
-            print(connection_info(sim), file=out, flush=True)
-            print("\nCtrl-C stops it.", file=out, flush=True)
+            print(exports(sim), file=out, flush=True)
+            print(connection_info(sim) + "\n\nCtrl-C stops it.", file=err, flush=True)
+        _detach(out)
         with contextlib.suppress(KeyboardInterrupt):
             while True:
                 time.sleep(3600)

@@ -7,15 +7,21 @@ configured, ``resource`` and ``consumer_org``), POST it as
 the token endpoint, and read ``access_token``, ``expires_in`` and ``scope``.
 
 :class:`MaskinportenTokenProvider` caches one token per (scopes, resource,
-consumer_org). Any number of threads, or of tasks on an event loop, asking at
-once with nothing cached cause one token request; the rest wait for it. The
-token requests go through the provider's own HTTP clients, which
-:meth:`~MaskinportenTokenProvider.close` / ``aclose`` release.
+consumer_org). Any number of threads, tasks and event loops asking at once
+with nothing cached cause one token request; the rest wait for it. One provider
+may serve clients on successive event loops (``asyncio.run`` per batch) and in
+several threads at once: the token request always goes through the provider's
+one sync HTTP client, from a worker thread when the caller is async, so no
+connection is tied to an event loop that may since have closed. A token request
+is rare (once per token lifetime), so the thread hop costs nothing that
+matters; a cached token is returned without one.
+:meth:`~MaskinportenTokenProvider.close` / ``aclose`` release the HTTP client.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -23,9 +29,9 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import Any
 
-import anyio
+import anyio.to_thread
 import httpx
 
 from svarut.runtime.auth.environments import environment, normalize_issuer, require_secure_url, token_endpoint_of
@@ -153,10 +159,7 @@ class _Entry:
     refresh_at: float
 
 
-_L = TypeVar("_L")
-
-
-class _Flight(Generic[_L]):
+class _Flight:
     """The token requests for one cache key: one at a time, under ``lock``.
 
     Callers that queued behind a request that failed get its error rather than
@@ -165,8 +168,8 @@ class _Flight(Generic[_L]):
     ``done`` and ``error`` change only while ``lock`` is held.
     """
 
-    def __init__(self, lock: _L) -> None:
-        self.lock = lock
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
         self.done = 0
         self.error: Exception | None = None
 
@@ -194,8 +197,8 @@ class MaskinportenTokenProvider:
     >>> provider.get_token()  # doctest: +SKIP
 
     ``environment`` supplies the issuer when ``config`` does not name one.
-    ``http_client``/``async_http_client`` replace the clients the provider would
-    create for its token requests (they are then not closed by it).
+    ``http_client`` replaces the client the provider would create for its
+    token requests, sync and async alike (it is then not closed by it).
     ``clock`` is the monotonic clock the cache runs on.
     """
 
@@ -205,7 +208,6 @@ class MaskinportenTokenProvider:
         *,
         environment: str | None = None,
         http_client: httpx.Client | None = None,
-        async_http_client: httpx.AsyncClient | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if environment is not None:
@@ -220,14 +222,10 @@ class MaskinportenTokenProvider:
         self._timeout = config.timeout if isinstance(config.timeout, httpx.Timeout) else httpx.Timeout(config.timeout)
         self._http = http_client
         self._owns_http = http_client is None
-        self._async_http = async_http_client
-        self._owns_async_http = async_http_client is None
         # _state guards the dicts below; it is never held across I/O.
         self._state = threading.Lock()
         self._cache: dict[CacheKey, _Entry] = {}
-        self._flights: dict[CacheKey, _Flight[threading.Lock]] = {}
-        # anyio locks are per thread: each thread runs at most one event loop at a time.
-        self._async_flights: dict[tuple[int, CacheKey], _Flight[anyio.Lock]] = {}
+        self._flights: dict[CacheKey, _Flight] = {}
 
     def __repr__(self) -> str:
         return (
@@ -276,25 +274,12 @@ class MaskinportenTokenProvider:
     async def aget_access_token(
         self, *, scopes: Sequence[str] | None = None, resource: str | None = None, consumer_org: str | None = None
     ) -> AccessToken:
-        """The async :meth:`get_access_token`."""
-        key = self._key(scopes, resource, consumer_org)
-        if (cached := self._cached(key)) is not None:
+        """The async :meth:`get_access_token`: the same cache, and the same one
+        token request for every thread and event loop, run in a worker thread."""
+        if (cached := self._cached(self._key(scopes, resource, consumer_org))) is not None:
             return cached
-        flight = self._async_flight(key)
-        seen = flight.done
-        async with flight.lock:
-            if (cached := self._cached(key)) is not None:
-                return cached
-            flight.raise_failure_since(seen)
-            with flight.recording():
-                started = self._clock()
-                # Signing is a few milliseconds of CPU; not worth a thread hop.
-                form = self._form(key)
-                try:
-                    response = await self._async_http_client().post(self.token_endpoint, data=form)
-                except httpx.TransportError as exc:
-                    raise self._connection_error(exc) from exc
-                return self._store(key, self._parse(response, key), started)
+        fetch = functools.partial(self.get_access_token, scopes=scopes, resource=resource, consumer_org=consumer_org)
+        return await anyio.to_thread.run_sync(fetch)
 
     def assertion(
         self, *, scopes: Sequence[str] | None = None, resource: str | None = None, consumer_org: str | None = None
@@ -310,10 +295,8 @@ class MaskinportenTokenProvider:
             self._http.close()
 
     async def aclose(self) -> None:
-        """Close both HTTP clients the provider created, if any."""
+        """The same as :meth:`close`, for ``async with``."""
         self.close()
-        if self._owns_async_http and self._async_http is not None:
-            await self._async_http.aclose()
 
     def __enter__(self) -> MaskinportenTokenProvider:
         return self
@@ -359,19 +342,11 @@ class MaskinportenTokenProvider:
         )
         return token
 
-    def _flight(self, key: CacheKey) -> _Flight[threading.Lock]:
+    def _flight(self, key: CacheKey) -> _Flight:
         with self._state:
             flight = self._flights.get(key)
             if flight is None:
-                flight = self._flights[key] = _Flight(threading.Lock())
-            return flight
-
-    def _async_flight(self, key: CacheKey) -> _Flight[anyio.Lock]:
-        with self._state:
-            slot = (threading.get_ident(), key)
-            flight = self._async_flights.get(slot)
-            if flight is None:
-                flight = self._async_flights[slot] = _Flight(anyio.Lock())
+                flight = self._flights[key] = _Flight()
             return flight
 
     def _sign(self, key: CacheKey) -> str:
@@ -409,12 +384,6 @@ class MaskinportenTokenProvider:
             if self._http is None:
                 self._http = httpx.Client(**self._client_options())
             return self._http
-
-    def _async_http_client(self) -> httpx.AsyncClient:
-        with self._state:
-            if self._async_http is None:
-                self._async_http = httpx.AsyncClient(**self._client_options())
-            return self._async_http
 
     def _connection_error(self, exc: httpx.TransportError) -> MaskinportenConnectionError:
         what = "timed out" if isinstance(exc, httpx.TimeoutException) else f"failed: {type(exc).__name__}: {exc}"

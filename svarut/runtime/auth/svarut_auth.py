@@ -42,7 +42,11 @@ class SvarUtAuth(httpx.Auth):
         try:
             self.integrasjon_id = str(UUID(str(integrasjon_id)))
         except ValueError:
-            raise ValueError(f"integrasjon_id must be a UUID, got {integrasjon_id!r}") from None
+            # Not quoted: swapped arguments would put the password here.
+            raise ValueError(
+                f"integrasjon_id must be a UUID, got a {type(integrasjon_id).__name__} of "
+                f"{len(str(integrasjon_id))} characters that is not one (swapped with integrasjon_passord?)"
+            ) from None
         if not integrasjon_passord:
             raise ValueError("integrasjon_passord must not be empty")
         if not isinstance(token_provider, TokenProvider):
