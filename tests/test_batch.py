@@ -388,3 +388,28 @@ def test_a_refused_integration_stops_the_run_and_leaves_letters_waiting(
     # Fixed, the next run sends them all.
     summary = svarut.batch.run(svarut_simulator.client, manifest, konto_id=svarut_simulator.konto_id, journal=journal)
     assert summary.done and len(svarut_simulator.received) == 5
+
+
+def test_a_document_gone_after_the_check_refuses_that_letter_only(
+    svarut_simulator: SvarUtSimulatorFixture, tmp_path: Path
+) -> None:
+    for i in range(3):
+        write_pdf(tmp_path / f"{i}.pdf", f"brev {i}")
+    manifest = write_manifest(tmp_path / "brev.jsonl", [person_line(f"r{i}", path=f"{i}.pdf") for i in range(3)])
+
+    def remove_last(progress: svarut.batch.Progress) -> None:
+        (tmp_path / "2.pdf").unlink(missing_ok=True)
+
+    journal = tmp_path / "j.sqlite"
+    svarut.batch.run(
+        svarut_simulator.client,
+        manifest,
+        konto_id=svarut_simulator.konto_id,
+        journal=journal,
+        concurrency=1,
+        progress=remove_last,
+    )
+    report = {r["ref"]: r for r in _report(journal)}
+    assert [report[f"r{i}"]["state"] for i in range(3)] == ["sent", "sent", "refused"]
+    assert "2.pdf" in report["r2"]["error"]
+    assert len(svarut_simulator.received) == 2

@@ -112,9 +112,13 @@ def path_params(op: SendOperation, konto_id: UUID | str) -> dict[str, Any]:
     return dict(zip(names, [konto_id], strict=True))
 
 
-def read_letter(line: int, raw: str, *, base_dir: Path, run_id: str) -> tuple[Letter, dict[str, Any] | None]:
+def read_letter(
+    line: int, raw: str, *, base_dir: Path, run_id: str, open_files: bool = True
+) -> tuple[Letter, dict[str, Any] | None]:
     """Parse one line: the letter and its arguments (forsendelse model,
-    files, kryptering) for the operation, or None when it has problems."""
+    files, kryptering) for the operation, or None when it has problems.
+    ``open_files=False`` leaves out the check that each document can be read
+    (a send reads them anyway, and fails before the body is complete)."""
     letter = Letter(line=line, raw=raw)
     try:
         data = json.loads(raw)
@@ -144,7 +148,7 @@ def read_letter(line: int, raw: str, *, base_dir: Path, run_id: str) -> tuple[Le
     kryptering = data.get(KRYPTERING_KEY, False)
     if not isinstance(kryptering, bool):
         letter.problem(KRYPTERING_KEY, "bool", "must be true or false")
-    files = _files(letter, op, data.get(op.file_argument), base_dir)
+    files = _files(letter, op, data.get(op.file_argument), base_dir, open_files)
     metadata = data.get(FORSENDELSE_KEY)
     if not isinstance(metadata, dict):
         letter.problem(FORSENDELSE_KEY, "json_object", f"must be a JSON object ({op.model.__name__})")
@@ -165,7 +169,7 @@ def read_letter(line: int, raw: str, *, base_dir: Path, run_id: str) -> tuple[Le
     return letter, {"forsendelse": forsendelse, "files": files, "kryptering": kryptering}
 
 
-def _files(letter: Letter, op: SendOperation, value: Any, base_dir: Path) -> Any:
+def _files(letter: Letter, op: SendOperation, value: Any, base_dir: Path, open_files: bool) -> Any:
     """The document paths of a line (a mapping filnavn -> Path, or one Path),
     or None after recording why not."""
     key = op.file_argument
@@ -173,19 +177,21 @@ def _files(letter: Letter, op: SendOperation, value: Any, base_dir: Path) -> Any
         if not isinstance(value, dict) or not value:
             letter.problem(key, "required", 'must map each filnavn to a path, e.g. {"brev.pdf": "brev.pdf"}')
             return None
-        paths = {name: _path(letter, f"{key}.{name}", rel, base_dir) for name, rel in value.items()}
+        paths = {name: _path(letter, f"{key}.{name}", rel, base_dir, open_files) for name, rel in value.items()}
         return None if any(p is None for p in paths.values()) else paths
     if not isinstance(value, str):
         letter.problem(key, "required", 'must be the path of the one document, e.g. "epikrise.pdf"')
         return None
-    return _path(letter, key, value, base_dir)
+    return _path(letter, key, value, base_dir, open_files)
 
 
-def _path(letter: Letter, field_name: str, rel: Any, base_dir: Path) -> Path | None:
+def _path(letter: Letter, field_name: str, rel: Any, base_dir: Path, open_files: bool) -> Path | None:
     if not isinstance(rel, str) or not rel:
         letter.problem(field_name, "path", "must be a path relative to the manifest")
         return None
     path = base_dir / rel
+    if not open_files:
+        return path
     try:
         with path.open("rb") as f:
             f.read(1)

@@ -225,7 +225,9 @@ class _Batch:
     def arguments(self, row: j.Row) -> tuple[str, dict[str, Any]] | str:
         """The client method and its keyword arguments for a claimed letter,
         or why it cannot be sent any more (the manifest line no longer checks)."""
-        letter, arguments = read_letter(row.line, row.letter, base_dir=self.base_dir, run_id=self.journal.run_id)
+        letter, arguments = read_letter(
+            row.line, row.letter, base_dir=self.base_dir, run_id=self.journal.run_id, open_files=False
+        )
         if arguments is None or letter.kind is None:
             return "; ".join(str(p) for p in letter.problems)
         op = operations()[letter.kind]
@@ -491,14 +493,22 @@ async def arun(
                     for row in found:
                         batch.inflight += 1
                         await send.send(row)
-                    await anyio.to_thread.run_sync(lambda: batch.journal.renew(lease=batch.lease))
+
+        async def renewer() -> None:
+            # This worker's leases live as long as it does, however long a send takes.
+            while True:
+                await anyio.sleep(batch.lease / 3)
+                await anyio.to_thread.run_sync(lambda: batch.journal.renew(lease=batch.lease))
 
         try:
-            async with anyio.create_task_group() as tg:
-                for _ in range(max(1, concurrency)):
-                    tg.start_soon(sender, receive.clone())
-                receive.close()
-                tg.start_soon(feeder)
+            async with anyio.create_task_group() as outer:
+                outer.start_soon(renewer)
+                async with anyio.create_task_group() as tg:
+                    for _ in range(max(1, concurrency)):
+                        tg.start_soon(sender, receive.clone())
+                    receive.close()
+                    tg.start_soon(feeder)
+                outer.cancel_scope.cancel()
         finally:
             batch.stop.set()
             await anyio.to_thread.run_sync(batch.journal.release)
