@@ -65,7 +65,7 @@ class SyncTwin:
 
 def _twin(http: httpx.AsyncClient) -> tuple[httpx.Client, int] | None:
     transport = getattr(http, "_transport", None)
-    pool = getattr(transport, "_pool", None)
+    pool: Any = getattr(transport, "_pool", None)
     if (
         type(transport) is not httpx.AsyncHTTPTransport
         or getattr(http, "_mounts", None)
