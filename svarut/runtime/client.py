@@ -459,11 +459,16 @@ class SyncAPIClient(BaseClient):
     def __init__(self, *, http_client: httpx.Client | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._owns_http = http_client is None
-        self._http = http_client or httpx.Client(timeout=self.timeout, follow_redirects=False)
+        self._lazy_http = _LazyHttp(http_client, lambda: httpx.Client(timeout=self.timeout, follow_redirects=False))
+
+    @property
+    def _http(self) -> httpx.Client:
+        return self._lazy_http.get()
 
     def close(self) -> None:
-        if self._owns_http:
-            self._http.close()
+        http = self._lazy_http.close()
+        if self._owns_http and http is not None:
+            http.close()
 
     def __enter__(self: _S) -> _S:
         return self
@@ -493,16 +498,23 @@ class AsyncAPIClient(BaseClient):
     def __init__(self, *, http_client: httpx.AsyncClient | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._owns_http = http_client is None
-        self._http = http_client or httpx.AsyncClient(timeout=self.timeout, follow_redirects=False)
+        self._lazy_http = _LazyHttp(
+            http_client, lambda: httpx.AsyncClient(timeout=self.timeout, follow_redirects=False)
+        )
         self._twin: transport.SyncTwin | None = None
 
+    @property
+    def _http(self) -> httpx.AsyncClient:
+        return self._lazy_http.get()
+
     async def close(self) -> None:
+        http = self._lazy_http.close()
         try:
             if self._twin is not None:
                 self._twin.close()
         finally:
-            if self._owns_http:
-                await self._http.aclose()
+            if self._owns_http and http is not None:
+                await http.aclose()
 
     async def __aenter__(self: _A) -> _A:
         return self
@@ -570,6 +582,39 @@ class AsyncAPIClient(BaseClient):
         prepared = self._prepare(endpoint, path_params=path_params, body=body, timeout=timeout)
         # Built by the async client, so its default headers, cookies and timeout apply.
         return self._exchange(http, self._http, endpoint, prepared, abort)
+
+
+_H = TypeVar("_H", httpx.Client, httpx.AsyncClient)
+
+
+class _LazyHttp(Generic[_H]):
+    """The client's ``httpx`` client: the one it was given, or one made at
+    first use. Making one loads the CA bundle into an SSL context (tens of
+    milliseconds), which a program that builds a client and never sends, or
+    sends later, should not wait for at start-up."""
+
+    def __init__(self, given: _H | None, make: Callable[[], _H]) -> None:
+        self._http: _H | None = given
+        self._make: Callable[[], _H] = make
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def get(self) -> _H:
+        http = self._http
+        if http is None:
+            with self._lock:
+                if self._http is None:
+                    if self._closed:
+                        raise RuntimeError("Cannot send a request, as the client has been closed.")
+                    self._http = self._make()
+                http = self._http
+        return http
+
+    def close(self) -> _H | None:
+        """Mark closed; the httpx client to close, if there is one."""
+        with self._lock:
+            self._closed = True
+            return self._http
 
 
 _S = TypeVar("_S", bound=SyncAPIClient)
