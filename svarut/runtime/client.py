@@ -534,7 +534,7 @@ class AsyncAPIClient(BaseClient):
     ) -> T:
         if isinstance(body, MultipartInput):
             if self._twin is None:
-                self._twin = transport.SyncTwin(self._http)
+                self._twin = transport.SyncTwin(self._http, self._auth)
             if self._twin.http is not None:
                 return await self._twin.run(self._send_in_thread, endpoint, path_params, body, timeout)
             # Preparing a send stats (and may sniff) files: keep that off the event loop.

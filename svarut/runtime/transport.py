@@ -9,8 +9,10 @@ blocking call (prepare, write, read the answer) in a worker thread, through a
 the event loop only waits for it, so it stays free for other tasks.
 
 The twin is made only where it can be the same client: an
-``httpx.AsyncHTTPTransport`` without proxies, mounts or event hooks. Anything
-else (a mock transport, a proxy) keeps the plain async path.
+``httpx.AsyncHTTPTransport`` without proxies, mounts or event hooks, and an
+auth with a sync flow (the runtime's own auths have both; the token provider
+is the same object, called through ``get_token``). Anything else (a mock
+transport, a proxy, an auth written for async only) keeps the plain async path.
 
 Cancelling the waiting task abandons the wait at once; the thread stops
 before its next write (:class:`~svarut.runtime.multipart.StreamAborted`, and
@@ -38,8 +40,8 @@ class SyncTwin:
     """The sync ``httpx.Client`` twin of ``http``, or ``http`` None where no
     faithful twin can be made."""
 
-    def __init__(self, http: httpx.AsyncClient) -> None:
-        made = _twin(http)
+    def __init__(self, http: httpx.AsyncClient, auth: httpx.Auth | None) -> None:
+        made = _twin(http) if runs_in_sync(auth) else None
         self.http: httpx.Client | None = made[0] if made else None
         # A private limiter: long uploads must not use up the tokens of
         # anyio's default one, which the application's own to_thread calls share.
@@ -61,6 +63,18 @@ class SyncTwin:
         except anyio.get_cancelled_exc_class():
             abort.set()
             raise
+
+
+def runs_in_sync(auth: httpx.Auth | None) -> bool:
+    """Whether ``auth`` signs a request the same way in its sync flow as in its
+    async one: it has no flows (None), both are its own, or neither is (both
+    then run its ``auth_flow``)."""
+    if auth is None:
+        return True
+    cls = type(auth)
+    sync_own = cls.sync_auth_flow is not httpx.Auth.sync_auth_flow
+    async_own = cls.async_auth_flow is not httpx.Auth.async_auth_flow
+    return sync_own or not async_own
 
 
 def _twin(http: httpx.AsyncClient) -> tuple[httpx.Client, int] | None:
