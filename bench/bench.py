@@ -1,30 +1,36 @@
 """Throughput, memory and overhead of the SvarUt client, each against a baseline
 measured in the same run. ``make bench`` runs it.
 
-    python bench/bench.py [--quick] [--cases 1,2,3,4,5] [--out bench/results.json] [--compare old.json]
+    python bench/bench.py [--quick] [--cases 1,2,3,4,5] [--tls both|off|only] [--strict]
+                          [--out bench/results.json] [--compare old.json] [--root DIR]
 
 Every case sends to ``bench/sink.py``, a separate process on 127.0.0.1 that
-reads and discards the body and answers like SvarUt. The client runs in a fresh
-interpreter per measurement (``bench/worker.py``), with this checkout first on
-``PYTHONPATH`` (so a copy of the repo measures its own ``svarut``).
+reads and discards the body and answers like SvarUt; cases 0-3 run over plain
+HTTP and over TLS (a CA and certificate made for the run, ``bench/certs.py``).
+The client runs in a fresh interpreter per measurement (``bench/worker.py``),
+with this checkout first on ``PYTHONPATH`` (so a copy of the repo measures its
+own ``svarut``).
 
 1. 350 MB in 7 documents (files on disk, random, created once under the temp
    dir and reused), sync client: throughput vs ``curl -F`` sending the same
-   files to the same sink (target ≥ 0.95×); peak RSS growth ≤ 25 MiB, and the
+   files to the same sink (target >= 0.95x); peak RSS growth <= 25 MiB, and the
    same within 5 MiB at 35 MB and 350 MB.
 2. The same with the async client, plus a 10 ms heartbeat task on the event
-   loop whose largest gap must stay ≤ 20 ms.
+   loop whose largest gap must stay <= 20 ms.
 3. 1,000 sends of one 20 KB PDF: sequential sync client vs one ``httpx.Client``
    posting prebuilt bodies; async client at concurrency 20 vs
-   ``httpx.AsyncClient`` posting prebuilt bodies 20 at a time (target ≤ 1.25×).
+   ``httpx.AsyncClient`` posting prebuilt bodies 20 at a time (target <= 1.25x);
+   the async client at 20 must also beat the sequential sync client.
 4. ``python -c "import svarut"`` vs ``python -c "import httpx, pydantic"``,
-   median of 10 cold interpreters each (target ≤ 1.3×).
+   median of 10 cold interpreters each (target <= 1.3x); import + client + one
+   letter built vs the same baseline (target <= 1.5x).
 5. ``python -m generator generate --out <tmp>``: wall time, report only.
 
-Cases 1-2 run 3 rounds of (4 curl sends, then a worker making 4 client
-sends); case 3 runs 3 rounds of (httpx, client, client with validate=False),
-so each figure is a median of interleaved samples. ``--root DIR`` measures the
-``svarut`` (and generator) of another checkout, such as a patched copy.
+Throughput and small-send figures are taken on two clocks, the sender's and the
+sink's (first to last body byte), and a target must hold on both. Cases 1-2 run
+3 rounds of (4 curl sends, then a sync and an async worker making 4 client sends
+each); case 3 runs 3 rounds of (httpx, client, client with validate=False) for
+sync and async, so each figure is a median of interleaved samples.
 ``--quick`` uses 35 MB and 100 small sends, one round (under a minute). Prints
 a table and writes it, with the raw samples, to ``bench/results.json``;
 ``--compare`` shows an earlier results.json alongside, ``--strict`` exits 1
