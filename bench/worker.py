@@ -152,6 +152,7 @@ def big(job: dict[str, Any]) -> dict[str, Any]:
     base_url = job["url"]
     times: list[float] = []
     gaps: list[float] = []
+    floor: list[float] = []
 
     if job["client"] == "sync":
         with svarut.SvarUtClient(base_url=base_url, **client_options(job, asynchronous=False)) as client:
@@ -176,6 +177,15 @@ def big(job: dict[str, Any]) -> dict[str, Any]:
                     forsendelse=_forsendelse(models, [warm.name], "warm"),
                     dokumenter={warm.name: warm},
                 )
+                if job.get("heartbeat"):
+                    # The machine's floor: the same ticker while a plain thread pushes the
+                    # same bytes through a socket in C (sendfile; TLS: sendall), no client.
+                    stop = asyncio.Event()
+                    ticker = asyncio.create_task(_heartbeat(stop, floor))
+                    await asyncio.sleep(0)
+                    await asyncio.to_thread(_raw_upload, base_url, files, job.get("cafile"))
+                    stop.set()
+                    await ticker
                 mem = Memory()
                 for i in range(job["sends"]):
                     forsendelse = _forsendelse(models, names, f"big-{i}")
@@ -197,9 +207,37 @@ def big(job: dict[str, Any]) -> dict[str, Any]:
         "times": times,
         "body_file_bytes": sum(p.stat().st_size for p in files),
         "max_gap_ms": max(gaps) * 1000 if gaps else None,
+        "floor_max_gap_ms": max(floor) * 1000 if floor else None,
         "ticks": len(gaps),
         **growth,
     }
+
+
+def _raw_upload(url: str, files: list[Path], cafile: str | None) -> None:
+    """One POST of ``files`` to the sink through a bare socket, the bytes moved in C."""
+    import socket
+    import ssl
+    from urllib.parse import urlsplit
+
+    port = urlsplit(url).port
+    total = sum(p.stat().st_size for p in files)
+    with socket.create_connection(("127.0.0.1", port)) as plain:
+        sock = plain
+        if cafile:
+            sock = ssl.create_default_context(cafile=cafile).wrap_socket(plain, server_hostname="127.0.0.1")
+        sock.sendall(b"POST /raw HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % total)
+        buf = bytearray(256 * 1024)
+        view = memoryview(buf)
+        for path in files:
+            with open(path, "rb", buffering=0) as f:
+                if sock is plain:
+                    sock.sendfile(f)
+                else:
+                    while n := f.readinto(buf):
+                        sock.sendall(view[:n])
+        sock.recv(64)
+        if sock is not plain:
+            sock.close()
 
 
 async def _heartbeat(stop: asyncio.Event, gaps: list[float]) -> None:

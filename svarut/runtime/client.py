@@ -532,6 +532,9 @@ class AsyncAPIClient(BaseClient):
         body: JsonBody | MultipartInput | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
     ) -> T:
+        if not self._lazy_http.made:
+            # Making an httpx client loads the CA bundle: tens of milliseconds, not on the event loop.
+            await anyio.to_thread.run_sync(self._lazy_http.get)
         if isinstance(body, MultipartInput):
             if self._twin is None:
                 self._twin = transport.SyncTwin(self._http, self._auth)
@@ -609,6 +612,10 @@ class _LazyHttp(Generic[_H]):
                     self._http = self._make()
                 http = self._http
         return http
+
+    @property
+    def made(self) -> bool:
+        return self._http is not None
 
     def close(self) -> _H | None:
         """Mark closed; the httpx client to close, if there is one."""
