@@ -384,3 +384,24 @@ async def test_a_closed_client_refuses_to_send(server):
     with pytest.raises(RuntimeError, match="closed"):
         await client.hent_statuser(konto_id=KONTO, id=[uuid.uuid4()])
     assert server.requests == []
+
+
+async def test_a_send_cancelled_while_it_waits_to_retry_is_not_sent_again(server):
+    # 503 with Retry-After: SvarUt turned the send away and a retry is due in a second.
+    server.reply(503, {"errorMessage": "busy"}, headers={"Retry-After": "1"})
+    async with svarut.AsyncSvarUtClient(base_url=server.base_url, validate=False) as client:
+        with anyio.fail_after(15):  # a guard against a hang, not a measurement
+            async with anyio.create_task_group() as tg:
+
+                async def send() -> None:
+                    await client.send_til_person(
+                        konto_id=KONTO, forsendelse=person("a.pdf"), dokumenter={"a.pdf": b"%PDF-1.7"}
+                    )
+
+                tg.start_soon(send)
+                while not server.requests:
+                    await anyio.sleep(0.01)
+                tg.cancel_scope.cancel()
+        # Past the time the retry was due: the worker thread woke, saw the cancellation and stopped.
+        await anyio.sleep(2)
+    assert len(server.requests) == 1

@@ -297,6 +297,9 @@ class BaseClient:
         started = time.perf_counter()
         attempt = 0
         while True:
+            if abort is not None and abort.is_set():
+                # Cancelled while waiting to retry: the caller has gone, so no further attempt.
+                raise multipart.StreamAborted("the send was cancelled before its next attempt")
             stream = prepared.body.sync_stream(abort) if prepared.body else None
             request = self._request_for(builder, prepared, stream)
             try:
