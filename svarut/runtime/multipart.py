@@ -115,6 +115,10 @@ class MultipartBody:
     def __aiter__(self) -> AsyncIterator[bytes]:
         return _agather(self._apieces())
 
+    def join(self) -> bytes:
+        """The whole body at once (a small one: see PREFETCH_SIZE)."""
+        return b"".join(self._pieces())
+
     def _pieces(self) -> Iterator[bytes]:
         for part in self.parts:
             yield part.head
@@ -204,7 +208,7 @@ class SyncStream(httpx.SyncByteStream):
         self.completed = False
         self.sent = 0
         length = body.content_length
-        self._ready = b"".join(body) if length is not None and length <= PREFETCH_SIZE else None
+        self._ready = body.join() if length is not None and length <= PREFETCH_SIZE else None
 
     @property
     def replayable(self) -> bool:
