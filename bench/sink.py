@@ -15,8 +15,15 @@ Answers:
 - ``POST .../status/sok``: ``{"statuser": [...]}`` with one ``MOTTATT`` status
   per id in the request (the only body it keeps; it is small);
 - any other ``POST``: ``200 {"id": "<uuid4>"}`` as a send does;
-- ``GET /_stats``: ``{"requests": n, "body_bytes": n}`` since the last
-  ``POST /_reset`` (the benchmark checks that every byte arrived).
+- ``GET /_stats``: ``{"requests": n, "body_bytes": n, "bodies": [[first, last, bytes], ...]}``
+  since the last ``POST /_reset`` (the benchmark checks that every byte
+  arrived). ``first`` is when the request's first body byte arrived (for a
+  body that came with its headers: when those arrived), ``last`` when its last
+  one did, in seconds of this process's ``perf_counter``: the sink-side clock
+  the benchmark compares clients by, as well as the sender's own.
+
+With ``--tls CERT KEY`` it serves HTTPS (TLS 1.2+, the certificate made for the
+run by ``bench/certs.py``).
 
 Every response carries ``X-Body-Bytes``: the body length the server read.
 """
@@ -26,8 +33,10 @@ from __future__ import annotations
 import argparse
 import json
 import socket
+import ssl
 import sys
 import threading
+import time
 import uuid
 
 BUF_SIZE = 1024 * 1024
@@ -35,7 +44,8 @@ MAX_HEAD = 64 * 1024
 KEEP_LIMIT = 1024 * 1024  # status/sok bodies are kept (and parsed) up to this size
 
 _lock = threading.Lock()
-_stats = {"requests": 0, "body_bytes": 0}
+_stats: dict[str, int] = {"requests": 0, "body_bytes": 0}
+_bodies: list[tuple[float, float, int]] = []
 
 
 class _Closed(Exception):
@@ -48,12 +58,19 @@ class Conn:
         self.buf = bytearray(BUF_SIZE)
         self.view = memoryview(self.buf)
         self.pending = bytearray()  # received but not yet consumed
+        self.filled_at = 0.0  # when the bytes in pending arrived
+        self.first_body_byte = 0.0
 
     def _fill(self) -> None:
         n = self.sock.recv_into(self.view, BUF_SIZE)
         if n == 0:
             raise _Closed
+        self.filled_at = time.perf_counter()
         self.pending += self.view[:n]
+
+    def _first(self) -> None:
+        if not self.first_body_byte:
+            self.first_body_byte = self.filled_at if self.pending else time.perf_counter()
 
     def read_until(self, marker: bytes, limit: int = MAX_HEAD) -> bytes:
         start = 0
@@ -70,7 +87,8 @@ class Conn:
 
     def skip(self, n: int, keep: bytearray | None) -> None:
         """Consume ``n`` body bytes, keeping them only if ``keep`` is given."""
-        if self.pending:
+        if n and self.pending:
+            self._first()
             k = min(n, len(self.pending))
             if keep is not None:
                 keep += self.pending[:k]
@@ -81,15 +99,19 @@ class Conn:
             k = recv_into(view, min(n, BUF_SIZE))
             if k == 0:
                 raise _Closed
+            if not self.first_body_byte:
+                self.first_body_byte = time.perf_counter()
             if keep is not None and len(keep) < KEEP_LIMIT:
                 keep += view[:k]
             n -= k
 
     def read_body(self, headers: dict[str, str], keep: bytearray | None) -> int:
+        self.first_body_byte = 0.0
         if "chunked" in headers.get("transfer-encoding", "").lower():
             total = 0
             while True:
                 line = self.read_until(b"\r\n")
+                self._first()
                 size = int(line.split(b";", 1)[0].strip(), 16)
                 if size == 0:
                     while self.read_until(b"\r\n"):  # trailers, up to the empty line
@@ -106,10 +128,11 @@ class Conn:
 def _reply(path: str, method: str, body: bytearray | None) -> tuple[int, bytes]:
     if method == "GET" and path == "/_stats":
         with _lock:
-            return 200, json.dumps(_stats).encode()
+            return 200, json.dumps({**_stats, "bodies": _bodies}).encode()
     if path == "/_reset":
         with _lock:
             _stats.update(requests=0, body_bytes=0)
+            _bodies.clear()
         return 200, b"{}"
     if path.endswith("/status/sok"):
         try:
@@ -137,10 +160,12 @@ def serve(sock: socket.socket) -> None:
             path = target.split("?", 1)[0]
             keep = bytearray() if path.endswith("/status/sok") else None
             n = conn.read_body(headers, keep)
+            last = time.perf_counter()
             if not path.startswith("/_"):
                 with _lock:
                     _stats["requests"] += 1
                     _stats["body_bytes"] += n
+                    _bodies.append((conn.first_body_byte or last, last, n))
             status, payload = _reply(path, method, keep)
             close = headers.get("connection", "").lower() == "close"
             sock.sendall(
@@ -161,7 +186,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"), help="serve HTTPS with this certificate and key")
     args = parser.parse_args()
+    tls = None
+    if args.tls:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.minimum_version = ssl.TLSVersion.TLSv1_2
+        tls.load_cert_chain(*args.tls)
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((args.host, args.port))
@@ -182,7 +213,17 @@ def main() -> None:
     while True:
         sock, _ = listener.accept()
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        threading.Thread(target=serve, args=(sock,), daemon=True).start()
+        threading.Thread(target=_serve, args=(sock, tls), daemon=True).start()
+
+
+def _serve(sock: socket.socket, tls: ssl.SSLContext | None) -> None:
+    if tls is not None:
+        try:  # the handshake in the connection's own thread, not the accept loop
+            sock = tls.wrap_socket(sock, server_side=True)
+        except (OSError, ssl.SSLError):
+            sock.close()
+            return
+    serve(sock)
 
 
 if __name__ == "__main__":

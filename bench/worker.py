@@ -15,6 +15,10 @@ Jobs (``kind``):
   or by raw httpx posting prebuilt bodies (``impl=httpx``), sequentially or at
   ``concurrency``.
 - ``profile``: ``small`` under cProfile; prints the top functions to stderr.
+
+With ``cafile`` in the job the sink speaks HTTPS: every client, ours and the
+raw httpx baselines alike, trusts that CA the way a user would configure it,
+through ``http_client=httpx.Client(verify=ssl_context)``.
 """
 
 from __future__ import annotations
@@ -30,6 +34,25 @@ from pathlib import Path
 from typing import Any
 
 KONTO = "7b4f3f2e-4a51-4f0c-9a70-1f9a1d2c3b4e"
+
+
+def http_options(job: dict[str, Any]) -> dict[str, Any]:
+    """Keyword arguments for an ``httpx.Client``/``AsyncClient`` of this job."""
+    if not job.get("cafile"):
+        return {}
+    import ssl
+
+    return {"verify": ssl.create_default_context(cafile=job["cafile"]), "timeout": 60.0}
+
+
+def client_options(job: dict[str, Any], *, asynchronous: bool) -> dict[str, Any]:
+    """Keyword arguments for our client: its own httpx client, unless TLS needs the CA."""
+    options = http_options(job)
+    if not options:
+        return {}
+    import httpx
+
+    return {"http_client": (httpx.AsyncClient if asynchronous else httpx.Client)(**options)}
 
 
 # --- memory ---------------------------------------------------------------
@@ -129,9 +152,10 @@ def big(job: dict[str, Any]) -> dict[str, Any]:
     base_url = job["url"]
     times: list[float] = []
     gaps: list[float] = []
+    floor: list[float] = []
 
     if job["client"] == "sync":
-        with svarut.SvarUtClient(base_url=base_url) as client:
+        with svarut.SvarUtClient(base_url=base_url, **client_options(job, asynchronous=False)) as client:
             client.send_til_person(
                 konto_id=KONTO, forsendelse=_forsendelse(models, [warm.name], "warm"), dokumenter={warm.name: warm}
             )
@@ -147,12 +171,21 @@ def big(job: dict[str, Any]) -> dict[str, Any]:
     else:
 
         async def run() -> dict[str, Any]:
-            async with svarut.AsyncSvarUtClient(base_url=base_url) as client:
+            async with svarut.AsyncSvarUtClient(base_url=base_url, **client_options(job, asynchronous=True)) as client:
                 await client.send_til_person(
                     konto_id=KONTO,
                     forsendelse=_forsendelse(models, [warm.name], "warm"),
                     dokumenter={warm.name: warm},
                 )
+                if job.get("heartbeat"):
+                    # The machine's floor: the same ticker while a plain thread pushes the
+                    # same bytes through a socket in C (sendfile; TLS: sendall), no client.
+                    stop = asyncio.Event()
+                    ticker = asyncio.create_task(_heartbeat(stop, floor))
+                    await asyncio.sleep(0)
+                    await asyncio.to_thread(_raw_upload, base_url, files, job.get("cafile"))
+                    stop.set()
+                    await ticker
                 mem = Memory()
                 for i in range(job["sends"]):
                     forsendelse = _forsendelse(models, names, f"big-{i}")
@@ -174,9 +207,37 @@ def big(job: dict[str, Any]) -> dict[str, Any]:
         "times": times,
         "body_file_bytes": sum(p.stat().st_size for p in files),
         "max_gap_ms": max(gaps) * 1000 if gaps else None,
+        "floor_max_gap_ms": max(floor) * 1000 if floor else None,
         "ticks": len(gaps),
         **growth,
     }
+
+
+def _raw_upload(url: str, files: list[Path], cafile: str | None) -> None:
+    """One POST of ``files`` to the sink through a bare socket, the bytes moved in C."""
+    import socket
+    import ssl
+    from urllib.parse import urlsplit
+
+    port = urlsplit(url).port
+    total = sum(p.stat().st_size for p in files)
+    with socket.create_connection(("127.0.0.1", port)) as plain:
+        sock = plain
+        if cafile:
+            sock = ssl.create_default_context(cafile=cafile).wrap_socket(plain, server_hostname="127.0.0.1")
+        sock.sendall(b"POST /raw HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % total)
+        buf = bytearray(256 * 1024)
+        view = memoryview(buf)
+        for path in files:
+            with open(path, "rb", buffering=0) as f:
+                if sock is plain:
+                    sock.sendfile(f)
+                else:
+                    while n := f.readinto(buf):
+                        sock.sendall(view[:n])
+        sock.recv(64)
+        if sock is not plain:
+            sock.close()
 
 
 async def _heartbeat(stop: asyncio.Event, gaps: list[float]) -> None:
@@ -201,7 +262,9 @@ def small(job: dict[str, Any]) -> dict[str, Any]:
         letters = [_forsendelse(models, [pdf.name], f"small-{i}") for i in range(n + warmup)]
         docs = {pdf.name: pdf}
         if job["mode"] == "sync":
-            with svarut.SvarUtClient(base_url=url, validate=validate) as client:
+            with svarut.SvarUtClient(
+                base_url=url, validate=validate, **client_options(job, asynchronous=False)
+            ) as client:
 
                 def send_sync(letter: Any) -> None:
                     client.send_til_person(konto_id=KONTO, forsendelse=letter, dokumenter=docs)
@@ -209,7 +272,8 @@ def small(job: dict[str, Any]) -> dict[str, Any]:
                 return _run_sync(send_sync, letters, warmup)
 
         async def run_async() -> dict[str, Any]:
-            async with svarut.AsyncSvarUtClient(base_url=url, validate=validate) as client:
+            options = client_options(job, asynchronous=True)
+            async with svarut.AsyncSvarUtClient(base_url=url, validate=validate, **options) as client:
 
                 async def send(letter: Any) -> None:
                     await client.send_til_person(konto_id=KONTO, forsendelse=letter, dokumenter=docs)
@@ -225,7 +289,7 @@ def small(job: dict[str, Any]) -> dict[str, Any]:
     bodies = [prebuilt_body([(pdf.name, data)], f"small-{i}") for i in range(n + warmup)]
     base_headers = {"User-Agent": "fiks-svarut-python", "Accept": "application/json"}
     if job["mode"] == "sync":
-        with httpx.Client() as http:
+        with httpx.Client(**http_options(job)) as http:
 
             def post_sync(body: tuple[bytes, str]) -> None:
                 r = http.post(send_url, content=body[0], headers={**base_headers, "Content-Type": body[1]})
@@ -235,7 +299,7 @@ def small(job: dict[str, Any]) -> dict[str, Any]:
             return _run_sync(post_sync, bodies, warmup)
 
     async def run_httpx() -> dict[str, Any]:
-        async with httpx.AsyncClient() as http:
+        async with httpx.AsyncClient(**http_options(job)) as http:
 
             async def post(body: tuple[bytes, str]) -> None:
                 r = await http.post(send_url, content=body[0], headers={**base_headers, "Content-Type": body[1]})

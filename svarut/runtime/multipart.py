@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,11 @@ _CRLF = b"\r\n"
 # each write is a trip through httpcore, h11 and a send() system call, and a
 # 20 KB letter otherwise took six of them.
 GATHER_SIZE = 64 * 1024
+# A body up to this size is read whole just before its request goes out
+# (SyncStream), so the headers and the body leave back to back. Streamed, the
+# file was opened and read between the two writes, and the server, woken by the
+# headers, went back to sleep waiting for the body: ~100 us a small send.
+PREFETCH_SIZE = GATHER_SIZE
 
 
 def quote_param(value: str) -> str:
@@ -109,6 +115,10 @@ class MultipartBody:
     def __aiter__(self) -> AsyncIterator[bytes]:
         return _agather(self._apieces())
 
+    def join(self) -> bytes:
+        """The whole body at once (a small one: see PREFETCH_SIZE)."""
+        return b"".join(self._pieces())
+
     def _pieces(self) -> Iterator[bytes]:
         for part in self.parts:
             yield part.head
@@ -130,8 +140,8 @@ class MultipartBody:
             yield _CRLF
         yield self._tail
 
-    def sync_stream(self) -> SyncStream:
-        return SyncStream(self)
+    def sync_stream(self, abort: threading.Event | None = None) -> SyncStream:
+        return SyncStream(self, abort)
 
     def async_stream(self) -> AsyncStream:
         return AsyncStream(self)
@@ -177,14 +187,28 @@ async def _agather(pieces: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
         yield out
 
 
+class StreamAborted(Exception):
+    """The caller gave up on a send (its task was cancelled) while a worker
+    thread was writing the body; the connection is dropped mid-body, so SvarUt
+    cannot have the forsendelse."""
+
+
 class SyncStream(httpx.SyncByteStream):
     """Streams the body; ``completed`` turns true only once the transport has
     taken the last byte (the generator resumes after the final yield), so a
-    failure with ``completed`` false means SvarUt cannot have the whole body."""
+    failure with ``completed`` false means SvarUt cannot have the whole body.
+    ``sent`` counts the bytes handed to the transport.
 
-    def __init__(self, body: MultipartBody) -> None:
+    ``abort``, when given, is checked before each write: a worker thread
+    sending for a cancelled task stops there (see :class:`StreamAborted`)."""
+
+    def __init__(self, body: MultipartBody, abort: threading.Event | None = None) -> None:
         self._body = body
+        self._abort = abort
         self.completed = False
+        self.sent = 0
+        length = body.content_length
+        self._ready = body.join() if length is not None and length <= PREFETCH_SIZE else None
 
     @property
     def replayable(self) -> bool:
@@ -193,7 +217,15 @@ class SyncStream(httpx.SyncByteStream):
 
     def __iter__(self) -> Iterator[bytes]:
         self.completed = False
-        yield from self._body
+        self.sent = 0
+        abort = self._abort
+        # The prefetched body serves the first pass only; a replay (after a 401) reads the sources again.
+        ready, self._ready = self._ready, None
+        for chunk in (ready,) if ready is not None else self._body:
+            if abort is not None and abort.is_set():
+                raise StreamAborted("the send was cancelled while its body was being written")
+            self.sent += len(chunk)
+            yield chunk
         self.completed = True
 
 
@@ -201,6 +233,7 @@ class AsyncStream(httpx.AsyncByteStream):
     def __init__(self, body: MultipartBody) -> None:
         self._body = body
         self.completed = False
+        self.sent = 0
 
     @property
     def replayable(self) -> bool:
@@ -209,7 +242,9 @@ class AsyncStream(httpx.AsyncByteStream):
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         self.completed = False
+        self.sent = 0
         async for chunk in self._body:
+            self.sent += len(chunk)
             yield chunk
         self.completed = True
 

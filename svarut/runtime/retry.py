@@ -58,33 +58,33 @@ class RetryPolicy:
         """Seconds to wait before attempt ``attempt + 1``, or None for no retry."""
         what = f"attempt {attempt + 1}"
         if attempt >= self.max_retries:
-            log.debug("%s: no retry, %d retries used", what, self.max_retries)
+            log.info("%s: no retry, %d retries used", what, self.max_retries)
             return None
         if not replayable:
-            log.debug("%s: no retry, the request body cannot be read again", what)
+            log.info("%s: no retry, the request body cannot be read again", what)
             return None
         if error is not None:
             if _certificate_refused(error):
-                log.debug("%s: the server's TLS certificate was refused; not retrying", what)
+                log.info("%s: the server's TLS certificate was refused; not retrying", what)
                 return None
             if isinstance(error, NOT_SENT) or safe_to_repeat:
                 delay = self.backoff(attempt)
-                log.debug("%s: %s; retrying in %.2fs", what, type(error).__name__, delay)
+                log.info("%s: %s; retrying in %.2fs", what, type(error).__name__, delay)
                 return delay
-            log.debug("%s: %s after the request may have reached SvarUt; not retrying", what, type(error).__name__)
+            log.info("%s: %s after the request may have reached SvarUt; not retrying", what, type(error).__name__)
             return None
         assert response is not None
         status = response.status_code
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         rejected = is_rejection(response)
         if not (rejected or (safe_to_repeat and status in RETRYABLE_STATUS)):
-            log.debug("%s: status %d is not retried", what, status)
+            log.info("%s: status %d is not retried", what, status)
             return None
         if retry_after is not None and retry_after > self.max_retry_after:
-            log.debug("%s: Retry-After %.0fs exceeds %.0fs; not retrying", what, retry_after, self.max_retry_after)
+            log.info("%s: Retry-After %.0fs exceeds %.0fs; not retrying", what, retry_after, self.max_retry_after)
             return None
         delay = retry_after if retry_after is not None else self.backoff(attempt)
-        log.debug("%s: status %d; retrying in %.2fs", what, status, delay)
+        log.info("%s: status %d; retrying in %.2fs", what, status, delay)
         return delay
 
 
