@@ -19,6 +19,7 @@ import random
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,12 @@ from svarut.simulator import Simulator
 
 LETTERS = 200
 LEASE = "2"
+
+
+def _until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.002)
 
 
 def _report(env: dict[str, str], journal: str) -> list[dict[str, Any]]:
@@ -79,7 +86,10 @@ def test_sigkill_at_random_points_loses_none_and_sends_none_twice(journal_target
             sim.scenarios.slow(0.3, count=rng.randint(1, 4), only="send")
             sim.scenarios.slow(0.01, count=2 * LETTERS, only="send")
             runner = _start(env, manifest, journal_target, "--concurrency", str(rng.choice([1, 4, 8])))
-            time.sleep(rng.uniform(0.8, 2.0))
+            # Kill after a random number of letters arrived (not after a time: the machine's speed varies).
+            target = len(sim.received) + rng.randint(1, 30)
+            _until(lambda t=target, r=runner: len(sim.received) >= t or r.poll() is not None)
+            time.sleep(rng.uniform(0, 0.02))
             if runner.poll() is None:
                 runner.send_signal(signal.SIGKILL)
                 killed += 1
@@ -111,7 +121,7 @@ def test_workers_share_a_postgres_journal_and_take_over_a_dead_one(
         # Every send takes a while, so the run lasts long enough to kill a worker in it.
         sim.scenarios.slow(0.03, count=10 * LETTERS, only="send")
         runners = [_start(env, manifest, postgres_url, "--concurrency", "2") for _ in range(workers)]
-        time.sleep(1.5)
+        _until(lambda: len(sim.received) >= LETTERS // 4)
         victim = runners[0]
         assert victim.poll() is None, "the first worker finished before it could be killed"
         victim.send_signal(signal.SIGKILL)
@@ -134,7 +144,7 @@ def test_sigterm_stops_gracefully_with_nothing_left_sending(tmp_path: Path) -> N
         env = cli_env(sim, tmp_path)
         sim.scenarios.slow(0.05, count=2 * LETTERS, only="send")
         runner = _start(env, manifest, journal, "--concurrency", "4")
-        time.sleep(2.0)
+        _until(lambda: len(sim.received) >= LETTERS // 4)
         assert runner.poll() is None, "the run finished before it could be stopped"
         runner.send_signal(signal.SIGTERM)
         runner.communicate(timeout=60)
