@@ -17,7 +17,7 @@ endif
 # The tests find the specs as the generator does; SPECS_DIR= reaches them too.
 TEST_ENV = $(if $(SPECS_DIR),SVARUT_SPECS_DIR=$(abspath $(SPECS_DIR)),)
 
-.PHONY: help install generate check-generated update-specs check-upstream lint test check demo bench
+.PHONY: help install generate check-generated update-specs check-upstream lint test check demo bench bench-batch
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -62,6 +62,9 @@ demo: $(INSTALLED)  ## run the simulator, send a letter through the real client,
 
 bench: $(INSTALLED)  ## benchmarks against a local sink, with same-run baselines (writes bench/results.json)
 	$(PYTHON) bench/bench.py $(BENCH_ARGS)
+
+bench-batch: $(INSTALLED)  ## batch sending vs a plain loop, 10,000 x 20 KB letters to a local sink
+	$(PYTHON) bench/bench_batch.py $(BENCH_ARGS)
 
 .PHONY: check-history
 check-history: $(INSTALLED)  ## every upstream spec version: relock, regenerate, mypy, send every kind to the simulator

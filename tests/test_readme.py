@@ -90,11 +90,22 @@ def test_command_summary_matches_the_help() -> None:
 
     (summary,) = blocks(cli_section(), "text")
     lines = summary.strip().splitlines()
-    assert [line.split()[1] for line in lines] == ["send", "status", "wait", "encrypt", "simulator"]
+    commands = [line.split()[1:3] if line.split()[1] == "batch" else line.split()[1:2] for line in lines]
+    assert commands == [
+        ["send"],
+        ["status"],
+        ["wait"],
+        ["encrypt"],
+        ["simulator"],
+        ["batch", "check"],
+        ["batch", "run"],
+        ["batch", "status"],
+        ["batch", "report"],
+    ]
     kinds = re.search(r"KIND: (.*)$", lines[0])
     assert kinds is not None and sorted(kinds[1].split(", ")) == sorted(SEND_OPERATIONS)
-    for line in lines:
-        command = line.split()[1:2] + (["person"] if "KIND" in line else [])
+    for line, command in zip(lines, commands, strict=True):
+        command = command + (["person"] if "KIND" in line else [])
         help_text = CliRunner().invoke(cli, [*command, "--help"]).output
         for flag in re.findall(r"--[a-z-]+", line):
             assert flag in help_text, (line, flag)
