@@ -320,6 +320,19 @@ def match_documents(
     return documents
 
 
+def preload_small(documents: Sequence[Document]) -> None:
+    """Read the documents of a small send (PREFETCH_SIZE in all) whole, once,
+    before the pre-send checks sniff them: see :meth:`Source.preload`."""
+    total = 0
+    for d in documents:
+        if d.source.size is None:
+            return
+        total += d.source.size
+    if total <= PREFETCH_SIZE:
+        for d in documents:
+            d.source.preload()
+
+
 def single_document(value: File | FileSource, *, part_name: str) -> Document:
     """The document of a part whose file the metadata does not describe."""
     filnavn, mime_type, source = describe_file(value, label=part_name)

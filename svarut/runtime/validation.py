@@ -71,10 +71,12 @@ switching the rule off.
 
 from __future__ import annotations
 
+import operator
 import unicodedata
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any, ClassVar, Literal
 
 from svarut.runtime.client import PreparedSend
@@ -171,8 +173,19 @@ class SpecField:
     def in_documents(self) -> bool:
         return "[]." in self.path
 
+    # Worked out once per field, not on every read of every send (cached in the
+    # instance's __dict__, so neither a dataclass field nor part of eq or hash).
+    @cached_property
+    def steps(self) -> tuple[str, ...]:
+        """The keys of ``path`` from the root."""
+        return tuple(self.path.split("."))
+
+    @cached_property
+    def operation_ids(self) -> frozenset[str]:
+        return frozenset(o.operation_id for o in self.operations)
+
     def applies_to(self, operation_id: str) -> bool:
-        return any(o.operation_id == operation_id for o in self.operations)
+        return operation_id in self.operation_ids
 
 
 @dataclass(frozen=True)
@@ -316,7 +329,8 @@ def _digits(value: object, length: int) -> bool:
 
 
 def _weighted(digits: str, weights: tuple[int, ...]) -> int:
-    return sum(int(d) * w for d, w in zip(digits, weights, strict=True)) % 11
+    # Callers pass as many digits as weights (checked by _digits).
+    return sum(map(operator.mul, map(int, digits), weights)) % 11
 
 
 def fodselsnummer_problem(value: object, *, synthetic: bool = False) -> str | None:
@@ -417,18 +431,23 @@ class _Send:
     docs: tuple[_Doc, ...]
     synthetic: bool
     encrypting: bool
-    now: datetime
+    clock: Callable[[], datetime]
+
+    def now(self) -> datetime:
+        """The current time, aware; asked only by a rule that needs it (few sends do)."""
+        return _aware(self.clock())
 
     def is_(self, *operations: SpecOperation) -> bool:
         return any(o.operation_id == self.operation for o in operations)
 
     def get(self, field: SpecField) -> Any:
         """The value at ``field``, or None if absent or not a field of this operation."""
-        if not field.applies_to(self.operation):
+        if self.operation not in field.operation_ids:
             return None
         value: Any = self.meta
-        for key in field.path.split("."):
-            value = value.get(key) if isinstance(value, Mapping) else None
+        for key in field.steps:
+            # The metadata is plain dicts (model_dump); the ABC check is the slow fallback.
+            value = value.get(key) if isinstance(value, (dict, Mapping)) else None
         return value
 
     def flag(self, field: SpecField) -> bool:
@@ -439,7 +458,7 @@ class _Send:
 
     def doc(self, d: _Doc, field: SpecField) -> Any:
         """The value of ``field`` (``dokumenter[].x``) in document ``d``."""
-        return d.meta.get(field.key) if field.applies_to(self.operation) else None
+        return d.meta.get(field.steps[-1]) if self.operation in field.operation_ids else None
 
     @property
     def total_size(self) -> int:
@@ -474,9 +493,10 @@ def _orgnr(value: object, _synthetic: bool) -> str | None:
     return organisasjonsnummer_problem(value)
 
 
-_NUMBER_KINDS: dict[Binding, tuple[str, Callable[[object, bool], str | None]]] = {
-    R_FODSELSNUMMER: ("a fødselsnummer or d-nummer", _fnr),
-    R_ORGANISASJONSNUMMER: ("an organisasjonsnummer", _orgnr),
+# Keyed by rule id: hashing a Binding hashes every spec reference it holds.
+_NUMBER_KINDS: dict[str, tuple[str, Callable[[object, bool], str | None]]] = {
+    R_FODSELSNUMMER.rule: ("a fødselsnummer or d-nummer", _fnr),
+    R_ORGANISASJONSNUMMER.rule: ("an organisasjonsnummer", _orgnr),
 }
 
 
@@ -498,7 +518,7 @@ def _identifiers(s: _Send) -> Iterator[Problem]:
         rule = R_FODSELSNUMMER if is_fnr else R_ORGANISASJONSNUMMER
         wanted.append((f"{EKSPONERT_FOR.path}[{i}]", entry, rule, hint))
     for field_path, value, rule, hint in wanted:
-        what, check = _NUMBER_KINDS[rule]
+        what, check = _NUMBER_KINDS[rule.rule]
         why = check(value, s.synthetic)
         if why is not None:
             yield Problem(field_path, rule.rule, f"is not {what}{hint}: it {why}")
@@ -514,7 +534,12 @@ def _filenames(s: _Send) -> Iterator[Problem]:
                 R_FILENAME_LENGTH.rule,
                 f"{d.filnavn!r} has {len(d.filnavn)} characters; use 1-{FILENAME_MAX_LENGTH}",
             )
-        bad = sorted({ch for ch in d.filnavn if ch in FORBIDDEN_FILENAME_CHARS or unicodedata.category(ch) == "Cc"})
+        # A printable name has no control character (category Cc); most names then need no per-character look.
+        bad = (
+            sorted(FORBIDDEN_FILENAME_CHARS.intersection(d.filnavn))
+            if d.filnavn.isprintable()
+            else sorted({ch for ch in d.filnavn if ch in FORBIDDEN_FILENAME_CHARS or unicodedata.category(ch) == "Cc"})
+        )
         if bad:
             shown = " ".join(repr(ch) for ch in bad)
             yield Problem(field, R_FILENAME_CHARS.rule, f"{d.filnavn!r} contains {shown}; rename the file without them")
@@ -610,7 +635,7 @@ def _signing(s: _Send) -> Iterator[Problem]:
             f"is required when a document has {SKAL_SIGNERES.key}; set it",
         )
     if isinstance(signering, Mapping):
-        earliest = s.now + timedelta(days=1)
+        earliest = s.now() + timedelta(days=1)
         expiry = _parse_datetime(s.get(SIGNERING_UTLOPER))
         if expiry is None or expiry < earliest:
             yield Problem(
@@ -741,7 +766,7 @@ class ForsendelseRules:
             _docs(send),
             self.environment == "test",
             send.encrypting,
-            _aware(self._now()),
+            self._now,
         )
         return [problem for rule in _RULES for problem in rule(view) if problem.rule not in self.skip]
 
