@@ -330,7 +330,8 @@ def _digits(value: object, length: int) -> bool:
 
 def _weighted(digits: str, weights: tuple[int, ...]) -> int:
     # Callers pass as many digits as weights (checked by _digits).
-    return sum(map(operator.mul, map(int, digits), weights)) % 11
+    total: int = sum(map(operator.mul, map(int, digits), weights))
+    return total % 11
 
 
 def fodselsnummer_problem(value: object, *, synthetic: bool = False) -> str | None:
