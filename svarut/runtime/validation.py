@@ -403,7 +403,7 @@ def is_cms_enveloped_data(head: bytes) -> bool:
 # --- the forsendelse as the rules see it -----------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # built per send: a frozen init costs a call per field
 class _Doc:
     path: str  # "dokumenter[2]", or "dokument" for NHN
     filnavn: str
@@ -425,7 +425,7 @@ class _Doc:
         return f"{self.path}.{field.key}"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Send:
     operation: str
     meta: Mapping[str, Any]
@@ -501,16 +501,20 @@ _NUMBER_KINDS: dict[str, tuple[str, Callable[[object, bool], str | None]]] = {
 }
 
 
+_IDENTIFIER_FIELDS = (
+    (PERSON_DIGITAL_ID, R_FODSELSNUMMER),
+    (ORGANISASJON_DIGITAL_ID, R_ORGANISASJONSNUMMER),
+    (PASIENT_FODSELSNUMMER, R_FODSELSNUMMER),
+)
+_SVAR_KINDS = ((SVAR_TIL_PERSON, R_FODSELSNUMMER), (SVAR_TIL_ORGANISASJON, R_ORGANISASJONSNUMMER))
+
+
 def _identifiers(s: _Send) -> Iterator[Problem]:
     wanted: list[tuple[str, object, Binding, str]] = []  # (field, value, rule, extra hint)
-    for field, rule in (
-        (PERSON_DIGITAL_ID, R_FODSELSNUMMER),
-        (ORGANISASJON_DIGITAL_ID, R_ORGANISASJONSNUMMER),
-        (PASIENT_FODSELSNUMMER, R_FODSELSNUMMER),
-    ):
-        if field.applies_to(s.operation):
+    for field, rule in _IDENTIFIER_FIELDS:
+        if s.operation in field.operation_ids:
             wanted.append((field.path, s.get(field), rule, ""))
-    for svar, rule in ((SVAR_TIL_PERSON, R_FODSELSNUMMER), (SVAR_TIL_ORGANISASJON, R_ORGANISASJONSNUMMER)):
+    for svar, rule in _SVAR_KINDS:
         if s.equals(svar):
             wanted.append((SVAR_DIGITAL_ID.path, s.get(SVAR_DIGITAL_ID), rule, ""))
     for i, entry in enumerate(s.get(EKSPONERT_FOR) or []):
