@@ -439,7 +439,7 @@ class _Send:
         return _aware(self.clock())
 
     def is_(self, *operations: SpecOperation) -> bool:
-        return any(o.operation_id == self.operation for o in operations)
+        return self.operation in [o.operation_id for o in operations]  # no generator: called per rule
 
     def get(self, field: SpecField) -> Any:
         """The value at ``field``, or None if absent or not a field of this operation."""
@@ -448,7 +448,9 @@ class _Send:
         value: Any = self.meta
         for key in field.steps:
             # The metadata is plain dicts (model_dump); the ABC check is the slow fallback.
-            value = value.get(key) if isinstance(value, (dict, Mapping)) else None
+            if value is None or not isinstance(value, (dict, Mapping)):
+                return None
+            value = value.get(key)
         return value
 
     def flag(self, field: SpecField) -> bool:
@@ -473,7 +475,7 @@ def _docs(send: PreparedSend) -> tuple[_Doc, ...]:
     items = (send.metadata.get(DOKUMENTER.key) if listed else None) or []
     docs = []
     for i in range(max(len(items), len(send.documents))):
-        meta = items[i] if i < len(items) and isinstance(items[i], Mapping) else {}
+        meta = items[i] if i < len(items) and isinstance(items[i], (dict, Mapping)) else {}
         doc = send.documents[i] if i < len(send.documents) else None
         filnavn = doc.filnavn if doc else str(meta.get(FILNAVN.key, ""))
         mime = doc.mime_type if doc else str(meta.get(MIME_TYPE.key, ""))
@@ -633,13 +635,14 @@ def _signing(s: _Send) -> Iterator[Problem]:
                 f"{d.filnavn!r} is {d.mime_type!r}; only a PDF can be signed",
             )
     signering = s.get(SIGNERING)
-    if signed and not isinstance(signering, Mapping):
+    has_signering = signering is not None and isinstance(signering, (dict, Mapping))
+    if signed and not has_signering:
         yield Problem(
             SIGNERING.path,
             R_SIGNERING_REQUIRED.rule,
             f"is required when a document has {SKAL_SIGNERES.key}; set it",
         )
-    if isinstance(signering, Mapping):
+    if has_signering:
         earliest = s.now() + timedelta(days=1)
         expiry = _parse_datetime(s.get(SIGNERING_UTLOPER))
         if expiry is None or expiry < earliest:
