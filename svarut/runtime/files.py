@@ -100,13 +100,25 @@ class Source:
         """Read a file source whole, now, so that the content sniff (:meth:`head`)
         and the body's first read share one open and read. For small documents
         only (the caller bounds the total): the bytes stay held. A later read
-        uses them only if the file's stat is still the one they were read
-        under; otherwise it reads the file again, and notices a new size."""
+        uses them only if the file's stat (size, times, inode) is still the one
+        they were read under; otherwise it reads the file again, and notices a
+        new size. A same-size rewrite within the file system's timestamp
+        granularity (a few milliseconds) is not seen: the bytes the checks
+        looked at are the ones sent."""
         if self._path is None or self._whole is not None or self.size is None:
             return
-        with open(self._path, "rb") as f:
-            data = f.read(self.size + 1)
-            st = os.fstat(f.fileno())
+        # A bare descriptor: no file object or buffer to set up for one read.
+        fd = os.open(self._path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            st = os.fstat(fd)
+            pieces: list[bytes] = []
+            want = self.size + 1  # one byte more than expected shows a file that grew
+            while want > 0 and (piece := os.read(fd, want)):
+                pieces.append(piece)
+                want -= len(piece)
+        finally:
+            os.close(fd)
+        data = b"".join(pieces)
         if len(data) == self.size:
             self._whole, self._whole_stat = data, _stat_key(st)
 
@@ -169,7 +181,8 @@ class Source:
                 yield self._data[i : i + CHUNK_SIZE].tobytes()
             return
         if (whole := self._preloaded()) is not None:
-            yield whole
+            if whole:  # as a read of an empty file: no chunk at all
+                yield whole
             return
         handle = self._open()
         assert handle is not None
