@@ -23,18 +23,20 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from uuid import UUID, uuid4
 
-import anyio.from_thread
-import anyio.to_thread
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from svarut.runtime import errors, multipart, transport
+from svarut.runtime import errors, multipart
 from svarut.runtime.errors import APIConnectionError, APITimeoutError, ForsendelseValidationError, Problem
 from svarut.runtime.files import File, FileSource
 from svarut.runtime.retry import RetryPolicy, is_rejection
 
 if TYPE_CHECKING:
     from svarut.runtime.kryptering import Kryptering
+    from svarut.runtime.transport import SyncTwin
+
+# anyio and the async client's transport are imported by the async code that
+# uses them: a program that only sends with the sync client never loads them.
 
 log = logging.getLogger("svarut")
 
@@ -260,6 +262,8 @@ class BaseClient:
             url = kryptering.sertifikat_url(self.base_url)
             http = getattr(self, "_http", None)
             if isinstance(http, httpx.AsyncClient):
+                import anyio.from_thread
+
                 # The async client prepares a send in a worker thread; the fetch runs on its event loop.
                 sertifikat = anyio.from_thread.run(kryptering.ahent_sertifikat, http, url)
             elif isinstance(http, httpx.Client):
@@ -526,7 +530,7 @@ class AsyncAPIClient(BaseClient):
         self._lazy_http = _LazyHttp(
             http_client, lambda: httpx.AsyncClient(timeout=self.timeout, follow_redirects=False)
         )
-        self._twin: transport.SyncTwin | None = None
+        self._twin: SyncTwin | None = None
 
     @property
     def _http(self) -> httpx.AsyncClient:
@@ -557,6 +561,10 @@ class AsyncAPIClient(BaseClient):
         body: JsonBody | MultipartInput | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
     ) -> T:
+        import anyio.to_thread
+
+        from svarut.runtime import transport
+
         if not self._lazy_http.made:
             # Making an httpx client loads the CA bundle: tens of milliseconds, not on the event loop.
             await anyio.to_thread.run_sync(self._lazy_http.get)

@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TypeAlias
 
-import anyio.to_thread
-
 from svarut.runtime.errors import SourceChangedError
 
 # The sync client reads, and hands to the transport, pieces of this size.
@@ -201,6 +199,8 @@ class Source:
         self._check(sent)
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        import anyio.to_thread  # here, not at the top: the sync client never needs anyio
+
         if self._data is not None:
             for i in range(0, self._data.nbytes, CHUNK_SIZE):
                 yield self._data[i : i + CHUNK_SIZE].tobytes()
