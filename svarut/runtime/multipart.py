@@ -86,6 +86,9 @@ class MultipartBody:
         self.parts = tuple(parts)
         self.boundary = boundary
         self._tail = f"--{boundary}--\r\n".encode()
+        # Fixed once the parts are: each source measured its size when it was made.
+        sizes = [p.size for p in self.parts]
+        self._length = None if None in sizes else sum(s for s in sizes if s is not None) + len(self._tail)
 
     @property
     def content_type(self) -> str:
@@ -93,10 +96,7 @@ class MultipartBody:
 
     @property
     def content_length(self) -> int | None:
-        sizes = [p.size for p in self.parts]
-        if any(s is None for s in sizes):
-            return None
-        return sum(s for s in sizes if s is not None) + len(self._tail)
+        return self._length
 
     @property
     def replayable(self) -> bool:
@@ -281,8 +281,10 @@ def match_documents(
     all mismatches are reported together, before anything is sent.
     """
     items = metadata.get(described_by) or []
-    problems: list[Problem] = []
     names = [str(item.get(FILENAME_KEY, "")) for item in items]
+    if len(names) == len(files) == len(set(names)) and all(name in files for name in names):
+        return _documents(items, names, files)  # the usual case: every name once, on both sides
+    problems: list[Problem] = []
     for i, name in enumerate(names):
         if name not in files:
             problems.append(
@@ -312,6 +314,10 @@ def match_documents(
         seen.add(name)
     if problems:
         raise ForsendelseValidationError(problems)
+    return _documents(items, names, files)
+
+
+def _documents(items: Sequence[Any], names: list[str], files: Mapping[str, File | FileSource]) -> list[Document]:
     documents = []
     for item, name in zip(items, names, strict=True):
         value = files[name]
