@@ -66,7 +66,7 @@ class Source:
         if isinstance(source, (bytes, bytearray, memoryview)):
             self._data = memoryview(source).cast("B")
             self.size: int | None = self._data.nbytes
-        elif isinstance(source, os.PathLike):
+        elif isinstance(source, (Path, os.PathLike)):  # a Path first: os.PathLike is a slower ABC check
             self._path = source if isinstance(source, Path) else Path(source)
             try:
                 st = os.stat(self._path)  # one system call for the size and the type
