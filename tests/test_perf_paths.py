@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import logging
+import os
 import socket
 import ssl
 import threading
@@ -405,3 +406,65 @@ async def test_a_send_cancelled_while_it_waits_to_retry_is_not_sent_again(server
         # Past the time the retry was due: the worker thread woke, saw the cancellation and stopped.
         await anyio.sleep(2)
     assert len(server.requests) == 1
+
+
+# --- a small send's documents are read once, for the checks and the body ---------
+
+
+class Documents:
+    """A pre-send check that keeps the documents it was shown (and may change a file after)."""
+
+    def __init__(self, then: Any = None) -> None:
+        self.seen: list[Any] = []
+        self.then = then
+
+    def __call__(self, prepared: Any) -> None:
+        self.seen += prepared.documents
+        if self.then is not None:
+            self.then()
+
+
+async def test_a_small_document_is_preloaded_and_sent_whole(api, server, tmp_path):
+    path = tmp_path / "a.pdf"
+    path.write_bytes(b"%PDF-1.7 small")
+    check = Documents()
+    await api("send_til_person", client_options={"checks": [check]}, konto_id=KONTO, forsendelse=person("a.pdf"),
+              dokumenter={"a.pdf": path})  # fmt: skip
+    assert [d.source.head(5) for d in check.seen] == [b"%PDF-"]
+    assert check.seen[0].source._whole == b"%PDF-1.7 small"
+    assert document_of(server.requests[0]) == b"%PDF-1.7 small"
+
+
+async def test_a_big_send_is_not_preloaded(api, server, tmp_path):
+    path = tmp_path / "a.pdf"
+    path.write_bytes(b"%PDF-" + bytes(100_000))
+    check = Documents()
+    await api("send_til_person", client_options={"checks": [check]}, konto_id=KONTO, forsendelse=person("a.pdf"),
+              dokumenter={"a.pdf": path})  # fmt: skip
+    assert check.seen[0].source._whole is None
+    assert document_of(server.requests[0]) == path.read_bytes()
+
+
+async def test_an_empty_document_is_preloaded_and_sent_empty(api, server, tmp_path):
+    path = tmp_path / "a.pdf"
+    path.write_bytes(b"")
+    check = Documents()
+    await api("send_til_person", client_options={"checks": [check]}, konto_id=KONTO, forsendelse=person("a.pdf"),
+              dokumenter={"a.pdf": path})  # fmt: skip
+    assert check.seen[0].source._whole == b""
+    assert document_of(server.requests[0]) == b""
+    assert server.requests[0].body.count(b"\r\n\r\n\r\n") == 1  # the empty document part: headers, then CRLF
+
+
+async def test_a_document_rewritten_after_the_checks_is_read_again(api, server, tmp_path):
+    path = tmp_path / "a.pdf"
+    path.write_bytes(b"%PDF-1.7 old")
+
+    def rewrite() -> None:  # the same size; a later modification time, as a later write has
+        before = path.stat().st_mtime_ns
+        path.write_bytes(b"%PDF-1.7 new")
+        os.utime(path, ns=(before + 10**9, before + 10**9))
+
+    await api("send_til_person", client_options={"checks": [Documents(then=rewrite)]}, konto_id=KONTO,
+              forsendelse=person("a.pdf"), dokumenter={"a.pdf": path})  # fmt: skip
+    assert document_of(server.requests[0]) == b"%PDF-1.7 new"

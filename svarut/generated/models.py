@@ -4,8 +4,6 @@
 # DO NOT EDIT. Run `make generate` to regenerate.
 """The SvarUt data models, one class per schema in the specs."""
 
-from __future__ import annotations
-
 from enum import StrEnum
 from typing import Annotated
 from uuid import UUID

@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TypeAlias
 
-import anyio.to_thread
-
 from svarut.runtime.errors import SourceChangedError
 
 # The sync client reads, and hands to the transport, pieces of this size.
@@ -62,11 +60,14 @@ class Source:
         self._data: memoryview | None = None
         self._file: BinaryIO | None = None
         self._start = 0
+        # A small file read whole by preload(), and the stat it was read under.
+        self._whole: bytes | None = None
+        self._whole_stat: tuple[int, int, int, int] | None = None
         if isinstance(source, (bytes, bytearray, memoryview)):
             self._data = memoryview(source).cast("B")
             self.size: int | None = self._data.nbytes
-        elif isinstance(source, os.PathLike):
-            self._path = Path(source)
+        elif isinstance(source, (Path, os.PathLike)):  # a Path first: os.PathLike is a slower ABC check
+            self._path = source if isinstance(source, Path) else Path(source)
             try:
                 st = os.stat(self._path)  # one system call for the size and the type
             except OSError as exc:
@@ -93,10 +94,49 @@ class Source:
     def replayable(self) -> bool:
         return self._file is None or _seekable(self._file)
 
+    def preload(self) -> None:
+        """Read a file source whole, now, so that the content sniff (:meth:`head`)
+        and the body's first read share one open and read. For small documents
+        only (the caller bounds the total): the bytes stay held. A later read
+        uses them only if the file's stat (size, times, inode) is still the one
+        they were read under; otherwise it reads the file again, and notices a
+        new size. A same-size rewrite within the file system's timestamp
+        granularity (a few milliseconds) is not seen: the bytes the checks
+        looked at are the ones sent."""
+        if self._path is None or self._whole is not None or self.size is None:
+            return
+        # A bare descriptor: no file object or buffer to set up for one read.
+        fd = os.open(self._path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            st = os.fstat(fd)
+            pieces: list[bytes] = []
+            want = self.size + 1  # one byte more than expected shows a file that grew
+            while want > 0 and (piece := os.read(fd, want)):
+                pieces.append(piece)
+                want -= len(piece)
+        finally:
+            os.close(fd)
+        data = b"".join(pieces)
+        if len(data) == self.size:
+            self._whole, self._whole_stat = data, _stat_key(st)
+
+    def _preloaded(self) -> bytes | None:
+        if self._whole is None or self._path is None:
+            return None
+        try:
+            same = _stat_key(os.stat(self._path)) == self._whole_stat
+        except OSError:
+            same = False
+        if not same:
+            self._whole = self._whole_stat = None
+        return self._whole
+
     def head(self, n: int) -> bytes:
         """The first ``n`` bytes (for content sniffing), leaving the source unread."""
         if self._data is not None:
             return bytes(self._data[:n])
+        if self._whole is not None:
+            return self._whole[:n]
         if self._path is not None:
             with self._path.open("rb") as f:
                 return f.read(n)
@@ -138,6 +178,10 @@ class Source:
             for i in range(0, self._data.nbytes, CHUNK_SIZE):
                 yield self._data[i : i + CHUNK_SIZE].tobytes()
             return
+        if (whole := self._preloaded()) is not None:
+            if whole:  # as a read of an empty file: no chunk at all
+                yield whole
+            return
         handle = self._open()
         assert handle is not None
         sent = 0
@@ -155,6 +199,8 @@ class Source:
         self._check(sent)
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        import anyio.to_thread  # here, not at the top: the sync client never needs anyio
+
         if self._data is not None:
             for i in range(0, self._data.nbytes, CHUNK_SIZE):
                 yield self._data[i : i + CHUNK_SIZE].tobytes()
@@ -174,6 +220,11 @@ class Source:
         finally:
             await anyio.to_thread.run_sync(self._close, handle)
         self._check(sent)
+
+
+def _stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
+    # Size, modification and change time, inode: a rewrite, a replacement or a touch changes one.
+    return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
 
 
 def _seekable(f: BinaryIO) -> bool:

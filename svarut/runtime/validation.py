@@ -71,10 +71,12 @@ switching the rule off.
 
 from __future__ import annotations
 
+import operator
 import unicodedata
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any, ClassVar, Literal
 
 from svarut.runtime.client import PreparedSend
@@ -171,8 +173,19 @@ class SpecField:
     def in_documents(self) -> bool:
         return "[]." in self.path
 
+    # Worked out once per field, not on every read of every send (cached in the
+    # instance's __dict__, so neither a dataclass field nor part of eq or hash).
+    @cached_property
+    def steps(self) -> tuple[str, ...]:
+        """The keys of ``path`` from the root."""
+        return tuple(self.path.split("."))
+
+    @cached_property
+    def operation_ids(self) -> frozenset[str]:
+        return frozenset(o.operation_id for o in self.operations)
+
     def applies_to(self, operation_id: str) -> bool:
-        return any(o.operation_id == operation_id for o in self.operations)
+        return operation_id in self.operation_ids
 
 
 @dataclass(frozen=True)
@@ -316,7 +329,9 @@ def _digits(value: object, length: int) -> bool:
 
 
 def _weighted(digits: str, weights: tuple[int, ...]) -> int:
-    return sum(int(d) * w for d, w in zip(digits, weights, strict=True)) % 11
+    # Callers pass as many digits as weights (checked by _digits).
+    total: int = sum(map(operator.mul, map(int, digits), weights))
+    return total % 11
 
 
 def fodselsnummer_problem(value: object, *, synthetic: bool = False) -> str | None:
@@ -388,7 +403,7 @@ def is_cms_enveloped_data(head: bytes) -> bool:
 # --- the forsendelse as the rules see it -----------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # built per send: a frozen init costs a call per field
 class _Doc:
     path: str  # "dokumenter[2]", or "dokument" for NHN
     filnavn: str
@@ -410,25 +425,32 @@ class _Doc:
         return f"{self.path}.{field.key}"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Send:
     operation: str
     meta: Mapping[str, Any]
     docs: tuple[_Doc, ...]
     synthetic: bool
     encrypting: bool
-    now: datetime
+    clock: Callable[[], datetime]
+
+    def now(self) -> datetime:
+        """The current time, aware; asked only by a rule that needs it (few sends do)."""
+        return _aware(self.clock())
 
     def is_(self, *operations: SpecOperation) -> bool:
-        return any(o.operation_id == self.operation for o in operations)
+        return self.operation in [o.operation_id for o in operations]  # no generator: called per rule
 
     def get(self, field: SpecField) -> Any:
         """The value at ``field``, or None if absent or not a field of this operation."""
-        if not field.applies_to(self.operation):
+        if self.operation not in field.operation_ids:
             return None
         value: Any = self.meta
-        for key in field.path.split("."):
-            value = value.get(key) if isinstance(value, Mapping) else None
+        for key in field.steps:
+            # The metadata is plain dicts (model_dump); the ABC check is the slow fallback.
+            if value is None or not isinstance(value, (dict, Mapping)):
+                return None
+            value = value.get(key)
         return value
 
     def flag(self, field: SpecField) -> bool:
@@ -439,7 +461,7 @@ class _Send:
 
     def doc(self, d: _Doc, field: SpecField) -> Any:
         """The value of ``field`` (``dokumenter[].x``) in document ``d``."""
-        return d.meta.get(field.key) if field.applies_to(self.operation) else None
+        return d.meta.get(field.steps[-1]) if self.operation in field.operation_ids else None
 
     @property
     def total_size(self) -> int:
@@ -453,7 +475,7 @@ def _docs(send: PreparedSend) -> tuple[_Doc, ...]:
     items = (send.metadata.get(DOKUMENTER.key) if listed else None) or []
     docs = []
     for i in range(max(len(items), len(send.documents))):
-        meta = items[i] if i < len(items) and isinstance(items[i], Mapping) else {}
+        meta = items[i] if i < len(items) and isinstance(items[i], (dict, Mapping)) else {}
         doc = send.documents[i] if i < len(send.documents) else None
         filnavn = doc.filnavn if doc else str(meta.get(FILNAVN.key, ""))
         mime = doc.mime_type if doc else str(meta.get(MIME_TYPE.key, ""))
@@ -474,22 +496,27 @@ def _orgnr(value: object, _synthetic: bool) -> str | None:
     return organisasjonsnummer_problem(value)
 
 
-_NUMBER_KINDS: dict[Binding, tuple[str, Callable[[object, bool], str | None]]] = {
-    R_FODSELSNUMMER: ("a fødselsnummer or d-nummer", _fnr),
-    R_ORGANISASJONSNUMMER: ("an organisasjonsnummer", _orgnr),
+# Keyed by rule id: hashing a Binding hashes every spec reference it holds.
+_NUMBER_KINDS: dict[str, tuple[str, Callable[[object, bool], str | None]]] = {
+    R_FODSELSNUMMER.rule: ("a fødselsnummer or d-nummer", _fnr),
+    R_ORGANISASJONSNUMMER.rule: ("an organisasjonsnummer", _orgnr),
 }
+
+
+_IDENTIFIER_FIELDS = (
+    (PERSON_DIGITAL_ID, R_FODSELSNUMMER),
+    (ORGANISASJON_DIGITAL_ID, R_ORGANISASJONSNUMMER),
+    (PASIENT_FODSELSNUMMER, R_FODSELSNUMMER),
+)
+_SVAR_KINDS = ((SVAR_TIL_PERSON, R_FODSELSNUMMER), (SVAR_TIL_ORGANISASJON, R_ORGANISASJONSNUMMER))
 
 
 def _identifiers(s: _Send) -> Iterator[Problem]:
     wanted: list[tuple[str, object, Binding, str]] = []  # (field, value, rule, extra hint)
-    for field, rule in (
-        (PERSON_DIGITAL_ID, R_FODSELSNUMMER),
-        (ORGANISASJON_DIGITAL_ID, R_ORGANISASJONSNUMMER),
-        (PASIENT_FODSELSNUMMER, R_FODSELSNUMMER),
-    ):
-        if field.applies_to(s.operation):
+    for field, rule in _IDENTIFIER_FIELDS:
+        if s.operation in field.operation_ids:
             wanted.append((field.path, s.get(field), rule, ""))
-    for svar, rule in ((SVAR_TIL_PERSON, R_FODSELSNUMMER), (SVAR_TIL_ORGANISASJON, R_ORGANISASJONSNUMMER)):
+    for svar, rule in _SVAR_KINDS:
         if s.equals(svar):
             wanted.append((SVAR_DIGITAL_ID.path, s.get(SVAR_DIGITAL_ID), rule, ""))
     for i, entry in enumerate(s.get(EKSPONERT_FOR) or []):
@@ -498,7 +525,7 @@ def _identifiers(s: _Send) -> Iterator[Problem]:
         rule = R_FODSELSNUMMER if is_fnr else R_ORGANISASJONSNUMMER
         wanted.append((f"{EKSPONERT_FOR.path}[{i}]", entry, rule, hint))
     for field_path, value, rule, hint in wanted:
-        what, check = _NUMBER_KINDS[rule]
+        what, check = _NUMBER_KINDS[rule.rule]
         why = check(value, s.synthetic)
         if why is not None:
             yield Problem(field_path, rule.rule, f"is not {what}{hint}: it {why}")
@@ -514,7 +541,12 @@ def _filenames(s: _Send) -> Iterator[Problem]:
                 R_FILENAME_LENGTH.rule,
                 f"{d.filnavn!r} has {len(d.filnavn)} characters; use 1-{FILENAME_MAX_LENGTH}",
             )
-        bad = sorted({ch for ch in d.filnavn if ch in FORBIDDEN_FILENAME_CHARS or unicodedata.category(ch) == "Cc"})
+        # A printable name has no control character (category Cc); most names then need no per-character look.
+        bad = (
+            sorted(FORBIDDEN_FILENAME_CHARS.intersection(d.filnavn))
+            if d.filnavn.isprintable()
+            else sorted({ch for ch in d.filnavn if ch in FORBIDDEN_FILENAME_CHARS or unicodedata.category(ch) == "Cc"})
+        )
         if bad:
             shown = " ".join(repr(ch) for ch in bad)
             yield Problem(field, R_FILENAME_CHARS.rule, f"{d.filnavn!r} contains {shown}; rename the file without them")
@@ -603,14 +635,15 @@ def _signing(s: _Send) -> Iterator[Problem]:
                 f"{d.filnavn!r} is {d.mime_type!r}; only a PDF can be signed",
             )
     signering = s.get(SIGNERING)
-    if signed and not isinstance(signering, Mapping):
+    has_signering = signering is not None and isinstance(signering, (dict, Mapping))
+    if signed and not has_signering:
         yield Problem(
             SIGNERING.path,
             R_SIGNERING_REQUIRED.rule,
             f"is required when a document has {SKAL_SIGNERES.key}; set it",
         )
-    if isinstance(signering, Mapping):
-        earliest = s.now + timedelta(days=1)
+    if has_signering:
+        earliest = s.now() + timedelta(days=1)
         expiry = _parse_datetime(s.get(SIGNERING_UTLOPER))
         if expiry is None or expiry < earliest:
             yield Problem(
@@ -741,7 +774,7 @@ class ForsendelseRules:
             _docs(send),
             self.environment == "test",
             send.encrypting,
-            _aware(self._now()),
+            self._now,
         )
         return [problem for rule in _RULES for problem in rule(view) if problem.rule not in self.skip]
 
