@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 from uuid import UUID
 
-import anyio
 import httpx
 
 from svarut import statuses
@@ -560,6 +559,8 @@ class AsyncSvarUtClient(_SvarUtClientBase[httpx.AsyncClient], AsyncOperations):
         interval: float = 2.0,
     ) -> dict[UUID, models.ForsendelseStatus]:
         """See :meth:`SvarUtClient.vent_pa_status`."""
+        import anyio  # here, so the sync client starts without it
+
         waiter = _Waiter(ids, until, terminal, timeout, interval, self.timeout)
         while True:
             try:
