@@ -137,6 +137,8 @@ class PreparedRequest:
     send: PreparedSend | None = None
     path_params: dict[str, str] = field(default_factory=dict)
     extensions: dict[str, Any] = field(default_factory=dict)
+    # time.monotonic() by which a call given its own timeout must be over, retries included.
+    deadline: float | None = None
 
 
 class BaseClient:
@@ -201,9 +203,11 @@ class BaseClient:
         url, params = self._url(endpoint, path_params)
         prepared = PreparedRequest(endpoint.method, url, dict(self._headers), path_params=params)
         if not isinstance(timeout, NotGiven):
-            prepared.extensions["timeout"] = (
-                timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
-            ).as_dict()
+            per_call = (timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)).as_dict()
+            prepared.extensions["timeout"] = per_call
+            # A timeout given for the call bounds the whole call, retries included.
+            if budget := [v for v in per_call.values() if v is not None]:
+                prepared.deadline = time.monotonic() + max(budget)
         if isinstance(body, JsonBody):
             try:
                 model = body.model.model_validate(body.values)
@@ -395,24 +399,26 @@ class BaseClient:
     def _retry_after_error(
         self, endpoint: Endpoint[Any], prepared: PreparedRequest, attempt: int, exc: httpx.TransportError
     ) -> float | None:
-        return self._retry.delay(
+        delay = self._retry.delay(
             attempt=attempt,
             safe_to_repeat=endpoint.operation_id in self._safe_to_repeat,
             replayable=self._replayable(prepared),
             error=exc,
         )
+        return _within_deadline(prepared, delay)
 
     def _retry_after_response(
         self, endpoint: Endpoint[Any], prepared: PreparedRequest, attempt: int, response: httpx.Response
     ) -> float | None:
         if response.is_success:
             return None
-        return self._retry.delay(
+        delay = self._retry.delay(
             attempt=attempt,
             safe_to_repeat=endpoint.operation_id in self._safe_to_repeat,
             replayable=self._replayable(prepared),
             response=response,
         )
+        return _within_deadline(prepared, delay)
 
     def _may_have_arrived(self, endpoint: Endpoint[Any], request: httpx.Request) -> bool:
         """Whether a failed send may have been accepted: SvarUt had the whole
@@ -714,6 +720,21 @@ def _lenient(model: type[BaseModel], data: dict[str, Any] | None) -> BaseModel |
                 return None
             data = {k: v for k, v in data.items() if k not in bad}
     return None
+
+
+def _within_deadline(prepared: PreparedRequest, delay: float | None) -> float | None:
+    """``delay`` if the next attempt still fits the call's own timeout, which
+    it then gets only the rest of; None when that time would run out first."""
+    if delay is None or prepared.deadline is None:
+        return delay
+    left = prepared.deadline - time.monotonic() - delay
+    if left <= 0:
+        log.info("no retry: the call's timeout runs out before the next attempt")
+        return None
+    prepared.extensions["timeout"] = {
+        phase: left if value is None else min(value, left) for phase, value in prepared.extensions["timeout"].items()
+    }
+    return delay
 
 
 def drop_none(values: Mapping[str, Any]) -> dict[str, Any]:
