@@ -6,7 +6,7 @@ measured in the same run. ``make bench`` runs it.
 
 Every case sends to ``bench/sink.py``, a separate process on 127.0.0.1 that
 reads and discards the body and answers like SvarUt; cases 0-3 run over plain
-HTTP and over TLS (a CA and certificate made for the run, ``bench/certs.py``).
+HTTP and over TLS (a CA and certificate made for the run, ``svarut.simulator.keys.tls_certificates``).
 The client runs in a fresh interpreter per measurement (``bench/worker.py``),
 with this checkout first on ``PYTHONPATH`` (so a copy of the repo measures its
 own ``svarut``).
@@ -182,11 +182,10 @@ def small_pdf() -> Path:
 
 
 def certs_for_run() -> Any:
-    """A CA and a 127.0.0.1 server certificate made for this run (bench/certs.py)."""
-    sys.path.insert(0, str(HERE))
-    import certs
+    """A CA and a 127.0.0.1 server certificate made for this run."""
+    from svarut.simulator.keys import tls_certificates
 
-    return certs.make(Path(tempfile.mkdtemp(prefix="svarut-bench-tls-")))
+    return tls_certificates(Path(tempfile.mkdtemp(prefix="svarut-bench-tls-")))
 
 
 # --- runners --------------------------------------------------------------

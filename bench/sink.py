@@ -23,7 +23,7 @@ Answers:
   the benchmark compares clients by, as well as the sender's own.
 
 With ``--tls CERT KEY`` it serves HTTPS (TLS 1.2+, the certificate made for the
-run by ``bench/certs.py``).
+run by ``svarut.simulator.keys.tls_certificates``).
 
 Every response carries ``X-Body-Bytes``: the body length the server read.
 """

@@ -11,8 +11,6 @@ decision, and the clients' httpx client being made at first use.
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import logging
 import os
 import socket
@@ -20,16 +18,12 @@ import ssl
 import threading
 import uuid
 from collections.abc import AsyncGenerator, Iterator
-from pathlib import Path
+from dataclasses import astuple
 from typing import Any
 
 import anyio
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from requests_toolbelt.multipart.decoder import MultipartDecoder
 
 import svarut
@@ -37,6 +31,7 @@ from svarut import models
 from svarut.auth import StaticToken, SvarUtAuth
 from svarut.errors import APIConnectionError, BadRequestError
 from svarut.runtime.retry import RetryPolicy
+from svarut.simulator.keys import tls_certificates
 
 pytestmark = pytest.mark.anyio
 
@@ -156,63 +151,10 @@ async def test_a_transport_the_twin_cannot_copy_keeps_the_async_path():
 # --- TLS --------------------------------------------------------------------------
 
 
-def _certificates(directory: Path) -> tuple[Path, Path, Path]:
-    """A CA, and a certificate for 127.0.0.1 it signed: (ca.pem, server.pem, server.key)."""
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    paths = directory / "ca.pem", directory / "server.pem", directory / "server.key"
-    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return paths
-
-
 @pytest.fixture
 def tls_server(server, tmp_path):
     """The recording server, speaking TLS with a certificate from a CA made for the test."""
-    ca, cert, key = _certificates(tmp_path)
+    ca, cert, key = astuple(tls_certificates(tmp_path))
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     server.socket = context.wrap_socket(server.socket, server_side=True)

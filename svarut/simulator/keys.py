@@ -12,6 +12,7 @@ not have).
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,13 +20,13 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from svarut.runtime.auth import Keystore
 from svarut.runtime.kryptering import SvarUtSertifikat
 
-__all__ = ["KeyPair", "SimulatorKeys", "generate_key_pair", "throwaway_keys"]
+__all__ = ["KeyPair", "SimulatorKeys", "TlsCertificates", "generate_key_pair", "throwaway_keys", "tls_certificates"]
 
 VALID_DAYS = 365
 
@@ -111,3 +112,75 @@ def throwaway_keys() -> SimulatorKeys:
                 client=generate_key_pair("Simulert virksomhet"),
             )
         return _keys
+
+
+@dataclass(frozen=True)
+class TlsCertificates:
+    ca: Path
+    cert: Path
+    key: Path
+
+
+def tls_certificates(directory: Path) -> TlsCertificates:
+    """A throwaway CA and a certificate it signed for 127.0.0.1 and localhost
+    (P-256, valid for a day), written to ``directory`` as ``ca.pem``,
+    ``server.pem`` and ``server.key``: for a local HTTPS server in tests and
+    benchmarks, which a client trusts with ``verify=ssl.create_default_context(cafile=ca)``."""
+    now = datetime.now(UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fiks-svarut throwaway CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    certs = TlsCertificates(directory / "ca.pem", directory / "server.pem", directory / "server.key")
+    certs.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    certs.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    certs.key.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return certs
