@@ -362,14 +362,22 @@ class Journal:
                     (WAITING, MAX_ATTEMPTS, limit),
                 ).fetchall()
             ]
-            rows = []
-            for ref in refs:
-                self._execute(
+            if not refs:
+                return []
+            marks = ", ".join("?" * len(refs))
+            self._execute(
+                cur,
+                f"UPDATE batch_letter SET worker = ?, lease_until = {{now}} + ? WHERE ref IN ({marks})",  # noqa: S608
+                (self.worker, lease, *refs),
+            )
+            rows = [
+                Row.of(r)
+                for r in self._execute(
                     cur,
-                    "UPDATE batch_letter SET worker = ?, lease_until = {now} + ? WHERE ref = ?",
-                    (self.worker, lease, ref),
-                )
-                rows.append(Row.of(self._execute(cur, _SELECT_ONE, (ref,)).fetchone()))
+                    f"SELECT {_COLUMNS} FROM batch_letter WHERE ref IN ({marks}) ORDER BY line",
+                    refs,  # noqa: S608
+                ).fetchall()
+            ]
         return rows
 
     def pending(self) -> tuple[int, float | None]:
