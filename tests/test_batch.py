@@ -455,3 +455,17 @@ def test_an_answer_joins_the_next_commit_and_a_failed_commit_stops_the_journal(t
         jn.setup(konto_id="k")
         assert [r.ref for r in jn.recover(all_sending=True)] == ["c"]
     assert states()["c"] == "unknown"
+
+
+def test_an_intent_fails_for_a_letter_whose_claim_another_worker_took(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    with svarut.batch.open_journal(path) as first, svarut.batch.open_journal(path, exclusive=False) as second:
+        first.setup(konto_id="k")
+        second.setup(konto_id="k")
+        first.load([NewLetter(ref, i, "person", f"line-{ref}", f"e-{ref}") for i, ref in enumerate("ab", 1)])
+        assert [r.ref for r in first.claim(5, lease=-1)] == ["a", "b"]  # their leases have run out at once
+        assert [r.ref for r in second.claim(1, lease=60)] == ["a"]
+        assert not first.start_sending("a", lease=60)
+        assert first.start_sending("b", lease=60)
+        assert second.start_sending("a", lease=60)
+        assert {r.ref: r.state for r in first.rows()} == {"a": "sending", "b": "sending"}

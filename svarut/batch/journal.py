@@ -29,7 +29,7 @@ import socket
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,7 +85,12 @@ _COLUMNS = (
     "dokumenter_sha256, status, status_time"
 )
 
-_SELECT_ONE = f"SELECT {_COLUMNS} FROM batch_letter WHERE ref = ?"  # noqa: S608 (constants only)
+_INTENT = (
+    "UPDATE batch_letter SET state = ?, lease_until = {now} + ?, updated = {now} "
+    "WHERE state = ? AND worker = ? AND ref IN ({refs})"
+)
+# Refs a single statement may name: below SQLite's oldest limit of 999 parameters.
+_IN_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -140,9 +145,13 @@ class NewLetter:
 
 @dataclass
 class _Op:
-    """One operation waiting for a group commit."""
+    """One change waiting for a group commit: a statement with its
+    parameters, or the intent to send ``ref`` (the intents of one commit go
+    as one statement); neither for a flush."""
 
-    op: Callable[[Any], int]
+    sql: str | None = None
+    params: tuple[Any, ...] = ()
+    intent: tuple[str, float] | None = None
     result: int = 0
     error: BaseException | None = None
     done: bool = False
@@ -365,19 +374,10 @@ class Journal:
             if not refs:
                 return []
             marks = ", ".join("?" * len(refs))
-            self._execute(
-                cur,
-                f"UPDATE batch_letter SET worker = ?, lease_until = {{now}} + ? WHERE ref IN ({marks})",  # noqa: S608
-                (self.worker, lease, *refs),
-            )
-            rows = [
-                Row.of(r)
-                for r in self._execute(
-                    cur,
-                    f"SELECT {_COLUMNS} FROM batch_letter WHERE ref IN ({marks}) ORDER BY line",
-                    refs,  # noqa: S608
-                ).fetchall()
-            ]
+            update = f"UPDATE batch_letter SET worker = ?, lease_until = {{now}} + ? WHERE ref IN ({marks})"  # noqa: S608
+            self._execute(cur, update, (self.worker, lease, *refs))
+            select = f"SELECT {_COLUMNS} FROM batch_letter WHERE ref IN ({marks}) ORDER BY line"  # noqa: S608
+            rows = [Row.of(r) for r in self._execute(cur, select, refs).fetchall()]
         return rows
 
     def pending(self) -> tuple[int, float | None]:
@@ -416,17 +416,7 @@ class Journal:
     def start_sending(self, ref: str, *, lease: float) -> bool:
         """Record the intent to send, durably, before the first byte; False
         if this worker's claim was lost (its lease expired and another took it)."""
-        count = self._grouped(
-            lambda cur: (
-                self._execute(
-                    cur,
-                    "UPDATE batch_letter SET state = ?, lease_until = {now} + ?, updated = {now} "
-                    "WHERE ref = ? AND state = ? AND worker = ?",
-                    (SENDING, lease, ref, WAITING, self.worker),
-                ).rowcount
-            )
-        )
-        return bool(count == 1)
+        return bool(self._grouped(_Op(intent=(ref, lease))) == 1)
 
     def finish(
         self,
@@ -456,14 +446,14 @@ class Journal:
                 "error = ?, dokumenter_sha256 = COALESCE(?, dokumenter_sha256), updated = {now} WHERE ref = ?"
             )
             params = (state, forsendelse_id, error, sha, ref)
-        self._grouped(lambda cur: self._execute(cur, sql, params).rowcount, wait=durable)
+        self._grouped(_Op(sql, params), wait=durable)
 
     def flush(self) -> None:
         """Commit, durably, every change handed in without waiting."""
-        self._grouped(lambda cur: 0)
+        self._grouped(_Op())
 
-    def _grouped(self, op: Callable[[Any], int], *, wait: bool = True) -> int:
-        """Run ``op(cursor)`` in one transaction with the ops other threads
+    def _grouped(self, item: _Op, *, wait: bool = True) -> int:
+        """Run ``item`` in one transaction with the ops other threads
         hand in meanwhile (group commit: one sync to disk for all of them) and
         return its result once that is committed. A thread that finds a
         commit under way waits for it, then commits everything handed in
@@ -473,7 +463,6 @@ class Journal:
         If a transaction fails, every op in it gets the error: none was
         recorded; and every later commit fails too, so that no thread goes on
         as if an op not waited for had been recorded."""
-        item = _Op(op)
         with self._group:
             if self._failed is not None:
                 raise JournalError(f"an earlier change could not be recorded: {self._failed}")
@@ -489,8 +478,7 @@ class Journal:
         error: BaseException | None = None
         try:
             with self._transaction() as cur:
-                for it in batch:
-                    it.result = it.op(cur)
+                self._apply(cur, batch)
         except BaseException as exc:
             error = exc
             log.error("the journal could not record %d change(s): %s", len(batch), exc)
@@ -502,6 +490,40 @@ class Journal:
             self._leading = False
             self._group.notify_all()
         return item.outcome()
+
+    def _apply(self, cur: Any, batch: list[_Op]) -> None:
+        """One group commit's changes, in as few statements as they allow:
+        the answers first (each of its own letter), then every intent."""
+        statements: dict[str, list[_Op]] = {}
+        intents: dict[float, list[_Op]] = {}
+        for it in batch:
+            if it.intent is not None:
+                intents.setdefault(it.intent[1], []).append(it)
+            elif it.sql is not None:
+                statements.setdefault(it.sql, []).append(it)
+        for sql, ops in statements.items():
+            cur.executemany(self._sql(sql), [op.params for op in ops])
+        for lease, ops in intents.items():
+            for start in range(0, len(ops), _IN_CHUNK):
+                chunk = ops[start : start + _IN_CHUNK]
+                refs = [op.intent[0] for op in chunk if op.intent is not None]
+                marks = ", ".join("?" * len(refs))
+                count = self._execute(
+                    cur, _INTENT.replace("{refs}", marks), (SENDING, lease, WAITING, self.worker, *refs)
+                ).rowcount
+                if count == len(refs):
+                    started = set(refs)
+                else:  # some claim was lost: which letters are this worker's to send now
+                    started = {
+                        r[0]
+                        for r in self._execute(
+                            cur,
+                            f"SELECT ref FROM batch_letter WHERE state = ? AND worker = ? AND ref IN ({marks})",  # noqa: S608
+                            (SENDING, self.worker, *refs),
+                        ).fetchall()
+                    }
+                for op, ref in zip(chunk, refs, strict=True):
+                    op.result = int(ref in started)
 
     def set_hashes(self, ref: str, dokumenter_sha256: dict[str, str | None]) -> None:
         with self._transaction() as cur:
