@@ -14,7 +14,10 @@ The intent (``sending``) is committed before the first byte goes on the wire
 and the answer after it, so a crash leaves every letter either not sent, known,
 or ``sending``, which the next run turns into ``unknown`` (SQLite: at once,
 since one runner holds the journal; PostgreSQL: when the dead worker's lease
-expires). The SQL is shared by both databases; :class:`SQLiteJournal` lives
+expires). Intents and answers are group-committed: one commit carries the
+intents of the senders about to send and the answers handed in since the
+last one, so an answer is on disk before its sender's next letter goes out.
+The SQL is shared by both databases; :class:`SQLiteJournal` lives
 here, :class:`~svarut.batch.postgres.PostgresJournal` in its own module.
 """
 
@@ -29,7 +32,7 @@ import socket
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,12 +88,6 @@ _COLUMNS = (
     "dokumenter_sha256, status, status_time"
 )
 
-_INTENT = (
-    "UPDATE batch_letter SET state = ?, lease_until = {now} + ?, updated = {now} "
-    "WHERE state = ? AND worker = ? AND ref IN ({refs})"
-)
-# Refs a single statement may name: below SQLite's oldest limit of 999 parameters.
-_IN_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -145,13 +142,9 @@ class NewLetter:
 
 @dataclass
 class _Op:
-    """One change waiting for a group commit: a statement with its
-    parameters, or the intent to send ``ref`` (the intents of one commit go
-    as one statement); neither for a flush."""
+    """One operation waiting for a group commit."""
 
-    sql: str | None = None
-    params: tuple[Any, ...] = ()
-    intent: tuple[str, float] | None = None
+    op: Callable[[Any], int]
     result: int = 0
     error: BaseException | None = None
     done: bool = False
@@ -416,7 +409,17 @@ class Journal:
     def start_sending(self, ref: str, *, lease: float) -> bool:
         """Record the intent to send, durably, before the first byte; False
         if this worker's claim was lost (its lease expired and another took it)."""
-        return bool(self._grouped(_Op(intent=(ref, lease))) == 1)
+        count = self._grouped(
+            lambda cur: (
+                self._execute(
+                    cur,
+                    "UPDATE batch_letter SET state = ?, lease_until = {now} + ?, updated = {now} "
+                    "WHERE ref = ? AND state = ? AND worker = ?",
+                    (SENDING, lease, ref, WAITING, self.worker),
+                ).rowcount
+            )
+        )
+        return bool(count == 1)
 
     def finish(
         self,
@@ -446,14 +449,14 @@ class Journal:
                 "error = ?, dokumenter_sha256 = COALESCE(?, dokumenter_sha256), updated = {now} WHERE ref = ?"
             )
             params = (state, forsendelse_id, error, sha, ref)
-        self._grouped(_Op(sql, params), wait=durable)
+        self._grouped(lambda cur: self._execute(cur, sql, params).rowcount, wait=durable)
 
     def flush(self) -> None:
         """Commit, durably, every change handed in without waiting."""
-        self._grouped(_Op())
+        self._grouped(lambda cur: 0)
 
-    def _grouped(self, item: _Op, *, wait: bool = True) -> int:
-        """Run ``item`` in one transaction with the ops other threads
+    def _grouped(self, op: Callable[[Any], int], *, wait: bool = True) -> int:
+        """Run ``op(cursor)`` in one transaction with the ops other threads
         hand in meanwhile (group commit: one sync to disk for all of them) and
         return its result once that is committed. A thread that finds a
         commit under way waits for it, then commits everything handed in
@@ -463,6 +466,7 @@ class Journal:
         If a transaction fails, every op in it gets the error: none was
         recorded; and every later commit fails too, so that no thread goes on
         as if an op not waited for had been recorded."""
+        item = _Op(op)
         with self._group:
             if self._failed is not None:
                 raise JournalError(f"an earlier change could not be recorded: {self._failed}")
@@ -478,7 +482,8 @@ class Journal:
         error: BaseException | None = None
         try:
             with self._transaction() as cur:
-                self._apply(cur, batch)
+                for it in batch:
+                    it.result = it.op(cur)
         except BaseException as exc:
             error = exc
             log.error("the journal could not record %d change(s): %s", len(batch), exc)
@@ -490,40 +495,6 @@ class Journal:
             self._leading = False
             self._group.notify_all()
         return item.outcome()
-
-    def _apply(self, cur: Any, batch: list[_Op]) -> None:
-        """One group commit's changes, in as few statements as they allow:
-        the answers first (each of its own letter), then every intent."""
-        statements: dict[str, list[_Op]] = {}
-        intents: dict[float, list[_Op]] = {}
-        for it in batch:
-            if it.intent is not None:
-                intents.setdefault(it.intent[1], []).append(it)
-            elif it.sql is not None:
-                statements.setdefault(it.sql, []).append(it)
-        for sql, ops in statements.items():
-            cur.executemany(self._sql(sql), [op.params for op in ops])
-        for lease, ops in intents.items():
-            for start in range(0, len(ops), _IN_CHUNK):
-                chunk = ops[start : start + _IN_CHUNK]
-                refs = [op.intent[0] for op in chunk if op.intent is not None]
-                marks = ", ".join("?" * len(refs))
-                count = self._execute(
-                    cur, _INTENT.replace("{refs}", marks), (SENDING, lease, WAITING, self.worker, *refs)
-                ).rowcount
-                if count == len(refs):
-                    started = set(refs)
-                else:  # some claim was lost: which letters are this worker's to send now
-                    started = {
-                        r[0]
-                        for r in self._execute(
-                            cur,
-                            f"SELECT ref FROM batch_letter WHERE state = ? AND worker = ? AND ref IN ({marks})",  # noqa: S608
-                            (SENDING, self.worker, *refs),
-                        ).fetchall()
-                    }
-                for op, ref in zip(chunk, refs, strict=True):
-                    op.result = int(ref in started)
 
     def set_hashes(self, ref: str, dokumenter_sha256: dict[str, str | None]) -> None:
         with self._transaction() as cur:
