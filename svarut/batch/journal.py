@@ -89,7 +89,6 @@ _COLUMNS = (
 )
 
 
-
 @dataclass(frozen=True)
 class Row:
     """A letter as the journal has it."""
