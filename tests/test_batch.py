@@ -413,3 +413,59 @@ def test_a_document_gone_after_the_check_refuses_that_letter_only(
     assert [report[f"r{i}"]["state"] for i in range(3)] == ["sent", "sent", "refused"]
     assert "2.pdf" in report["r2"]["error"]
     assert len(svarut_simulator.received) == 2
+
+
+def test_an_answer_joins_the_next_commit_and_a_failed_commit_stops_the_journal(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+
+    def states() -> dict[str, str]:
+        with sqlite3.connect(path) as db:
+            return dict(db.execute("SELECT ref, state FROM batch_letter").fetchall())
+
+    with svarut.batch.open_journal(path) as jn:
+        jn.setup(konto_id="k")
+        jn.load([NewLetter(ref, i, "person", f"line-{ref}", f"e-{ref}") for i, ref in enumerate("abcd", 1)])
+        assert len(jn.claim(10, lease=60)) == 4
+        assert jn.start_sending("a", lease=60)
+        jn.finish("a", svarut.batch.SENT, forsendelse_id="id-a", durable=False)
+        assert states()["a"] == "sending"  # not waited for: a crash now leaves it sending, hence unknown
+        assert jn.start_sending("b", lease=60)
+        assert states() == {"a": "sent", "b": "sending", "c": "waiting", "d": "waiting"}
+        jn.finish("b", svarut.batch.SENT, forsendelse_id="id-b", durable=False)
+        jn.flush()
+        assert states()["b"] == "sent"
+
+        # The database refuses c's answer: the commit that carries it fails, d's intent with it.
+        with sqlite3.connect(path) as db:
+            db.execute(
+                "CREATE TRIGGER refuse BEFORE UPDATE OF state ON batch_letter "
+                "WHEN NEW.ref = 'c' AND NEW.state = 'sent' BEGIN SELECT RAISE(ABORT, 'no room'); END"
+            )
+        assert jn.start_sending("c", lease=60)
+        jn.finish("c", svarut.batch.SENT, forsendelse_id="id-c", durable=False)
+        with pytest.raises(sqlite3.IntegrityError, match="no room"):
+            jn.start_sending("d", lease=60)
+        # Nothing more is recorded as if c's answer had been: the runner stops.
+        with pytest.raises(svarut.batch.JournalError, match=r"could not be recorded.*no room"):
+            jn.start_sending("d", lease=60)
+        with pytest.raises(svarut.batch.JournalError):
+            jn.flush()
+    assert states() == {"a": "sent", "b": "sent", "c": "sending", "d": "waiting"}
+    with svarut.batch.open_journal(path) as jn:
+        jn.setup(konto_id="k")
+        assert [r.ref for r in jn.recover(all_sending=True)] == ["c"]
+    assert states()["c"] == "unknown"
+
+
+def test_an_intent_fails_for_a_letter_whose_claim_another_worker_took(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    with svarut.batch.open_journal(path) as first, svarut.batch.open_journal(path, exclusive=False) as second:
+        first.setup(konto_id="k")
+        second.setup(konto_id="k")
+        first.load([NewLetter(ref, i, "person", f"line-{ref}", f"e-{ref}") for i, ref in enumerate("ab", 1)])
+        assert [r.ref for r in first.claim(5, lease=-1)] == ["a", "b"]  # their leases have run out at once
+        assert [r.ref for r in second.claim(1, lease=60)] == ["a"]
+        assert not first.start_sending("a", lease=60)
+        assert first.start_sending("b", lease=60)
+        assert second.start_sending("a", lease=60)
+        assert {r.ref: r.state for r in first.rows()} == {"a": "sending", "b": "sending"}

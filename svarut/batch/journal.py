@@ -14,7 +14,10 @@ The intent (``sending``) is committed before the first byte goes on the wire
 and the answer after it, so a crash leaves every letter either not sent, known,
 or ``sending``, which the next run turns into ``unknown`` (SQLite: at once,
 since one runner holds the journal; PostgreSQL: when the dead worker's lease
-expires). The SQL is shared by both databases; :class:`SQLiteJournal` lives
+expires). Intents and answers are group-committed: one commit carries the
+intents of the senders about to send and the answers handed in since the
+last one, so an answer is on disk before its sender's next letter goes out.
+The SQL is shared by both databases; :class:`SQLiteJournal` lives
 here, :class:`~svarut.batch.postgres.PostgresJournal` in its own module.
 """
 
@@ -84,8 +87,6 @@ _COLUMNS = (
     "ref, line, kind, letter, ekstern_referanse, state, resend, attempts, forsendelse_id, error, "
     "dokumenter_sha256, status, status_time"
 )
-
-_SELECT_ONE = f"SELECT {_COLUMNS} FROM batch_letter WHERE ref = ?"  # noqa: S608 (constants only)
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,7 @@ class Journal:
         self._group = threading.Condition()
         self._queue: list[_Op] = []
         self._leading = False
+        self._failed: BaseException | None = None
         self.worker = worker_id()
         self.run_id = ""
         self.konto_id: str | None = None
@@ -361,14 +363,13 @@ class Journal:
                     (WAITING, MAX_ATTEMPTS, limit),
                 ).fetchall()
             ]
-            rows = []
-            for ref in refs:
-                self._execute(
-                    cur,
-                    "UPDATE batch_letter SET worker = ?, lease_until = {now} + ? WHERE ref = ?",
-                    (self.worker, lease, ref),
-                )
-                rows.append(Row.of(self._execute(cur, _SELECT_ONE, (ref,)).fetchone()))
+            if not refs:
+                return []
+            marks = ", ".join("?" * len(refs))
+            update = f"UPDATE batch_letter SET worker = ?, lease_until = {{now}} + ? WHERE ref IN ({marks})"  # noqa: S608
+            self._execute(cur, update, (self.worker, lease, *refs))
+            select = f"SELECT {_COLUMNS} FROM batch_letter WHERE ref IN ({marks}) ORDER BY line"  # noqa: S608
+            rows = [Row.of(r) for r in self._execute(cur, select, refs).fetchall()]
         return rows
 
     def pending(self) -> tuple[int, float | None]:
@@ -394,7 +395,9 @@ class Journal:
             )
 
     def release(self) -> None:
-        """Give back the letters this worker claimed but did not start."""
+        """Record the answers not yet committed, and give back the letters
+        this worker claimed but did not start."""
+        self.flush()
         with self._transaction() as cur:
             self._execute(
                 cur,
@@ -426,9 +429,12 @@ class Journal:
         error: str | None = None,
         dokumenter_sha256: dict[str, str | None] | None = None,
         retry_in: float | None = None,
+        durable: bool = True,
     ) -> None:
-        """Record the answer of a send, durably: its final state, or back to
-        waiting (``retry_in`` seconds from now) when it surely did not arrive."""
+        """Record the answer of a send: its final state, or back to waiting
+        (``retry_in`` seconds from now) when it surely did not arrive. With
+        ``durable=False`` it is not waited for: it goes into the next commit
+        (the next intent's, or :meth:`flush`)."""
         sha = json.dumps(dokumenter_sha256, sort_keys=True) if dokumenter_sha256 is not None else None
         if state == WAITING:
             sql = (
@@ -442,47 +448,52 @@ class Journal:
                 "error = ?, dokumenter_sha256 = COALESCE(?, dokumenter_sha256), updated = {now} WHERE ref = ?"
             )
             params = (state, forsendelse_id, error, sha, ref)
-        # While another thread commits, the answer joins the next commit without waiting for it:
-        # this worker's next intent is committed with it or after it. Lost in a crash, the
-        # letter is found `sending` and becomes unknown: never sent twice.
-        self._grouped(lambda cur: self._execute(cur, sql, params).rowcount, wait=False)
+        self._grouped(lambda cur: self._execute(cur, sql, params).rowcount, wait=durable)
+
+    def flush(self) -> None:
+        """Commit, durably, every change handed in without waiting."""
+        self._grouped(lambda cur: 0)
 
     def _grouped(self, op: Callable[[Any], int], *, wait: bool = True) -> int:
         """Run ``op(cursor)`` in one transaction with the ops other threads
         hand in meanwhile (group commit: one sync to disk for all of them) and
-        return its result once that is committed. With ``wait=False`` and a
-        commit under way, return at once: the op goes into the next commit,
-        which the thread committing now makes before it lets go. If a
-        transaction fails, every op in it gets the error: none was recorded."""
+        return its result once that is committed. A thread that finds a
+        commit under way waits for it, then commits everything handed in
+        since, its own op included; a commit carries only what was there when
+        it began, so no thread commits for others after its own op is done.
+        With ``wait=False`` the op only joins the queue, for the next commit.
+        If a transaction fails, every op in it gets the error: none was
+        recorded; and every later commit fails too, so that no thread goes on
+        as if an op not waited for had been recorded."""
         item = _Op(op)
         with self._group:
+            if self._failed is not None:
+                raise JournalError(f"an earlier change could not be recorded: {self._failed}")
             self._queue.append(item)
-            if not wait and self._leading:
+            if not wait:
                 return 0
             while not item.done and self._leading:
                 self._group.wait()
             if item.done:
                 return item.outcome()
             self._leading = True
-        while True:
-            with self._group:
-                batch, self._queue = self._queue, []
-                if not batch:
-                    self._leading = False
-                    self._group.notify_all()
-                    return item.outcome()
-            error: BaseException | None = None
-            try:
-                with self._transaction() as cur:
-                    for it in batch:
-                        it.result = it.op(cur)
-            except BaseException as exc:
-                error = exc
-                log.error("the journal could not record %d change(s): %s", len(batch), exc)
-            with self._group:
+            batch, self._queue = self._queue, []
+        error: BaseException | None = None
+        try:
+            with self._transaction() as cur:
                 for it in batch:
-                    it.error, it.done = error, True
-                self._group.notify_all()
+                    it.result = it.op(cur)
+        except BaseException as exc:
+            error = exc
+            log.error("the journal could not record %d change(s): %s", len(batch), exc)
+        with self._group:
+            for it in batch:
+                it.error, it.done = error, True
+            if error is not None:
+                self._failed = error
+            self._leading = False
+            self._group.notify_all()
+        return item.outcome()
 
     def set_hashes(self, ref: str, dokumenter_sha256: dict[str, str | None]) -> None:
         with self._transaction() as cur:

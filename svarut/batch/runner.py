@@ -23,6 +23,7 @@ from uuid import UUID
 import anyio
 import anyio.abc
 import anyio.to_thread
+from anyio.streams.memory import MemoryObjectReceiveStream
 
 from svarut.batch import journal as j
 from svarut.batch.manifest import (
@@ -239,16 +240,22 @@ class _Batch:
         )
 
     def outcome(self, row: j.Row, result: UUID | None, exc: BaseException | None) -> None:
-        """Record what a send did (after the last byte and the answer)."""
+        """Record what a send did (after the last byte and the answer). The
+        answer is not waited for: it goes into the commit of this sender's
+        next intent, or its flush before it waits for anything else (lost in
+        a crash, the letter is found ``sending`` and becomes unknown: never
+        sent twice)."""
         if exc is None:
-            self.journal.finish(row.ref, j.SENT, forsendelse_id=str(result))
+            self.journal.finish(row.ref, j.SENT, forsendelse_id=str(result), durable=False)
             self._count("sent")
         elif isinstance(exc, errors.DuplicateForsendelseError) and row.resend:
             # SvarUt refuses an identical repeat: the first attempt arrived.
-            self.journal.finish(row.ref, j.DUPLICATE_CONFIRMED, error=str(exc))
+            self.journal.finish(row.ref, j.DUPLICATE_CONFIRMED, error=str(exc), durable=False)
             self._count("sent")
         elif isinstance(exc, errors.SendOutcomeUnknownError):
-            self.journal.finish(row.ref, j.UNKNOWN, error=str(exc), dokumenter_sha256=exc.dokumenter_sha256)
+            self.journal.finish(
+                row.ref, j.UNKNOWN, error=str(exc), dokumenter_sha256=exc.dokumenter_sha256, durable=False
+            )
             self._count("unknown")
         elif isinstance(
             exc,
@@ -260,7 +267,7 @@ class _Batch:
             ),
         ):
             # The integration is refused, not the letter: it did not arrive; stop the run.
-            self.journal.finish(row.ref, j.WAITING, error=str(exc), retry_in=0.0)
+            self.journal.finish(row.ref, j.WAITING, error=str(exc), retry_in=0.0, durable=False)
             self.fatal = self.fatal or BatchStoppedError(f"SvarUt refused the integration: {exc}")
             self.stop.set()
         elif isinstance(
@@ -269,22 +276,22 @@ class _Batch:
             # The body never arrived whole (no connection, no token, no certificate to encrypt
             # for), or SvarUt turned it away: safe to send again later.
             delay = min(RETRY_BASE * 2**row.attempts, RETRY_MAX)
-            self.journal.finish(row.ref, j.WAITING, error=str(exc), retry_in=delay)
+            self.journal.finish(row.ref, j.WAITING, error=str(exc), retry_in=delay, durable=False)
             self._count("retried")
         elif isinstance(exc, (errors.ForsendelseValidationError, errors.APIStatusError, errors.SourceChangedError)):
-            self.journal.finish(row.ref, j.REFUSED, error=str(exc))
+            self.journal.finish(row.ref, j.REFUSED, error=str(exc), durable=False)
             self._count("refused")
         elif isinstance(exc, OSError):
             # A document could not be read: the body was never finished, SvarUt cannot have it.
-            self.journal.finish(row.ref, j.REFUSED, error=f"{type(exc).__name__}: {exc}")
+            self.journal.finish(row.ref, j.REFUSED, error=f"{type(exc).__name__}: {exc}", durable=False)
             self._count("refused")
         else:
             # Anything else: we cannot tell how far the send got.
-            self.journal.finish(row.ref, j.UNKNOWN, error=f"{type(exc).__name__}: {exc}")
+            self.journal.finish(row.ref, j.UNKNOWN, error=f"{type(exc).__name__}: {exc}", durable=False)
             self._count("unknown")
 
     def refuse(self, row: j.Row, reason: str) -> None:
-        self.journal.finish(row.ref, j.REFUSED, error=reason)
+        self.journal.finish(row.ref, j.REFUSED, error=reason, durable=False)
         self._count("refused")
 
     def _count(self, what: str) -> None:
@@ -361,6 +368,10 @@ def _run_threads(batch: _Batch, client: SyncAPIClient, *, concurrency: int, pace
         while (row := work.get()) is not None:
             try:
                 _send_one(batch, client, row, pacer)
+                if work.empty():
+                    # With no next intent to commit them with, this sender's answers are recorded
+                    # now: before the claiming loop can find it idle (and a letter to retry gone).
+                    batch.journal.flush()
             except BaseException as exc:  # the journal failed: stop, the run must not go on blind
                 batch.fatal = batch.fatal or exc
                 batch.stop.set()
@@ -429,6 +440,7 @@ def _send_one(batch: _Batch, client: SyncAPIClient, row: j.Row, pacer: _Pacer) -
         return
     method, kwargs = prepared
     if delay := pacer.delay():
+        batch.journal.flush()
         time.sleep(delay)
     if not batch.journal.start_sending(row.ref, lease=batch.lease):
         return  # our claim lapsed and another worker has the letter
@@ -471,10 +483,16 @@ async def arun(
         pacer = _Pacer(rate)
         send, receive = anyio.create_memory_object_stream[j.Row](max(1, concurrency))
 
-        async def sender(rows: anyio.abc.ObjectReceiveStream[j.Row]) -> None:
+        async def sender(rows: MemoryObjectReceiveStream[j.Row]) -> None:
             async with rows:
                 async for row in rows:
-                    await _asend_one(batch, client, row, pacer)
+                    try:
+                        await _asend(batch, client, row, pacer)
+                        if rows.statistics().current_buffer_used == 0:
+                            # No next intent to commit them with: as in the sync loop.
+                            await anyio.to_thread.run_sync(batch.journal.flush)
+                    finally:
+                        batch.inflight -= 1  # on the event loop: no lock needed
 
         async def feeder() -> None:
             async with send:
@@ -519,13 +537,6 @@ async def arun(
         await anyio.to_thread.run_sync(jn.close)
 
 
-async def _asend_one(batch: _Batch, client: AsyncAPIClient, row: j.Row, pacer: _Pacer) -> None:
-    try:
-        await _asend(batch, client, row, pacer)
-    finally:
-        batch.inflight -= 1  # on the event loop: no lock needed
-
-
 async def _asend(batch: _Batch, client: AsyncAPIClient, row: j.Row, pacer: _Pacer) -> None:
     if batch.stop.is_set():
         return
@@ -535,6 +546,7 @@ async def _asend(batch: _Batch, client: AsyncAPIClient, row: j.Row, pacer: _Pace
         return
     method, kwargs = prepared
     if delay := pacer.delay():
+        await anyio.to_thread.run_sync(batch.journal.flush)
         await anyio.sleep(delay)
     if not await anyio.to_thread.run_sync(lambda: batch.journal.start_sending(row.ref, lease=batch.lease)):
         return
