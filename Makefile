@@ -60,11 +60,11 @@ check: lint check-generated test  ## everything CI runs
 demo: $(INSTALLED)  ## run the simulator, send a letter through the real client, follow its status
 	$(PYTHON) -m svarut.simulator.demo
 
-bench: $(INSTALLED)  ## benchmarks against a local sink, with same-run baselines (writes bench/results.json)
-	$(PYTHON) bench/bench.py $(BENCH_ARGS)
+bench: $(INSTALLED)  ## benchmarks against a local sink, with same-run baselines (bench.py, then bench_batch.py; BENCH_ARGS=--strict fails on a missed target)
+	$(PYTHON) bench/bench.py $(BENCH_ARGS); status=$$?; $(PYTHON) bench/bench_batch.py $(BATCH_ARGS) && exit $$status
 
-bench-batch: $(INSTALLED)  ## batch sending vs a plain loop, 10,000 x 20 KB letters to a local sink
-	$(PYTHON) bench/bench_batch.py $(BENCH_ARGS)
+bench-batch: $(INSTALLED)  ## batch sending vs a plain loop only, 10,000 x 20 KB letters to a local sink (BATCH_ARGS=--quick)
+	$(PYTHON) bench/bench_batch.py $(BATCH_ARGS)
 
 .PHONY: check-history
 check-history: $(INSTALLED)  ## every upstream spec version: relock, regenerate, mypy, send every kind to the simulator
