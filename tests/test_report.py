@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -524,8 +525,16 @@ def test_current_version_from_pyproject_static_or_dynamic(tmp_path: Path) -> Non
 
 def test_the_entry_goes_above_the_releases_and_later_entries_extend_it(tmp_path: Path) -> None:
     path = tmp_path / "CHANGELOG.md"
-    repo = Path(__file__).resolve().parent.parent / "CHANGELOG.md"
-    path.write_text(repo.read_text())
+    # The repository's changelog as of a release: its intro and releases, without a hand-written Unreleased section.
+    released = re.sub(
+        r"## \[Unreleased\].*?(?=## \[)",
+        "",
+        (Path(__file__).resolve().parent.parent / "CHANGELOG.md").read_text(),
+        flags=re.S,
+    )
+    repo = tmp_path / "released.md"
+    repo.write_text(released)
+    path.write_text(released)
 
     assert changelog.write_entry(path, commit=COMMIT, changes=ADDS, current="0.1.0") == "0.1.1"
     assert changelog.write_entry(path, commit="abc3296" + "0" * 33, changes=BREAKS, current="0.1.0") == "0.2.0"
@@ -557,3 +566,14 @@ def test_a_missing_changelog_is_created_with_the_intro(tmp_path: Path) -> None:
     assert text.startswith("# Changelog\n")
     assert "make update-specs" in text.split("## [Unreleased]")[0]
     assert "Calls for a major release: 1.0.0 -> 2.0.0 (breaking for callers)." in text
+
+
+def test_a_hand_written_unreleased_section_is_kept_and_extended(tmp_path: Path) -> None:
+    path = tmp_path / "CHANGELOG.md"
+    path.write_text("# Changelog\n\n## [Unreleased]\n\n### Added\n\n- A thing by hand.\n\n## [0.1.0]\n\n- First.\n")
+    assert changelog.write_entry(path, commit=COMMIT, changes=BREAKS, current="0.1.0") == "0.2.0"
+    unreleased = path.read_text().split("## [Unreleased]\n")[1].split("## [0.1.0]")[0]
+    assert "### Added\n\n- A thing by hand." in unreleased
+    assert "### Spec update to c75eba9" in unreleased
+    assert unreleased.count("Recommended next version: ") == 1
+    assert path.read_text().endswith("## [0.1.0]\n\n- First.\n")
