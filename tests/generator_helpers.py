@@ -16,6 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from generator import specs as _specs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,6 +60,19 @@ def _read(path: Path) -> bytes | None:
 
 
 OFFICIAL_SPECS = _specs_directory()
+#: Every upstream version of the specs (``../shared/specs/history``), beside the locked ones.
+HISTORY = OFFICIAL_SPECS / "history"
+
+
+def require_history() -> Path:
+    """:data:`HISTORY`, or skip the test where the specs came without it (a
+    download); in CI, where ``../shared`` is always laid out, its absence fails."""
+    if not HISTORY.is_dir():
+        message = f"the upstream spec history is not at {HISTORY}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return HISTORY
 
 
 def official_raw() -> dict[str, bytes]:

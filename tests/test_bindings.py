@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from generator_helpers import require_history
 
 from generator import specs
 from generator.bindings import require_bindings, verify_bindings
@@ -23,7 +24,7 @@ from svarut.runtime import validation
 from svarut.runtime.validation import BINDINGS, Binding, SpecEnum, SpecField, SpecOperation, SpecPart
 
 ROOT = Path(__file__).resolve().parent.parent
-HISTORY = specs.SHARED_SPECS / "history"
+
 VALIDATION_PY = ROOT / "svarut" / "runtime" / "validation.py"
 BINDING_CLASSES = {cls.__name__ for cls in (SpecOperation, SpecField, SpecEnum, SpecPart, Binding)}
 
@@ -193,7 +194,7 @@ def test_a_field_renamed_inside_an_optional_operation_that_exists_fails(api):
 
 
 def history_api(version: str) -> Api:
-    folder = HISTORY / version
+    folder = require_history() / version
     return build_api(specs.parse({p.name: p.read_bytes() for p in sorted(folder.glob("*.json"))}))
 
 
@@ -270,7 +271,7 @@ def test_the_scan_catches_a_bypass(sneaky):
 def test_generate_warns_and_check_generated_fails_naming_the_rule_on_a_renamed_field(tmp_path: Path) -> None:
     from generator_helpers import run_cli
 
-    version = HISTORY / "09-29075f1"
+    version = require_history() / "09-29075f1"
     lock = [
         dataclasses.replace(entry, sha256=specs.sha256((version / entry.file).read_bytes()))
         for entry in specs.read_lock()

@@ -13,18 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from generator_helpers import OFFICIAL_SPECS, ref
+from generator_helpers import HISTORY, ref, require_history
 
 from generator import changelog, report
 from generator.report import ADDITIVE, BREAKING, NOTABLE
 
-HISTORY = OFFICIAL_SPECS / "history"
-
 
 def history(version: str) -> dict[str, Any]:
     """The specs of one upstream version, by its number ("09")."""
-    if not HISTORY.is_dir():
-        pytest.skip(f"the upstream spec history is not at {HISTORY}")
+    require_history()
     (folder,) = HISTORY.glob(f"{version}-*")
     return {p.name: json.loads(p.read_bytes()) for p in sorted(folder.glob("*.json"))}
 
@@ -132,9 +129,8 @@ def test_security_changes_in_the_history() -> None:
 
 
 def test_every_line_of_every_upstream_step_is_classified_and_rendered_once() -> None:
-    versions = sorted(p.name[:2] for p in HISTORY.glob("[0-9][0-9]-*")) if HISTORY.is_dir() else []
-    if not versions:
-        pytest.skip(f"the upstream spec history is not at {HISTORY}")
+    require_history()
+    versions = sorted(p.name[:2] for p in HISTORY.glob("[0-9][0-9]-*"))
     assert len(versions) == 15
     for old, new in itertools.pairwise(versions):
         changes = report.diff(history(old), history(new))

@@ -27,14 +27,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from generator_helpers import require_history
 from project_copy import HISTORY, SEND_SCRIPT, copy_project, generate, relock, run_in, write_lock
 
-ALL = sorted(p.name for p in HISTORY.iterdir() if p.is_dir() and re.match(r"\d\d-", p.name))
+# Without the history (specs downloaded, not from ../shared) the walk is skipped, or fails in CI.
+ALL = sorted(p.name for p in HISTORY.glob("[0-9][0-9]-*") if p.is_dir())
 QUICK = ["01-7af4ef2", "09-29075f1", "15-c75eba9"]
-VERSIONS = ALL if os.environ.get("SVARUT_SPEC_HISTORY") == "all" else QUICK
+VERSIONS = ALL if os.environ.get("SVARUT_SPEC_HISTORY") == "all" else [v for v in QUICK if v in ALL]
 WITHOUT_STATUS = "01-7af4ef2"
 _COMMIT = re.compile(r"^\|\s*(\d\d-[0-9a-f]+)\s*\|\s*([0-9a-f]{40})\s*\|", re.M)
-COMMITS = dict(_COMMIT.findall((HISTORY / "README.md").read_text()))
+COMMITS = dict(_COMMIT.findall((HISTORY / "README.md").read_text())) if ALL else {}
 #: Files another branch is making follow the spec; their mypy errors on an
 #: older spec are expected until it lands (the lead removes the entry at merge).
 
@@ -87,6 +89,7 @@ def walks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Walk]]
 
 
 def test_the_history_is_complete() -> None:
+    require_history()
     assert ALL[0] == WITHOUT_STATUS and len(ALL) == 15
     assert set(COMMITS) == set(ALL)
 

@@ -10,12 +10,22 @@ import shutil
 from pathlib import Path
 
 import pytest
-from generator_helpers import LOCK, OFFICIAL_SPECS, SEND, STATUS, LocalServer, official_raw, run_cli, static_files
+from generator_helpers import (
+    HISTORY,
+    LOCK,
+    OFFICIAL_SPECS,
+    SEND,
+    STATUS,
+    LocalServer,
+    official_raw,
+    require_history,
+    run_cli,
+    static_files,
+)
 
 from generator import specs
 from generator.__main__ import main
 
-HISTORY = OFFICIAL_SPECS / "history"
 V01 = "7af4ef2eaa964fb20f510a8acd58fdd215a23106"
 V02 = "abc3296270cd3b34b7c09af61e9a595593aba7d1"
 NEW_COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -23,8 +33,7 @@ REPO_CHANGELOG = Path(__file__).resolve().parent.parent / "CHANGELOG.md"
 
 
 def version_dir(version: str) -> Path:
-    if not HISTORY.is_dir():
-        pytest.skip(f"the upstream spec history is not at {HISTORY}")
+    require_history()
     (folder,) = HISTORY.glob(f"{version}-*")
     return folder
 
