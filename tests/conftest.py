@@ -18,16 +18,19 @@ from __future__ import annotations
 
 import collections
 import json
+import shutil
 import threading
 import uuid
 from dataclasses import dataclass, field
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import svarut
+from generator.specs import LOCK_PATH
 
 
 @dataclass(frozen=True)
@@ -185,3 +188,19 @@ def _specs_found_once() -> Any:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture
+def no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No proxy variables and no SVARUT_SPECS_DIR, for tests that run the generator."""
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.delenv("SVARUT_SPECS_DIR", raising=False)
+
+
+@pytest.fixture
+def tmp_lock(tmp_path: Path) -> Path:
+    """A copy of specs/lock.json that a test may relock."""
+    path = tmp_path / "lock.json"
+    shutil.copyfile(LOCK_PATH, path)
+    return path

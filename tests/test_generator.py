@@ -50,11 +50,8 @@ from svarut.generated import models
 KONTO = uuid.UUID("0b5e9f3a-7c43-4d55-9a39-9d1f2c3b4a51")
 
 
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.delenv("SVARUT_SPECS_DIR", raising=False)
+# Generator subprocesses reach only local servers, and find the specs as a fresh clone would.
+pytestmark = pytest.mark.usefixtures("no_proxy_env")
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import json
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -35,18 +34,8 @@ NEW_COMMIT = "0123456789abcdef0123456789abcdef01234567"
 CHANGELOG = Path(__file__).resolve().parent.parent / "CHANGELOG.md"
 
 
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.delenv("SVARUT_SPECS_DIR", raising=False)
-
-
-@pytest.fixture
-def tmp_lock(tmp_path: Path) -> Path:
-    path = tmp_path / "lock.json"
-    shutil.copyfile(LOCK, path)
-    return path
+# Generator subprocesses reach only local servers, and find the specs as a fresh clone would.
+pytestmark = pytest.mark.usefixtures("no_proxy_env")
 
 
 def copy_official(directory: Path) -> Path:

@@ -38,18 +38,8 @@ def version_dir(version: str) -> Path:
     return folder
 
 
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.delenv("SVARUT_SPECS_DIR", raising=False)
-
-
-@pytest.fixture
-def tmp_lock(tmp_path: Path) -> Path:
-    path = tmp_path / "lock.json"
-    shutil.copyfile(LOCK, path)
-    return path
+# Generator subprocesses reach only local servers, and find the specs as a fresh clone would.
+pytestmark = pytest.mark.usefixtures("no_proxy_env")
 
 
 def test_relock_15_to_01_drops_the_status_spec_and_01_to_02_adds_it_back(tmp_path: Path, tmp_lock: Path) -> None:
