@@ -10,7 +10,7 @@ import os
 import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
+from typing import TYPE_CHECKING, Generic, Self, TypeVar
 from uuid import UUID
 
 import httpx
@@ -62,12 +62,12 @@ STATUS_CHUNK = 100
 TERMINAL_STATUSES: frozenset[str] = statuses.terminal_statuses()
 
 
-def _options(
-    *, environment: str, validate: bool, checks: Sequence[PreSendCheck], options: dict[str, Any]
-) -> dict[str, Any]:
-    rules: list[PreSendCheck] = [ForsendelseRules(environment="test" if environment == "test" else "prod")]
-    options.setdefault("safe_to_repeat", SAFE_TO_REPEAT)
-    return {**options, "checks": [*(rules if validate else []), *checks]}
+def _checks(*, environment: str, validate: bool, checks: Sequence[PreSendCheck]) -> list[PreSendCheck]:
+    """The pre-send rules (unless ``validate`` is off), then the caller's own checks."""
+    rules: list[PreSendCheck] = (
+        [ForsendelseRules(environment="test" if environment == "test" else "prod")] if validate else []
+    )
+    return [*rules, *checks]
 
 
 # A string, so the class builds from specs without a status search (the first v3 spec).
@@ -206,7 +206,7 @@ def _authenticate(
     http_client: httpx.Client | httpx.AsyncClient | None = None,
 ) -> tuple[str, SvarUtAuth, MaskinportenTokenProvider | None]:
     """The base URL, the auth, and the token provider the client must close.
-    A caller's ``http_client`` also carries the Maskinporten token requests."""
+    A caller's ``httpx.Client`` also carries the Maskinporten token requests."""
     from svarut.runtime.auth import MaskinportenTokenProvider, SvarUtAuth, environments
 
     env = environments.environment(environment)
@@ -311,7 +311,8 @@ class _SvarUtClientBase(BaseClient, Generic[_H]):
             retry=retry,
             generate_ekstern_referanse=generate_ekstern_referanse,
             kryptering=kryptering,
-            **_options(environment=environment, validate=validate, checks=checks, options={}),
+            checks=_checks(environment=environment, validate=validate, checks=checks),
+            safe_to_repeat=SAFE_TO_REPEAT,
         )
 
     @classmethod
@@ -347,8 +348,10 @@ class _SvarUtClientBase(BaseClient, Generic[_H]):
         ``insecure_disable_tls_verification`` turns off certificate checks for
         the SvarUt requests only (Maskinporten has its own switch in
         :class:`MaskinportenConfig`). ``http_client`` (your own httpx client)
-        carries the SvarUt requests, the certificate fetch and the Maskinporten
-        token requests; it is left open when the client closes. The other
+        carries the SvarUt requests and the certificate fetch, and, when it is
+        an ``httpx.Client``, the Maskinporten token requests (the async
+        client's tokens come from the token provider's own sync client); it is
+        left open when the client closes. The other
         options are the constructor's. Closing the client closes the token
         provider it created.
         """
