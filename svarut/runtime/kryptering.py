@@ -53,6 +53,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from svarut.runtime.auth.environments import require_secure_url
 from svarut.runtime.errors import CertificateExpiryWarning, KrypteringError, SertifikatError
 from svarut.runtime.files import Source
+from svarut.runtime.validation import is_cms_enveloped_data
 
 __all__ = [
     "EXPIRY_WARNING_DAYS",
@@ -187,18 +188,10 @@ def _ciphertext_size(plaintext_size: int) -> int:
     return plaintext_size + _AES_BLOCK - plaintext_size % _AES_BLOCK
 
 
-def is_enveloped_data(head: bytes) -> bool:
-    """Whether ``head``, the first bytes of a document, start a CMS
-    EnvelopedData (DER, or BER with an indefinite length as ``openssl cms
-    -stream`` writes): a document that is encrypted already."""
-    if len(head) < 2 or head[0] != _SEQUENCE:
-        return False
-    first = head[1]
-    start = 2 if first <= 0x80 else 2 + (first & 0x7F)  # 0x80: indefinite length
-    return head[start : start + len(_ENVELOPED_DATA)] == _ENVELOPED_DATA
-
-
-_ENVELOPED_DATA = _oid(OID_ENVELOPED_DATA)
+#: Whether ``head``, the first bytes of a document, start a CMS EnvelopedData
+#: (DER, or BER with an indefinite length as ``openssl cms -stream`` writes): a
+#: document that is encrypted already. One sniff, shared with the pre-send rules.
+is_enveloped_data = is_cms_enveloped_data
 
 
 # --- the certificate ------------------------------------------------------
