@@ -370,24 +370,27 @@ class BaseClient:
             return
         stream = request.stream
         sent = stream.sent if isinstance(stream, (multipart.SyncStream, multipart.AsyncStream)) else None
-        metadata = prepared.send.metadata
+        konto = ", ".join(prepared.path_params.values())
+        ekstern_referanse = prepared.send.metadata.get(EKSTERN_REFERANSE_KEY)
+        duration = time.perf_counter() - started
+        failure = None if error is None else type(error).__name__
         log.info(
             "%s konto=%s forsendelse=%s eksternReferanse=%s bytes=%s duration=%.3fs%s",
             endpoint.operation_id,
-            ", ".join(prepared.path_params.values()),
+            konto,
             result if error is None else "-",
-            metadata.get(EKSTERN_REFERANSE_KEY),
+            ekstern_referanse,
             sent,
-            time.perf_counter() - started,
-            "" if error is None else f" failed: {type(error).__name__}",
+            duration,
+            "" if failure is None else f" failed: {failure}",
             extra={
                 "svarut_operation": endpoint.operation_id,
-                "svarut_konto": ", ".join(prepared.path_params.values()),
+                "svarut_konto": konto,
                 "svarut_forsendelse_id": None if error is not None else result,
-                "svarut_ekstern_referanse": metadata.get(EKSTERN_REFERANSE_KEY),
+                "svarut_ekstern_referanse": ekstern_referanse,
                 "svarut_bytes": sent,
-                "svarut_duration": time.perf_counter() - started,
-                "svarut_error": None if error is None else type(error).__name__,
+                "svarut_duration": duration,
+                "svarut_error": failure,
             },
         )
 
