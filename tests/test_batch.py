@@ -469,3 +469,66 @@ def test_an_intent_fails_for_a_letter_whose_claim_another_worker_took(tmp_path: 
         assert first.start_sending("b", lease=60)
         assert second.start_sending("a", lease=60)
         assert {r.ref: r.state for r in first.rows()} == {"a": "sending", "b": "sending"}
+
+
+def test_a_commit_gathers_the_senders_intents_and_claims_are_not_synced(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    with svarut.batch.open_journal(path) as jn:
+        jn.setup(konto_id="k")
+        jn.load([NewLetter(f"r{i}", i, "person", f"line-{i}", f"e-{i}") for i in range(1, 9)])
+        statements: list[str] = []
+        jn._db.set_trace_callback(statements.append)  # type: ignore[attr-defined]
+        assert len(jn.claim(8, lease=60)) == 8
+        # A claim only says who may send a letter: committed without a sync to disk.
+        assert "PRAGMA synchronous=NORMAL" in statements
+        assert statements.index("PRAGMA synchronous=NORMAL") < statements.index("BEGIN IMMEDIATE")
+
+        # Four senders: the writer waits (a moment) for all four intents and commits them at once.
+        jn.gather(4, wait=5.0)
+        statements.clear()
+        intents = [jn.announce(f"r{i}", lease=60) for i in range(1, 5)]
+        assert all(intent.wait() for intent in intents)
+        assert statements.count("COMMIT") == 1
+        # The intents' commit is synced (and with it the claim's before it).
+        assert statements.index("PRAGMA synchronous=FULL") < statements.index("BEGIN IMMEDIATE")
+
+        # Fewer senders than expected: the commit goes once the wait is over, not never.
+        jn.gather(4, wait=0.05)
+        statements.clear()
+        assert jn.start_sending("r5", lease=60)
+        assert statements.count("COMMIT") == 1
+        # One sender: no waiting at all.
+        jn.gather(1)
+        assert jn.start_sending("r6", lease=60)
+    with sqlite3.connect(path) as db:
+        states = dict(db.execute("SELECT ref, state FROM batch_letter").fetchall())
+    assert [states[f"r{i}"] for i in range(1, 9)] == ["sending"] * 6 + ["waiting"] * 2
+
+
+def test_a_letter_refused_while_its_send_is_built_goes_nowhere(
+    svarut_simulator: SvarUtSimulatorFixture, tmp_path: Path
+) -> None:
+    # The intent is committed while the send is built; a send that cannot be built is then
+    # recorded refused (nothing went out), not unknown.
+    for i in range(2):
+        write_pdf(tmp_path / f"{i}.pdf", f"brev {i}")
+    manifest = write_manifest(tmp_path / "brev.jsonl", [person_line(f"r{i}", path=f"{i}.pdf") for i in range(2)])
+    journal = tmp_path / "j.sqlite"
+
+    def break_the_second(progress: svarut.batch.Progress) -> None:
+        # After the check: the file is there, but is not a PDF any more when its send is built.
+        (tmp_path / "1.pdf").write_bytes(b"GIF89a not a letter")
+
+    summary = svarut.batch.run(
+        svarut_simulator.client,
+        manifest,
+        konto_id=svarut_simulator.konto_id,
+        journal=journal,
+        concurrency=1,
+        progress=break_the_second,
+    )
+    report = {r["ref"]: r for r in _report(journal)}
+    assert report["r0"]["state"] == "sent"
+    assert report["r1"]["state"] == "refused" and "content_mismatch" in report["r1"]["error"]
+    assert summary.counts["unknown"] == 0
+    assert len(svarut_simulator.received) == 1

@@ -31,6 +31,7 @@ import os
 import socket
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -51,6 +52,9 @@ STATES = (WAITING, SENDING, SENT, REFUSED, UNKNOWN, DUPLICATE_CONFIRMED, SKIPPED
 FINISHED = frozenset({SENT, REFUSED, UNKNOWN, DUPLICATE_CONFIRMED, SKIPPED})
 #: A letter that failed to connect this many times stays waiting until a later run.
 MAX_ATTEMPTS = 5
+#: How long a group commit waits for the other senders' intents. A send to SvarUt takes far
+#: longer, and a sync to disk costs a fast local send a good part of its CPU time.
+GATHER_WAIT = 0.002
 
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS batch_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -154,6 +158,21 @@ class _Op:
         return self.result
 
 
+class Intent:
+    """An intent to send, handed to the journal's writer: :meth:`wait` before
+    the first byte. The sender prepares the send while the commit runs."""
+
+    def __init__(self, journal: Journal, item: _Op) -> None:
+        self._journal = journal
+        self._item = item
+
+    def wait(self) -> bool:
+        """Block until the intent is on disk: True, or False if this worker's
+        claim was lost (its lease expired and another worker has the letter).
+        Raises if it could not be recorded."""
+        return self._journal._wait(self._item) == 1
+
+
 class JournalError(Exception):
     """The journal cannot be used (held by another runner, another konto, unreadable)."""
 
@@ -172,9 +191,19 @@ class Journal:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._group = threading.Condition()
+        # The group commit: changes wait in _queue; the writer thread commits them together as
+        # soon as one is urgent (an intent, a flush), and wakes the threads waiting on _done.
+        mutex = threading.Lock()
+        self._work = threading.Condition(mutex)
+        self._done = threading.Condition(mutex)
         self._queue: list[_Op] = []
-        self._leading = False
+        self._urgent = 0  # urgent changes queued
+        # How many senders hand in intents, and how long a commit may wait for them to join it.
+        self._senders = 1
+        self._gather = 0.0
+        self._on_the_wire = 0  # senders waiting for SvarUt's answer: no intent of theirs is coming
+        self._writer: threading.Thread | None = None
+        self._stopping = False
         self._failed: BaseException | None = None
         self.worker = worker_id()
         self.run_id = ""
@@ -185,8 +214,18 @@ class Journal:
     def _connection(self) -> Any:
         raise NotImplementedError
 
-    def close(self) -> None:
+    def _close(self) -> None:
         raise NotImplementedError
+
+    def close(self) -> None:
+        """Commit what is still queued, stop the writer, close the connection."""
+        with self._work:
+            self._stopping = True
+            writer, self._writer = self._writer, None
+            self._work.notify()
+        if writer is not None:
+            writer.join()
+        self._close()
 
     def __enter__(self) -> Journal:
         return self
@@ -199,14 +238,17 @@ class Journal:
         return text.replace("?", self.paramstyle) if self.paramstyle != "?" else text
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[Any]:
-        """A cursor in one transaction, committed on success (durably: both
-        backends sync the commit to disk), rolled back on error."""
+    def _transaction(self, *, durable: bool = True) -> Iterator[Any]:
+        """A cursor in one transaction, committed on success, rolled back on
+        error. A durable commit is synced to disk (with every commit before
+        it); one that is not may be lost in a power cut, for what can be: a
+        claim or a lease, which only says who may send a letter, not whether
+        it went."""
         with self._lock:
             connection = self._connection()
             cursor = connection.cursor()
             try:
-                self._begin(cursor)
+                self._begin(cursor, durable=durable)
                 yield cursor
             except BaseException:
                 connection.rollback()
@@ -216,7 +258,7 @@ class Journal:
             finally:
                 cursor.close()
 
-    def _begin(self, cursor: Any) -> None:
+    def _begin(self, cursor: Any, *, durable: bool) -> None:
         pass
 
     def _setup_lock(self, cursor: Any) -> None:
@@ -352,7 +394,7 @@ class Journal:
     def claim(self, limit: int, *, lease: float) -> list[Row]:
         """Up to ``limit`` waiting letters for this worker, in manifest order,
         none claimed by a live worker (PostgreSQL: ``FOR UPDATE SKIP LOCKED``)."""
-        with self._transaction() as cur:
+        with self._transaction(durable=False) as cur:
             refs = [
                 r[0]
                 for r in self._execute(
@@ -387,7 +429,7 @@ class Journal:
 
     def renew(self, *, lease: float) -> None:
         """Extend this worker's leases (its claimed and sending letters)."""
-        with self._transaction() as cur:
+        with self._transaction(durable=False) as cur:
             self._execute(
                 cur,
                 "UPDATE batch_letter SET lease_until = {now} + ? WHERE worker = ? AND state IN (?, ?)",
@@ -398,7 +440,7 @@ class Journal:
         """Record the answers not yet committed, and give back the letters
         this worker claimed but did not start."""
         self.flush()
-        with self._transaction() as cur:
+        with self._transaction(durable=False) as cur:
             self._execute(
                 cur,
                 "UPDATE batch_letter SET worker = NULL, lease_until = NULL WHERE worker = ? AND state = ?",
@@ -408,17 +450,17 @@ class Journal:
     def start_sending(self, ref: str, *, lease: float) -> bool:
         """Record the intent to send, durably, before the first byte; False
         if this worker's claim was lost (its lease expired and another took it)."""
-        count = self._grouped(
-            lambda cur: (
-                self._execute(
-                    cur,
-                    "UPDATE batch_letter SET state = ?, lease_until = {now} + ?, updated = {now} "
-                    "WHERE ref = ? AND state = ? AND worker = ?",
-                    (SENDING, lease, ref, WAITING, self.worker),
-                ).rowcount
-            )
+        return self.announce(ref, lease=lease).wait()
+
+    def announce(self, ref: str, *, lease: float) -> Intent:
+        """:meth:`start_sending`, without waiting: the intent's commit starts
+        now, and :meth:`Intent.wait` waits for it."""
+        sql = self._sql(
+            "UPDATE batch_letter SET state = ?, lease_until = {now} + ?, updated = {now} "
+            "WHERE ref = ? AND state = ? AND worker = ?"
         )
-        return bool(count == 1)
+        params = (SENDING, lease, ref, WAITING, self.worker)
+        return Intent(self, self._submit(lambda cur: int(cur.execute(sql, params).rowcount), urgent=True))
 
     def finish(
         self,
@@ -450,50 +492,94 @@ class Journal:
             params = (state, forsendelse_id, error, sha, ref)
         self._grouped(lambda cur: self._execute(cur, sql, params).rowcount, wait=durable)
 
+    def gather(self, senders: int, *, wait: float = GATHER_WAIT) -> None:
+        """Let a commit wait up to ``wait`` seconds for the intents of the
+        ``senders`` senders not :meth:`on_the_wire`, so that one sync to disk
+        carries them all (1: each commits as soon as it comes)."""
+        with self._work:
+            self._senders, self._gather = max(1, senders), wait if senders > 1 else 0.0
+
+    @contextlib.contextmanager
+    def on_the_wire(self) -> Iterator[None]:
+        """Around a send: a commit does not wait for this sender's next intent
+        while it waits for SvarUt's answer."""
+        with self._work:
+            self._on_the_wire += 1
+            self._work.notify()
+        try:
+            yield
+        finally:
+            with self._work:
+                self._on_the_wire -= 1
+
     def flush(self) -> None:
         """Commit, durably, every change handed in without waiting."""
-        self._grouped(lambda cur: 0)
+        self._wait(self._submit(lambda cur: 0, urgent=True))
 
     def _grouped(self, op: Callable[[Any], int], *, wait: bool = True) -> int:
-        """Run ``op(cursor)`` in one transaction with the ops other threads
-        hand in meanwhile (group commit: one sync to disk for all of them) and
-        return its result once that is committed. A thread that finds a
-        commit under way waits for it, then commits everything handed in
-        since, its own op included; a commit carries only what was there when
-        it began, so no thread commits for others after its own op is done.
-        With ``wait=False`` the op only joins the queue, for the next commit.
-        If a transaction fails, every op in it gets the error: none was
-        recorded; and every later commit fails too, so that no thread goes on
-        as if an op not waited for had been recorded."""
+        """Run ``op(cursor)`` in the next group commit; with ``wait``, start
+        that commit now and return ``op``'s result once it is on disk, else
+        leave it for the next commit that someone waits for."""
+        item = self._submit(op, urgent=wait)
+        return self._wait(item) if wait else 0
+
+    def _submit(self, op: Callable[[Any], int], *, urgent: bool) -> _Op:
         item = _Op(op)
-        with self._group:
+        with self._work:
             if self._failed is not None:
                 raise JournalError(f"an earlier change could not be recorded: {self._failed}")
+            if self._stopping:
+                raise JournalError("the journal is closed")
             self._queue.append(item)
-            if not wait:
-                return 0
-            while not item.done and self._leading:
-                self._group.wait()
-            if item.done:
-                return item.outcome()
-            self._leading = True
-            batch, self._queue = self._queue, []
-        error: BaseException | None = None
-        try:
-            with self._transaction() as cur:
-                for it in batch:
-                    it.result = it.op(cur)
-        except BaseException as exc:
-            error = exc
-            log.error("the journal could not record %d change(s): %s", len(batch), exc)
-        with self._group:
-            for it in batch:
-                it.error, it.done = error, True
-            if error is not None:
-                self._failed = error
-            self._leading = False
-            self._group.notify_all()
+            if urgent:
+                self._urgent += 1
+                if self._writer is None:
+                    self._writer = threading.Thread(target=self._write, name="svarut-journal", daemon=True)
+                    self._writer.start()
+                self._work.notify()
+        return item
+
+    def _wait(self, item: _Op) -> int:
+        with self._done:
+            while not item.done:
+                self._done.wait()
         return item.outcome()
+
+    def _write(self) -> None:
+        """The writer thread: commit everything queued, in one transaction
+        (one sync to disk), each time something urgent is. A commit carries
+        what was queued when it began; what comes meanwhile waits for the
+        next. If a transaction fails, every change in it gets the error: none
+        was recorded; and every later change is refused, so that no thread
+        goes on as if a change not waited for had been recorded."""
+        while True:
+            with self._work:
+                while not self._urgent and not self._stopping:
+                    self._work.wait()
+                # Each commit is a sync to disk, whose cost is in the sender's CPU budget: one that
+                # waits a moment for the other senders' intents carries them all.
+                deadline = time.monotonic() + self._gather
+                while self._urgent < self._senders - self._on_the_wire and not self._stopping:
+                    if (left := deadline - time.monotonic()) <= 0:
+                        break
+                    self._work.wait(left)
+                if not self._queue:
+                    return  # stopping, nothing left
+                batch, self._queue, self._urgent = self._queue, [], 0
+            error: BaseException | None = None
+            try:
+                with self._transaction() as cur:
+                    for it in batch:
+                        it.result = it.op(cur)
+            except BaseException as exc:
+                error = exc
+                log.error("the journal could not record %d change(s): %s", len(batch), exc)
+            with self._done:
+                for it in batch:
+                    it.error, it.done = error, True
+                if error is not None:
+                    self._failed = error
+                self._done.notify_all()
 
     def set_hashes(self, ref: str, dokumenter_sha256: dict[str, str | None]) -> None:
         with self._transaction() as cur:
@@ -581,14 +667,19 @@ class SQLiteJournal(Journal):
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
+        self._synchronous = True
 
     def _connection(self) -> Any:
         return _ExplicitTransactions(self._db)
 
-    def _begin(self, cursor: Any) -> None:
+    def _begin(self, cursor: Any, *, durable: bool) -> None:
+        if durable != self._synchronous:
+            # WAL: a commit at NORMAL is not synced, the next one at FULL syncs it with its own.
+            cursor.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            self._synchronous = durable
         cursor.execute("BEGIN IMMEDIATE")
 
-    def close(self) -> None:
+    def _close(self) -> None:
         self._db.close()
         if self._lock_file is not None:
             self._lock_file.close()

@@ -40,9 +40,14 @@ class PostgresJournal(Journal):
     def _connection(self) -> Any:
         return self._db
 
+    def _begin(self, cursor: Any, *, durable: bool) -> None:
+        if not durable:
+            # A claim or a lease: lost in a crash, the letter is just claimed again.
+            cursor.execute("SET LOCAL synchronous_commit = off")
+
     def _setup_lock(self, cursor: Any) -> None:
         # Several workers starting at once must not race to create the tables.
         cursor.execute("SELECT pg_advisory_xact_lock(4242004200)")
 
-    def close(self) -> None:
+    def _close(self) -> None:
         self._db.close()

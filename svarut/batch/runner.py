@@ -37,7 +37,7 @@ from svarut.batch.manifest import (
     read_letter,
 )
 from svarut.runtime import errors
-from svarut.runtime.client import AsyncAPIClient, BaseClient, SyncAPIClient
+from svarut.runtime.client import AsyncAPIClient, BaseClient, Prepared, SyncAPIClient
 
 if TYPE_CHECKING:
     from svarut._client import SvarUtClient
@@ -53,7 +53,7 @@ IDLE_POLL = 0.5
 # How often a worker sharing the journal looks for letters a dead worker left sending.
 RECOVER_EVERY = 1.0
 # Letters claimed at once, per sending thread or task: fewer claim transactions.
-CLAIM_PER_SENDER = 8
+CLAIM_PER_SENDER = 16
 
 
 class ManifestInvalidError(errors.SvarUtError, ValueError):
@@ -64,6 +64,10 @@ class ManifestInvalidError(errors.SvarUtError, ValueError):
         shown = "; ".join(str(p) for p in problems[:5])
         more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
         super().__init__(f"the manifest has {len(problems)} problem(s), nothing was sent: {shown}{more}")
+
+
+class _LineRefused(Exception):
+    """A claimed letter's manifest line no longer checks."""
 
 
 class BatchStoppedError(errors.SvarUtError):
@@ -223,24 +227,30 @@ class _Batch:
 
     # --- per letter ---------------------------------------------------------------
 
-    def arguments(self, row: j.Row) -> tuple[str, dict[str, Any]] | str:
-        """The client method and its keyword arguments for a claimed letter,
-        or why it cannot be sent any more (the manifest line no longer checks)."""
-        letter, arguments = read_letter(
-            row.line, row.letter, base_dir=self.base_dir, run_id=self.journal.run_id, open_files=False
-        )
-        if arguments is None or letter.kind is None:
-            return "; ".join(str(p) for p in letter.problems)
-        op = operations()[letter.kind]
-        return op.method_name, op.arguments(
-            konto_id=self.konto_id,
-            forsendelse=arguments["forsendelse"],
-            files=arguments["files"],
-            kryptering=arguments["kryptering"],
-        )
+    def ready(self, row: j.Row, client: BaseClient, intent: j.Intent) -> Prepared[Any] | None:
+        """Build a claimed letter's send (the client's checks, its body) while
+        its ``intent`` is being committed, then wait for that: the send to go
+        out, or None when it must not (the claim was lost, or the letter cannot
+        be sent: recorded, and nothing went out)."""
+        try:
+            letter, arguments = read_letter(
+                row.line, row.letter, base_dir=self.base_dir, run_id=self.journal.run_id, open_files=False
+            )
+            if arguments is None or letter.kind is None:
+                # The manifest line no longer checks (edited since the letter was first recorded).
+                raise _LineRefused("; ".join(str(p) for p in letter.problems))
+            prepared = operations()[letter.kind].prepare(client, konto_id=self.konto_id, **arguments)
+        except Exception as exc:
+            if intent.wait():
+                self.outcome(row, None, exc, sent_nothing=True)
+            return None
+        return prepared if intent.wait() else None
 
-    def outcome(self, row: j.Row, result: UUID | None, exc: BaseException | None) -> None:
-        """Record what a send did (after the last byte and the answer). The
+    def outcome(
+        self, row: j.Row, result: UUID | None, exc: BaseException | None, *, sent_nothing: bool = False
+    ) -> None:
+        """Record what a send did (after the last byte and the answer; with
+        ``sent_nothing``, a send that failed before its first byte). The
         answer is not waited for: it goes into the commit of this sender's
         next intent, or its flush before it waits for anything else (lost in
         a crash, the letter is found ``sending`` and becomes unknown: never
@@ -278,21 +288,19 @@ class _Batch:
             delay = min(RETRY_BASE * 2**row.attempts, RETRY_MAX)
             self.journal.finish(row.ref, j.WAITING, error=str(exc), retry_in=delay, durable=False)
             self._count("retried")
-        elif isinstance(exc, (errors.ForsendelseValidationError, errors.APIStatusError, errors.SourceChangedError)):
+        elif isinstance(
+            exc, (errors.ForsendelseValidationError, errors.APIStatusError, errors.SourceChangedError, _LineRefused)
+        ):
             self.journal.finish(row.ref, j.REFUSED, error=str(exc), durable=False)
             self._count("refused")
-        elif isinstance(exc, OSError):
-            # A document could not be read: the body was never finished, SvarUt cannot have it.
+        elif isinstance(exc, OSError) or sent_nothing:
+            # A document could not be read, or the send failed before its first byte: SvarUt cannot have it.
             self.journal.finish(row.ref, j.REFUSED, error=f"{type(exc).__name__}: {exc}", durable=False)
             self._count("refused")
         else:
             # Anything else: we cannot tell how far the send got.
             self.journal.finish(row.ref, j.UNKNOWN, error=f"{type(exc).__name__}: {exc}", durable=False)
             self._count("unknown")
-
-    def refuse(self, row: j.Row, reason: str) -> None:
-        self.journal.finish(row.ref, j.REFUSED, error=reason, durable=False)
-        self._count("refused")
 
     def _count(self, what: str) -> None:
         with self._progress_lock:
@@ -351,6 +359,7 @@ def run(
         skipped = batch.prepare(
             skip_invalid=skip_invalid, resend_unknown=resend_unknown, single_runner=isinstance(jn, j.SQLiteJournal)
         )
+        jn.gather(max(1, concurrency))
         _run_threads(batch, client, concurrency=max(1, concurrency), pacer=_Pacer(rate))
         if batch.fatal is not None:
             raise batch.fatal
@@ -434,18 +443,15 @@ def _run_threads(batch: _Batch, client: SyncAPIClient, *, concurrency: int, pace
 def _send_one(batch: _Batch, client: SyncAPIClient, row: j.Row, pacer: _Pacer) -> None:
     if batch.stop.is_set():
         return
-    prepared = batch.arguments(row)
-    if isinstance(prepared, str):
-        batch.refuse(row, prepared)
-        return
-    method, kwargs = prepared
     if delay := pacer.delay():
         batch.journal.flush()
         time.sleep(delay)
-    if not batch.journal.start_sending(row.ref, lease=batch.lease):
-        return  # our claim lapsed and another worker has the letter
+    prepared = batch.ready(row, client, batch.journal.announce(row.ref, lease=batch.lease))
+    if prepared is None:
+        return
     try:
-        result = getattr(client, method)(**kwargs)
+        with batch.journal.on_the_wire():
+            result = client.send_prepared(prepared)
     except Exception as exc:
         batch.outcome(row, None, exc)
     else:
@@ -480,6 +486,7 @@ async def arun(
                 single_runner=isinstance(jn, j.SQLiteJournal),
             )
         )
+        jn.gather(max(1, concurrency))
         pacer = _Pacer(rate)
         send, receive = anyio.create_memory_object_stream[j.Row](max(1, concurrency))
 
@@ -540,18 +547,16 @@ async def arun(
 async def _asend(batch: _Batch, client: AsyncAPIClient, row: j.Row, pacer: _Pacer) -> None:
     if batch.stop.is_set():
         return
-    prepared = await anyio.to_thread.run_sync(batch.arguments, row)
-    if isinstance(prepared, str):
-        await anyio.to_thread.run_sync(batch.refuse, row, prepared)
-        return
-    method, kwargs = prepared
     if delay := pacer.delay():
         await anyio.to_thread.run_sync(batch.journal.flush)
         await anyio.sleep(delay)
-    if not await anyio.to_thread.run_sync(lambda: batch.journal.start_sending(row.ref, lease=batch.lease)):
+    intent = batch.journal.announce(row.ref, lease=batch.lease)  # hands the intent to the writer; no I/O here
+    prepared = await anyio.to_thread.run_sync(batch.ready, row, client, intent)
+    if prepared is None:
         return
     try:
-        result = await getattr(client, method)(**kwargs)
+        with batch.journal.on_the_wire():
+            result = await client.send_prepared(prepared)
     except Exception as exc:
         await anyio.to_thread.run_sync(batch.outcome, row, None, exc)
     else:

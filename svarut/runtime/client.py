@@ -141,6 +141,16 @@ class PreparedRequest:
     deadline: float | None = None
 
 
+@dataclass(frozen=True)
+class Prepared(Generic[T]):
+    """A send checked and built, not yet sent: what
+    :meth:`BaseClient.prepare_send` returns and ``send_prepared`` sends.
+    Send it once: sending is not idempotent."""
+
+    endpoint: Endpoint[T]
+    request: PreparedRequest
+
+
 class BaseClient:
     """What the sync and async clients share: building requests, deciding
     retries and reading responses, none of which waits on I/O."""
@@ -220,9 +230,34 @@ class BaseClient:
             prepared.headers.update(prepared.body.headers())
         return prepared
 
-    def _encode_multipart(
-        self, endpoint: Endpoint[Any], send: MultipartInput
-    ) -> tuple[PreparedSend, multipart.MultipartBody]:
+    def check_send(self, endpoint: Endpoint[Any], *, path_params: Mapping[str, Any], body: MultipartInput) -> None:
+        """Run every check a send of ``body`` runs before its first byte (the
+        path parameters, the documents against the metadata, their content
+        types and the pre-send rules), without building the body or
+        connecting. Raises :class:`ForsendelseValidationError` with every
+        problem; a document that cannot be read raises ``OSError``. The rules
+        read only each document's first bytes; a send reads it again."""
+        self._url(endpoint, path_params)
+        self._checked(endpoint, body, preload=False)
+
+    def prepare_send(
+        self,
+        endpoint: Endpoint[T],
+        *,
+        path_params: Mapping[str, Any],
+        body: MultipartInput,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+    ) -> Prepared[T]:
+        """Everything a send does before its first byte (the checks, reading a
+        small document, encrypting setup, building the body), for
+        ``send_prepared`` to send later: a caller can record that it is about
+        to send once it knows the send will go out. Raises what the send
+        would raise before its first byte. A ``timeout`` runs from now."""
+        return Prepared(endpoint, self._prepare(endpoint, path_params=path_params, body=body, timeout=timeout))
+
+    def _checked(self, endpoint: Endpoint[Any], send: MultipartInput, *, preload: bool) -> PreparedSend:
+        """The send as the checks see it, after they passed: the metadata as it
+        will be serialized and the documents in wire order (plaintext)."""
         metadata = send.metadata.model_dump(mode="json", by_alias=True, exclude_unset=True)
         if self._generate_ekstern_referanse and not metadata.get(EKSTERN_REFERANSE_KEY):
             # Something to look the forsendelse up by if the outcome of the send is unknown.
@@ -242,17 +277,34 @@ class BaseClient:
             documents = [multipart.single_document(send.files, part_name=send.file_part)]
         # Checks and the outcome-unknown hashes see the plaintext; only the wire sees ciphertext.
         prepared = PreparedSend(endpoint.operation_id, metadata, tuple(documents), encrypting=send.kryptering)
-        if self._checks:
+        if self._checks and preload:
             # The checks sniff each document, and a small body is read whole before it goes out: one read for both.
             multipart.preload_small(documents)
+        problems = multipart.content_type_problems(documents, file_part=send.file_part)
+        refused: list[ForsendelseValidationError] = []
         for check in self._checks:
-            check(prepared)
+            try:
+                check(prepared)
+            except ForsendelseValidationError as exc:
+                refused.append(exc)
+        if len(refused) == 1 and not problems:
+            raise refused[0]  # as the check raised it
+        if problems or refused:
+            # Every problem in one error: ours and each check's.
+            raise ForsendelseValidationError(problems + [p for exc in refused for p in exc.problems])
+        return prepared
+
+    def _encode_multipart(
+        self, endpoint: Endpoint[Any], send: MultipartInput
+    ) -> tuple[PreparedSend, multipart.MultipartBody]:
+        prepared = self._checked(endpoint, send, preload=True)
+        documents = list(prepared.documents)
         if send.kryptering:
             documents = self._encrypted(documents)
         body = multipart.encode(
             metadata_part=send.metadata_part,
             # The dict the checks saw is what goes on the wire: one serialization.
-            metadata_json=json.dumps(metadata, ensure_ascii=False, separators=(",", ":")).encode(),
+            metadata_json=json.dumps(prepared.metadata, ensure_ascii=False, separators=(",", ":")).encode(),
             file_part=send.file_part,
             documents=documents,
         )
@@ -525,6 +577,10 @@ class SyncAPIClient(BaseClient):
         prepared = self._prepare(endpoint, path_params=path_params, body=body, timeout=timeout)
         return self._exchange(self._http, self._http, endpoint, prepared)
 
+    def send_prepared(self, prepared: Prepared[T]) -> T:
+        """Send what :meth:`prepare_send` built, with the client's retry policy."""
+        return self._exchange(self._http, self._http, prepared.endpoint, prepared.request)
+
 
 class AsyncAPIClient(BaseClient):
     """The async client. A send's body goes out through a private sync
@@ -572,16 +628,12 @@ class AsyncAPIClient(BaseClient):
     ) -> T:
         import anyio.to_thread
 
-        from svarut.runtime import transport
-
         if not self._lazy_http.made:
             # Making an httpx client loads the CA bundle: tens of milliseconds, not on the event loop.
             await anyio.to_thread.run_sync(self._lazy_http.get)
         if isinstance(body, MultipartInput):
-            if self._twin is None:
-                self._twin = transport.SyncTwin(self._http, self._auth)
-            if self._twin.http is not None:
-                return await self._twin.run(self._send_in_thread, endpoint, path_params, body, timeout)
+            if (twin := self._sync_twin()).http is not None:
+                return await twin.run(self._send_in_thread, endpoint, path_params, body, timeout)
             # Preparing a send stats (and may sniff) files: keep that off the event loop.
             prepared = await anyio.to_thread.run_sync(
                 lambda: self._prepare(endpoint, path_params=path_params, body=body, timeout=timeout)
@@ -589,6 +641,30 @@ class AsyncAPIClient(BaseClient):
         else:
             # A JSON body touches no file: a worker-thread trip would cost more than the work.
             prepared = self._prepare(endpoint, path_params=path_params, body=body, timeout=timeout)
+        return await self._aexchange(endpoint, prepared)
+
+    async def send_prepared(self, prepared: Prepared[T]) -> T:
+        """Send what :meth:`prepare_send` built (call that in a worker thread:
+        it may read files), with the client's retry policy."""
+        import anyio.to_thread
+
+        if not self._lazy_http.made:
+            await anyio.to_thread.run_sync(self._lazy_http.get)
+        if prepared.request.body is not None and (twin := self._sync_twin()).http is not None:
+            return await twin.run(self._exchange_in_thread, prepared.endpoint, prepared.request)
+        return await self._aexchange(prepared.endpoint, prepared.request)
+
+    def _sync_twin(self) -> SyncTwin:
+        from svarut.runtime import transport
+
+        if self._twin is None:
+            self._twin = transport.SyncTwin(self._http, self._auth)
+        return self._twin
+
+    async def _aexchange(self, endpoint: Endpoint[T], prepared: PreparedRequest) -> T:
+        """:meth:`BaseClient._exchange` on httpx's async path."""
+        import anyio.to_thread
+
         started = time.perf_counter()
         attempt = 0
         while True:
@@ -625,6 +701,11 @@ class AsyncAPIClient(BaseClient):
         timeout: TimeoutTypes | NotGiven,
     ) -> T:
         prepared = self._prepare(endpoint, path_params=path_params, body=body, timeout=timeout)
+        return self._exchange_in_thread(http, abort, endpoint, prepared)
+
+    def _exchange_in_thread(
+        self, http: httpx.Client, abort: threading.Event, endpoint: Endpoint[T], prepared: PreparedRequest
+    ) -> T:
         # Built by the async client, so its default headers, cookies and timeout apply.
         return self._exchange(http, self._http, endpoint, prepared, abort)
 

@@ -138,8 +138,12 @@ class Source:
         if self._whole is not None:
             return self._whole[:n]
         if self._path is not None:
-            with self._path.open("rb") as f:
-                return f.read(n)
+            # A bare descriptor: a batch check reads the heads of many small files.
+            fd = os.open(self._path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            try:
+                return os.read(fd, n)
+            finally:
+                os.close(fd)
         assert self._file is not None
         if not _seekable(self._file):
             return b""

@@ -345,16 +345,9 @@ def single_document(value: File | FileSource, *, part_name: str) -> Document:
     return Document(filnavn, mime_type, Source(source, label=filnavn))
 
 
-def encode(
-    *,
-    metadata_part: str,
-    metadata_json: bytes,
-    file_part: str,
-    documents: Sequence[Document],
-    boundary: str | None = None,
-) -> MultipartBody:
-    """Build the body: the JSON part first, then each document in order."""
-    problems = [
+def content_type_problems(documents: Sequence[Document], *, file_part: str) -> list[Problem]:
+    """The documents whose MIME type cannot go in a part header."""
+    return [
         Problem(
             f"{file_part}[{i}].{CONTENT_TYPE_KEY}",
             "content_type",
@@ -363,8 +356,18 @@ def encode(
         for i, doc in enumerate(documents)
         if not _valid_content_type(doc.mime_type)
     ]
-    if problems:
-        raise ForsendelseValidationError(problems)
+
+
+def encode(
+    *,
+    metadata_part: str,
+    metadata_json: bytes,
+    file_part: str,
+    documents: Sequence[Document],
+    boundary: str | None = None,
+) -> MultipartBody:
+    """Build the body: the JSON part first, then each document in order
+    (whose content types the caller checked: :func:`content_type_problems`)."""
     boundary = boundary or secrets.token_hex(16)
     parts = [Part(_head(boundary, metadata_part, "application/json"), metadata_json)]
     parts += [Part(_head(boundary, file_part, d.mime_type, d.filnavn), d.source) for d in documents]

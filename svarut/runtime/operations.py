@@ -10,13 +10,14 @@ removed one disappears. Nothing here imports the generated code.
 
 from __future__ import annotations
 
+import string
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel
 
-from svarut.runtime.client import Endpoint
+from svarut.runtime.client import NOT_GIVEN, BaseClient, Endpoint, MultipartInput, NotGiven, Prepared, TimeoutTypes
 
 __all__ = ["SendOperation"]
 
@@ -56,3 +57,48 @@ class SendOperation:
             self.file_argument: files,
             "kryptering": kryptering,
         }
+
+    def path_params(self, *, konto_id: UUID | str) -> dict[str, Any]:
+        """The endpoint's path parameters, by the spec's names (``kontoId``)."""
+        names = [name for _, name, _, _ in string.Formatter().parse(self.endpoint.path) if name]
+        if len(names) != 1:
+            raise TypeError(f"{self.method_name} takes the path parameters {self.path_arguments}, not one konto id")
+        return {names[0]: konto_id}
+
+    def check(
+        self, client: BaseClient, *, konto_id: UUID | str, forsendelse: BaseModel, files: Any, kryptering: bool = False
+    ) -> None:
+        """Run ``client``'s checks on this send without sending it (see
+        :meth:`~svarut.runtime.client.BaseClient.check_send`): raises
+        :class:`~svarut.ForsendelseValidationError` with every problem."""
+        body = self._body(forsendelse, files, kryptering)
+        client.check_send(self.endpoint, path_params=self.path_params(konto_id=konto_id), body=body)
+
+    def prepare(
+        self,
+        client: BaseClient,
+        *,
+        konto_id: UUID | str,
+        forsendelse: BaseModel,
+        files: Any,
+        kryptering: bool = False,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+    ) -> Prepared[Any]:
+        """This send checked and built by ``client``, for its ``send_prepared``
+        (see :meth:`~svarut.runtime.client.BaseClient.prepare_send`)."""
+        return client.prepare_send(
+            self.endpoint,
+            path_params=self.path_params(konto_id=konto_id),
+            body=self._body(forsendelse, files, kryptering),
+            timeout=timeout,
+        )
+
+    def _body(self, forsendelse: BaseModel, files: Any, kryptering: bool) -> MultipartInput:
+        return MultipartInput(
+            metadata_part=self.metadata_part,
+            metadata=forsendelse,
+            file_part=self.file_part,
+            described_by=self.described_by,
+            files=files,
+            kryptering=kryptering,
+        )
