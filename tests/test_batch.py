@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -390,26 +391,33 @@ def test_a_refused_integration_stops_the_run_and_leaves_letters_waiting(
     assert summary.done and len(svarut_simulator.received) == 5
 
 
+def _run_changing_a_document_after_the_check(
+    simulator: SvarUtSimulatorFixture, tmp_path: Path, *, count: int, change: Callable[[Path], None]
+) -> tuple[svarut.batch.Summary, dict[str, dict[str, Any]]]:
+    """Run ``count`` letters one at a time, calling ``change`` on the last
+    one's document once the check is over (at each answer); the summary, and
+    the report by ref."""
+    for i in range(count):
+        write_pdf(tmp_path / f"{i}.pdf", f"brev {i}")
+    manifest = write_manifest(tmp_path / "brev.jsonl", [person_line(f"r{i}", path=f"{i}.pdf") for i in range(count)])
+    journal = tmp_path / "j.sqlite"
+    summary = svarut.batch.run(
+        simulator.client,
+        manifest,
+        konto_id=simulator.konto_id,
+        journal=journal,
+        concurrency=1,
+        progress=lambda _: change(tmp_path / f"{count - 1}.pdf"),
+    )
+    return summary, {r["ref"]: r for r in _report(journal)}
+
+
 def test_a_document_gone_after_the_check_refuses_that_letter_only(
     svarut_simulator: SvarUtSimulatorFixture, tmp_path: Path
 ) -> None:
-    for i in range(3):
-        write_pdf(tmp_path / f"{i}.pdf", f"brev {i}")
-    manifest = write_manifest(tmp_path / "brev.jsonl", [person_line(f"r{i}", path=f"{i}.pdf") for i in range(3)])
-
-    def remove_last(progress: svarut.batch.Progress) -> None:
-        (tmp_path / "2.pdf").unlink(missing_ok=True)
-
-    journal = tmp_path / "j.sqlite"
-    svarut.batch.run(
-        svarut_simulator.client,
-        manifest,
-        konto_id=svarut_simulator.konto_id,
-        journal=journal,
-        concurrency=1,
-        progress=remove_last,
+    _, report = _run_changing_a_document_after_the_check(
+        svarut_simulator, tmp_path, count=3, change=lambda doc: doc.unlink(missing_ok=True)
     )
-    report = {r["ref"]: r for r in _report(journal)}
     assert [report[f"r{i}"]["state"] for i in range(3)] == ["sent", "sent", "refused"]
     assert "2.pdf" in report["r2"]["error"]
     assert len(svarut_simulator.received) == 2
@@ -509,25 +517,11 @@ def test_a_letter_refused_while_its_send_is_built_goes_nowhere(
     svarut_simulator: SvarUtSimulatorFixture, tmp_path: Path
 ) -> None:
     # The intent is committed while the send is built; a send that cannot be built is then
-    # recorded refused (nothing went out), not unknown.
-    for i in range(2):
-        write_pdf(tmp_path / f"{i}.pdf", f"brev {i}")
-    manifest = write_manifest(tmp_path / "brev.jsonl", [person_line(f"r{i}", path=f"{i}.pdf") for i in range(2)])
-    journal = tmp_path / "j.sqlite"
-
-    def break_the_second(progress: svarut.batch.Progress) -> None:
-        # After the check: the file is there, but is not a PDF any more when its send is built.
-        (tmp_path / "1.pdf").write_bytes(b"GIF89a not a letter")
-
-    summary = svarut.batch.run(
-        svarut_simulator.client,
-        manifest,
-        konto_id=svarut_simulator.konto_id,
-        journal=journal,
-        concurrency=1,
-        progress=break_the_second,
+    # recorded refused (nothing went out), not unknown. After the check the file is still
+    # there, but is not a PDF any more when its send is built.
+    summary, report = _run_changing_a_document_after_the_check(
+        svarut_simulator, tmp_path, count=2, change=lambda doc: doc.write_bytes(b"GIF89a not a letter")
     )
-    report = {r["ref"]: r for r in _report(journal)}
     assert report["r0"]["state"] == "sent"
     assert report["r1"]["state"] == "refused" and "content_mismatch" in report["r1"]["error"]
     assert summary.counts["unknown"] == 0
