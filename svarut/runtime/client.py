@@ -628,9 +628,7 @@ class AsyncAPIClient(BaseClient):
     ) -> T:
         import anyio.to_thread
 
-        if not self._lazy_http.made:
-            # Making an httpx client loads the CA bundle: tens of milliseconds, not on the event loop.
-            await anyio.to_thread.run_sync(self._lazy_http.get)
+        await self._make_http()
         if isinstance(body, MultipartInput):
             if (twin := self._sync_twin()).http is not None:
                 return await twin.run(self._send_in_thread, endpoint, path_params, body, timeout)
@@ -646,13 +644,17 @@ class AsyncAPIClient(BaseClient):
     async def send_prepared(self, prepared: Prepared[T]) -> T:
         """Send what :meth:`prepare_send` built (call that in a worker thread:
         it may read files), with the client's retry policy."""
-        import anyio.to_thread
-
-        if not self._lazy_http.made:
-            await anyio.to_thread.run_sync(self._lazy_http.get)
+        await self._make_http()
         if prepared.request.body is not None and (twin := self._sync_twin()).http is not None:
             return await twin.run(self._exchange_in_thread, prepared.endpoint, prepared.request)
         return await self._aexchange(prepared.endpoint, prepared.request)
+
+    async def _make_http(self) -> None:
+        if not self._lazy_http.made:
+            import anyio.to_thread
+
+            # Making an httpx client loads the CA bundle: tens of milliseconds, not on the event loop.
+            await anyio.to_thread.run_sync(self._lazy_http.get)
 
     def _sync_twin(self) -> SyncTwin:
         from svarut.runtime import transport
