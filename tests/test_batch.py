@@ -526,3 +526,14 @@ def test_a_letter_refused_while_its_send_is_built_goes_nowhere(
     assert report["r1"]["state"] == "refused" and "content_mismatch" in report["r1"]["error"]
     assert summary.counts["unknown"] == 0
     assert len(svarut_simulator.received) == 1
+
+
+def test_closing_the_journal_commits_answers_handed_in_without_waiting(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    with svarut.batch.open_journal(path) as jn:
+        jn.setup(konto_id="k")
+        jn.load([NewLetter("a", 1, "person", "line-a", "e-a")])
+        # No intent was ever committed through this journal, so no writer has started.
+        jn.finish("a", svarut.batch.REFUSED, error="refused before sending", durable=False)
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT state, error FROM batch_letter").fetchall() == [("refused", "refused before sending")]

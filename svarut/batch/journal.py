@@ -220,6 +220,11 @@ class Journal:
     def close(self) -> None:
         """Commit what is still queued, stop the writer, close the connection."""
         with self._work:
+            # Answers handed in without waiting, and no writer started yet to commit them.
+            unwritten = bool(self._queue) and self._writer is None and self._failed is None
+        if unwritten:
+            self.flush()
+        with self._work:
             self._stopping = True
             writer, self._writer = self._writer, None
             self._work.notify()
