@@ -151,6 +151,9 @@ class _Op:
     result: int = 0
     error: BaseException | None = None
     done: bool = False
+    # Held while a thread waits for this change: the writer releases it. One thread woken per
+    # change, not every waiting thread per commit.
+    waiter: threading.Lock | None = None
 
     def outcome(self) -> int:
         if self.error is not None:
@@ -192,16 +195,18 @@ class Journal:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         # The group commit: changes wait in _queue; the writer thread commits them together as
-        # soon as one is urgent (an intent, a flush), and wakes the threads waiting on _done.
-        mutex = threading.Lock()
-        self._work = threading.Condition(mutex)
-        self._done = threading.Condition(mutex)
+        # soon as one is urgent (an intent, a flush), and wakes the threads waiting for them.
+        self._work = threading.Condition()
         self._queue: list[_Op] = []
         self._urgent = 0  # urgent changes queued
         # How many senders hand in intents, and how long a commit may wait for them to join it.
         self._senders = 1
         self._gather = 0.0
         self._on_the_wire = 0  # senders waiting for SvarUt's answer: no intent of theirs is coming
+        # What the writer waits for, so that a sender wakes it only when it can go on: each wake-up
+        # is a thread switch in the senders' CPU budget.
+        self._idle = False  # something urgent
+        self._gathering = False  # the intents of the senders not on the wire
         self._writer: threading.Thread | None = None
         self._stopping = False
         self._failed: BaseException | None = None
@@ -510,7 +515,8 @@ class Journal:
         while it waits for SvarUt's answer."""
         with self._work:
             self._on_the_wire += 1
-            self._work.notify()
+            if self._gathering and self._gathered():
+                self._work.notify()
         try:
             yield
         finally:
@@ -541,13 +547,22 @@ class Journal:
                 if self._writer is None:
                     self._writer = threading.Thread(target=self._write, name="svarut-journal", daemon=True)
                     self._writer.start()
-                self._work.notify()
+                elif self._idle or (self._gathering and self._gathered()):
+                    self._work.notify()
         return item
 
+    def _gathered(self) -> bool:
+        """Whether every sender not on the wire has handed in its intent (under ``_work``)."""
+        return self._urgent >= self._senders - self._on_the_wire
+
     def _wait(self, item: _Op) -> int:
-        with self._done:
-            while not item.done:
-                self._done.wait()
+        with self._work:
+            waiter = None
+            if not item.done:
+                waiter = item.waiter = threading.Lock()
+                waiter.acquire()
+        if waiter is not None:
+            waiter.acquire()
         return item.outcome()
 
     def _write(self) -> None:
@@ -559,15 +574,19 @@ class Journal:
         goes on as if a change not waited for had been recorded."""
         while True:
             with self._work:
+                self._idle = True
                 while not self._urgent and not self._stopping:
                     self._work.wait()
+                self._idle = False
                 # Each commit is a sync to disk, whose cost is in the sender's CPU budget: one that
                 # waits a moment for the other senders' intents carries them all.
                 deadline = time.monotonic() + self._gather
-                while self._urgent < self._senders - self._on_the_wire and not self._stopping:
+                self._gathering = True
+                while not self._gathered() and not self._stopping:
                     if (left := deadline - time.monotonic()) <= 0:
                         break
                     self._work.wait(left)
+                self._gathering = False
                 if not self._queue:
                     return  # stopping, nothing left
                 batch, self._queue, self._urgent = self._queue, [], 0
@@ -579,12 +598,13 @@ class Journal:
             except BaseException as exc:
                 error = exc
                 log.error("the journal could not record %d change(s): %s", len(batch), exc)
-            with self._done:
+            with self._work:
                 for it in batch:
                     it.error, it.done = error, True
+                    if it.waiter is not None:
+                        it.waiter.release()
                 if error is not None:
                     self._failed = error
-                self._done.notify_all()
 
     def set_hashes(self, ref: str, dokumenter_sha256: dict[str, str | None]) -> None:
         with self._transaction() as cur:

@@ -9,6 +9,7 @@ so the async loop calls it in worker threads.
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import json
 import logging
@@ -159,9 +160,8 @@ class _Batch:
         self.fatal: BaseException | None = None
         self.single_runner = False
         self._last_recover = 0.0
-        # Letters handed to senders and not yet done; a sender's answer wakes the claiming loop.
+        # The async loop's letters handed to senders and not yet done.
         self.inflight = 0
-        self.activity = threading.Event()
 
     # --- before sending -----------------------------------------------------------
 
@@ -367,77 +367,127 @@ def run(
 
 
 def _run_threads(batch: _Batch, client: SyncAPIClient, *, concurrency: int, pacer: _Pacer) -> None:
-    import queue
-
-    work: queue.Queue[j.Row | None] = queue.Queue(maxsize=concurrency)
-
-    lock = threading.Lock()
+    feed = _Feed(batch, limit=min(256, concurrency * CLAIM_PER_SENDER), senders=concurrency)
 
     def sender() -> None:
-        while (row := work.get()) is not None:
-            try:
-                _send_one(batch, client, row, pacer)
-                if work.empty():
-                    # With no next intent to commit them with, this sender's answers are recorded
-                    # now: before the claiming loop can find it idle (and a letter to retry gone).
-                    batch.journal.flush()
-            except BaseException as exc:  # the journal failed: stop, the run must not go on blind
-                batch.fatal = batch.fatal or exc
-                batch.stop.set()
-            with lock:
-                batch.inflight -= 1
-            batch.activity.set()
+        try:
+            while (row := feed.take()) is not None:
+                try:
+                    _send_one(batch, client, row, pacer)
+                finally:
+                    feed.done()
+        except BaseException as exc:  # the journal failed: stop, the run must not go on blind
+            batch.fatal = batch.fatal or exc
+            feed.stop()
+        finally:
+            feed.exited()
 
-    threads = [threading.Thread(target=sender, name=f"svarut-batch-{i}", daemon=True) for i in range(concurrency)]
-    for t in threads:
-        t.start()
-    renewed = time.monotonic()
+    for i in range(concurrency):
+        threading.Thread(target=sender, name=f"svarut-batch-{i}", daemon=True).start()
     try:
-        while True:
-            batch.activity.clear()
-            found = batch.next_claim(min(256, concurrency * CLAIM_PER_SENDER))
-            if found is None:
-                if batch.inflight == 0:
-                    break
-                # Our own letters are on the wire; one may come back to be tried again.
-                batch.activity.wait(IDLE_POLL)
-            elif isinstance(found, float):
-                batch.activity.wait(found)
-            else:
-                for row in found:
-                    while not batch.stop.is_set():
-                        try:
-                            with lock:
-                                batch.inflight += 1
-                            work.put(row, timeout=min(1.0, batch.lease / 4))
-                            break
-                        except queue.Full:
-                            with lock:
-                                batch.inflight -= 1
-                        if time.monotonic() - renewed > batch.lease / 3:
-                            batch.journal.renew(lease=batch.lease)
-                            renewed = time.monotonic()
-            if time.monotonic() - renewed > batch.lease / 3:
-                batch.journal.renew(lease=batch.lease)
-                renewed = time.monotonic()
+        _wait_for_senders(batch, feed)
     except BaseException:
         # Ctrl-C: no new letters; the ones on the wire finish and are recorded.
-        batch.stop.set()
+        feed.stop()
         raise
     finally:
-        while True:  # letters still queued go back to the journal unsent
+        _wait_for_senders(batch, feed)
+        batch.journal.release()  # the letters claimed and not started go back to the journal
+
+
+def _wait_for_senders(batch: _Batch, feed: _Feed) -> None:
+    """Wait until every sender has stopped, renewing this worker's leases
+    meanwhile (a send may take long). Not ``Thread.join``: Ctrl-C during a
+    join can leave a running thread marked as stopped (CPython 3.11)."""
+    renewed = time.monotonic()
+    while not feed.senders_stopped(timeout=min(1.0, batch.lease / 3)):
+        if time.monotonic() - renewed > batch.lease / 3:
+            batch.journal.renew(lease=batch.lease)
+            renewed = time.monotonic()
+
+
+class _Feed:
+    """The sync loop's letters. Each sender takes the next claimed letter
+    itself, and the one that finds none left claims more for all: no thread
+    hands letters over, since a thread switch per letter is a good part of a
+    fast send's CPU time."""
+
+    def __init__(self, batch: _Batch, *, limit: int, senders: int) -> None:
+        self._batch = batch
+        self._senders = senders  # sender threads still running
+        self._limit = limit
+        self._rows: collections.deque[j.Row] = collections.deque()
+        self._changed = threading.Condition()
+        self._claiming = False  # a sender is claiming, or waiting until it may claim again
+        self._inflight = 0  # letters taken and not done: one may come back to be tried again
+        self._done = 0  # letters done so far
+        self._over = False
+
+    def take(self) -> j.Row | None:
+        """The next letter to send, or None: nothing is left, or the run stops."""
+        while True:
+            with self._changed:
+                while True:
+                    if self._over or self._batch.stop.is_set():
+                        return None
+                    if self._rows:
+                        self._inflight += 1
+                        return self._rows.popleft()
+                    if not self._claiming:
+                        self._claiming = True
+                        break
+                    self._changed.wait(IDLE_POLL)
             try:
-                work.get_nowait()
-            except queue.Empty:
-                break
-        for _ in threads:
-            work.put(None)
-        for t in threads:
-            while t.is_alive():
-                t.join(timeout=min(1.0, batch.lease / 3))
-                if t.is_alive():
-                    batch.journal.renew(lease=batch.lease)
-        batch.journal.release()
+                self._claim()
+            finally:
+                with self._changed:
+                    self._claiming = False
+                    self._changed.notify_all()
+
+    def _claim(self) -> None:
+        """Claim letters for all senders, waiting while there are none yet
+        (held by other workers, backing off, or on the wire here)."""
+        while not self._batch.stop.is_set():
+            with self._changed:
+                idle, done = self._inflight == 0, self._done
+            # Answers handed in without waiting (a letter to try again among them) go in before the claim looks.
+            self._batch.journal.flush()
+            found = self._batch.next_claim(self._limit)
+            with self._changed:
+                if isinstance(found, list):
+                    self._rows.extend(found)
+                    return
+                if found is None and idle:
+                    self._over = True  # nothing left, and none of ours can come back
+                    return
+                if self._done == done:  # else a letter came back while we looked: look again
+                    self._changed.wait(IDLE_POLL if found is None else found)  # done() wakes it
+
+    def done(self) -> None:
+        """A taken letter's answer is handed to the journal."""
+        with self._changed:
+            self._inflight -= 1
+            self._done += 1
+            if self._claiming:
+                self._changed.notify_all()
+
+    def stop(self) -> None:
+        self._batch.stop.set()
+        with self._changed:
+            self._changed.notify_all()
+
+    def exited(self) -> None:
+        """A sender thread is ending."""
+        with self._changed:
+            self._senders -= 1
+            self._changed.notify_all()
+
+    def senders_stopped(self, *, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for every sender thread to end; whether they have."""
+        with self._changed:
+            if self._senders:
+                self._changed.wait(timeout)
+            return not self._senders
 
 
 def _send_one(batch: _Batch, client: SyncAPIClient, row: j.Row, pacer: _Pacer) -> None:
