@@ -473,8 +473,11 @@ def test_an_intent_fails_for_a_letter_whose_claim_another_worker_took(tmp_path: 
         first.load([NewLetter(ref, i, "person", f"line-{ref}", f"e-{ref}") for i, ref in enumerate("ab", 1)])
         assert [r.ref for r in first.claim(5, lease=-1)] == ["a", "b"]  # their leases have run out at once
         assert [r.ref for r in second.claim(1, lease=60)] == ["a"]
-        assert not first.start_sending("a", lease=60)
-        assert first.start_sending("b", lease=60)
+        # Both intents go in one commit (one statement): only b's is recorded.
+        first.gather(2, wait=5.0)
+        intents = {ref: first.announce(ref, lease=60) for ref in "ab"}
+        assert not intents["a"].wait()
+        assert intents["b"].wait()
         assert second.start_sending("a", lease=60)
         assert {r.ref: r.state for r in first.rows()} == {"a": "sending", "b": "sending"}
 
@@ -491,20 +494,25 @@ def test_a_commit_gathers_the_senders_intents_and_claims_are_not_synced(tmp_path
         assert "PRAGMA synchronous=NORMAL" in statements
         assert statements.index("PRAGMA synchronous=NORMAL") < statements.index("BEGIN IMMEDIATE")
 
-        # Four senders: the writer waits (a moment) for all four intents and commits them at once.
+        def writes() -> list[str]:
+            return [s for s in statements if s.startswith("UPDATE batch_letter SET")]
+
+        # Four senders: the writer waits (a moment) for all four intents and writes them at once,
+        # in one statement that is a transaction of its own.
         jn.gather(4, wait=5.0)
         statements.clear()
         intents = [jn.announce(f"r{i}", lease=60) for i in range(1, 5)]
         assert all(intent.wait() for intent in intents)
-        assert statements.count("COMMIT") == 1
+        assert len(writes()) == 1 and all(f"'r{i}'" in writes()[0] for i in range(1, 5))
+        assert "BEGIN IMMEDIATE" not in statements
         # The intents' commit is synced (and with it the claim's before it).
-        assert statements.index("PRAGMA synchronous=FULL") < statements.index("BEGIN IMMEDIATE")
+        assert statements.index("PRAGMA synchronous=FULL") < statements.index(writes()[0])
 
         # Fewer senders than expected: the commit goes once the wait is over, not never.
         jn.gather(4, wait=0.05)
         statements.clear()
         assert jn.start_sending("r5", lease=60)
-        assert statements.count("COMMIT") == 1
+        assert len(writes()) == 1 and "'r5'" in writes()[0]
         # One sender: no waiting at all.
         jn.gather(1)
         assert jn.start_sending("r6", lease=60)

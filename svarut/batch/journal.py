@@ -33,7 +33,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,6 +87,26 @@ SCHEMA = (
     )""",
     "CREATE INDEX IF NOT EXISTS batch_status_ref ON batch_status (ref)",
 )
+# Letters changed by one statement of a group commit, at most (six parameters each).
+CHANGES_PER_STATEMENT = 256
+# Intents and answers of a group commit, in one statement. An intent (state sending: the lease in
+# column3) applies only to a letter still waiting and claimed by this worker; an answer ends the
+# claim and, when the letter is to wait (column3: seconds until it may be tried again), counts the
+# attempt.
+_CHANGE_SQL = f"""UPDATE batch_letter SET
+    state = v.column2,
+    worker = CASE WHEN v.column2 = '{SENDING}' THEN batch_letter.worker END,
+    lease_until = CASE WHEN v.column2 = '{SENDING}' THEN {{{{now}}}} + v.column3 END,
+    attempts = batch_letter.attempts + CASE WHEN v.column2 = '{WAITING}' THEN 1 ELSE 0 END,
+    not_before = CASE WHEN v.column2 = '{WAITING}' THEN {{{{now}}}} + v.column3 ELSE batch_letter.not_before END,
+    forsendelse_id = CASE WHEN v.column2 IN ('{SENDING}', '{WAITING}') THEN batch_letter.forsendelse_id
+        ELSE v.column4 END,
+    error = CASE WHEN v.column2 = '{SENDING}' THEN batch_letter.error ELSE v.column5 END,
+    dokumenter_sha256 = COALESCE(v.column6, batch_letter.dokumenter_sha256),
+    updated = {{{{now}}}}
+FROM (VALUES {{rows}}) AS v
+WHERE batch_letter.ref = v.column1
+    AND (v.column2 <> '{SENDING}' OR (batch_letter.state = '{WAITING}' AND batch_letter.worker = ?))"""  # noqa: S608
 _COLUMNS = (
     "ref, line, kind, letter, ekstern_referanse, state, resend, attempts, forsendelse_id, error, "
     "dokumenter_sha256, status, status_time"
@@ -144,28 +164,34 @@ class NewLetter:
 
 
 @dataclass
-class _Op:
-    """One operation waiting for a group commit."""
+class _Change:
+    """A letter's new state, waiting for a group commit: an intent (``sending``)
+    or an answer. With no ``ref``, a flush: it only waits for a commit."""
 
-    op: Callable[[Any], int]
-    result: int = 0
-    error: BaseException | None = None
+    ref: str | None
+    state: str = ""
+    seconds: float = 0.0  # sending: the lease; waiting: until it may be tried again
+    forsendelse_id: str | None = None
+    error: str | None = None
+    dokumenter_sha256: str | None = None
+    recorded: bool = False  # an intent on a claim that was lost is not
+    failure: BaseException | None = None
     done: bool = False
     # Held while a thread waits for this change: the writer releases it. One thread woken per
     # change, not every waiting thread per commit.
     waiter: threading.Lock | None = None
 
-    def outcome(self) -> int:
-        if self.error is not None:
-            raise self.error
-        return self.result
+    def outcome(self) -> bool:
+        if self.failure is not None:
+            raise self.failure
+        return self.recorded
 
 
 class Intent:
     """An intent to send, handed to the journal's writer: :meth:`wait` before
     the first byte. The sender prepares the send while the commit runs."""
 
-    def __init__(self, journal: Journal, item: _Op) -> None:
+    def __init__(self, journal: Journal, item: _Change) -> None:
         self._journal = journal
         self._item = item
 
@@ -173,7 +199,7 @@ class Intent:
         """Block until the intent is on disk: True, or False if this worker's
         claim was lost (its lease expired and another worker has the letter).
         Raises if it could not be recorded."""
-        return self._journal._wait(self._item) == 1
+        return self._journal._wait(self._item)
 
 
 class JournalError(Exception):
@@ -197,7 +223,7 @@ class Journal:
         # The group commit: changes wait in _queue; the writer thread commits them together as
         # soon as one is urgent (an intent, a flush), and wakes the threads waiting for them.
         self._work = threading.Condition()
-        self._queue: list[_Op] = []
+        self._queue: list[_Change] = []
         self._urgent = 0  # urgent changes queued
         # How many senders hand in intents, and how long a commit may wait for them to join it.
         self._senders = 1
@@ -248,17 +274,18 @@ class Journal:
         return text.replace("?", self.paramstyle) if self.paramstyle != "?" else text
 
     @contextlib.contextmanager
-    def _transaction(self, *, durable: bool = True) -> Iterator[Any]:
+    def _transaction(self, *, durable: bool = True, single_statement: bool = False) -> Iterator[Any]:
         """A cursor in one transaction, committed on success, rolled back on
         error. A durable commit is synced to disk (with every commit before
         it); one that is not may be lost in a power cut, for what can be: a
         claim or a lease, which only says who may send a letter, not whether
-        it went."""
+        it went. With ``single_statement``, the caller runs one statement,
+        which may be a transaction of its own."""
         with self._lock:
             connection = self._connection()
             cursor = connection.cursor()
             try:
-                self._begin(cursor, durable=durable)
+                self._begin(cursor, durable=durable, single_statement=single_statement)
                 yield cursor
             except BaseException:
                 connection.rollback()
@@ -268,7 +295,7 @@ class Journal:
             finally:
                 cursor.close()
 
-    def _begin(self, cursor: Any, *, durable: bool) -> None:
+    def _begin(self, cursor: Any, *, durable: bool, single_statement: bool) -> None:
         pass
 
     def _setup_lock(self, cursor: Any) -> None:
@@ -465,12 +492,7 @@ class Journal:
     def announce(self, ref: str, *, lease: float) -> Intent:
         """:meth:`start_sending`, without waiting: the intent's commit starts
         now, and :meth:`Intent.wait` waits for it."""
-        sql = self._sql(
-            "UPDATE batch_letter SET state = ?, lease_until = {now} + ?, updated = {now} "
-            "WHERE ref = ? AND state = ? AND worker = ?"
-        )
-        params = (SENDING, lease, ref, WAITING, self.worker)
-        return Intent(self, self._submit(lambda cur: int(cur.execute(sql, params).rowcount), urgent=True))
+        return Intent(self, self._submit(_Change(ref, SENDING, seconds=lease), urgent=True))
 
     def finish(
         self,
@@ -487,20 +509,19 @@ class Journal:
         (``retry_in`` seconds from now) when it surely did not arrive. With
         ``durable=False`` it is not waited for: it goes into the next commit
         (the next intent's, or :meth:`flush`)."""
-        sha = json.dumps(dokumenter_sha256, sort_keys=True) if dokumenter_sha256 is not None else None
-        if state == WAITING:
-            sql = (
-                "UPDATE batch_letter SET state = ?, worker = NULL, lease_until = NULL, attempts = attempts + 1, "
-                "not_before = {now} + ?, error = ?, updated = {now} WHERE ref = ?"
-            )
-            params: tuple[Any, ...] = (WAITING, retry_in or 0.0, error, ref)
-        else:
-            sql = (
-                "UPDATE batch_letter SET state = ?, worker = NULL, lease_until = NULL, forsendelse_id = ?, "
-                "error = ?, dokumenter_sha256 = COALESCE(?, dokumenter_sha256), updated = {now} WHERE ref = ?"
-            )
-            params = (state, forsendelse_id, error, sha, ref)
-        self._grouped(lambda cur: self._execute(cur, sql, params).rowcount, wait=durable)
+        if state == SENDING:
+            raise ValueError("an answer cannot leave a letter sending")
+        change = _Change(
+            ref,
+            state,
+            seconds=(retry_in or 0.0) if state == WAITING else 0.0,
+            forsendelse_id=forsendelse_id,
+            error=error,
+            dokumenter_sha256=json.dumps(dokumenter_sha256, sort_keys=True) if dokumenter_sha256 is not None else None,
+        )
+        item = self._submit(change, urgent=durable)
+        if durable:
+            self._wait(item)
 
     def gather(self, senders: int, *, wait: float = GATHER_WAIT) -> None:
         """Let a commit wait up to ``wait`` seconds for the intents of the
@@ -525,17 +546,10 @@ class Journal:
 
     def flush(self) -> None:
         """Commit, durably, every change handed in without waiting."""
-        self._wait(self._submit(lambda cur: 0, urgent=True))
+        self._wait(self._submit(_Change(None), urgent=True))
 
-    def _grouped(self, op: Callable[[Any], int], *, wait: bool = True) -> int:
-        """Run ``op(cursor)`` in the next group commit; with ``wait``, start
-        that commit now and return ``op``'s result once it is on disk, else
-        leave it for the next commit that someone waits for."""
-        item = self._submit(op, urgent=wait)
-        return self._wait(item) if wait else 0
-
-    def _submit(self, op: Callable[[Any], int], *, urgent: bool) -> _Op:
-        item = _Op(op)
+    def _submit(self, item: _Change, *, urgent: bool) -> _Change:
+        """Queue ``item`` for the next group commit; if ``urgent``, that commit starts now."""
         with self._work:
             if self._failed is not None:
                 raise JournalError(f"an earlier change could not be recorded: {self._failed}")
@@ -555,7 +569,7 @@ class Journal:
         """Whether every sender not on the wire has handed in its intent (under ``_work``)."""
         return self._urgent >= self._senders - self._on_the_wire
 
-    def _wait(self, item: _Op) -> int:
+    def _wait(self, item: _Change) -> bool:
         with self._work:
             waiter = None
             if not item.done:
@@ -592,19 +606,62 @@ class Journal:
                 batch, self._queue, self._urgent = self._queue, [], 0
             error: BaseException | None = None
             try:
-                with self._transaction() as cur:
-                    for it in batch:
-                        it.result = it.op(cur)
+                self._record([c for c in batch if c.ref is not None])
             except BaseException as exc:
                 error = exc
                 log.error("the journal could not record %d change(s): %s", len(batch), exc)
             with self._work:
                 for it in batch:
-                    it.error, it.done = error, True
+                    it.failure, it.done = error, True
                     if it.waiter is not None:
                         it.waiter.release()
                 if error is not None:
                     self._failed = error
+
+    def _record(self, changes: list[_Change]) -> None:
+        """Write ``changes`` in one transaction, synced to disk, and mark each
+        intent recorded or not (its claim lost). Mostly one statement: under
+        load each statement costs the writer a wait for the GIL."""
+        if not changes:
+            return
+        statements: list[list[_Change]] = [[]]
+        refs: set[str | None] = set()
+        for change in changes:
+            # A letter changes at most once in a statement (two changes of one letter cannot
+            # share a commit anyway: an answer is handed in after its intent was committed).
+            if change.ref in refs or len(statements[-1]) >= CHANGES_PER_STATEMENT:
+                statements.append([])
+                refs.clear()
+            statements[-1].append(change)
+            refs.add(change.ref)
+        updated = 0
+        with self._transaction(single_statement=len(statements) == 1) as cur:
+            for group in statements:
+                params = [
+                    v
+                    for c in group
+                    for v in (c.ref, c.state, c.seconds, c.forsendelse_id, c.error, c.dokumenter_sha256)
+                ]
+                rows = ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(group))
+                updated += self._execute(cur, _CHANGE_SQL.format(rows=rows), (*params, self.worker)).rowcount
+        intents = [c for c in changes if c.state == SENDING]
+        if updated == len(changes):
+            for c in intents:
+                c.recorded = True
+        elif intents:
+            # An intent was refused: its claim was lost (the lease expired, another worker has the letter).
+            marks = ", ".join("?" * len(intents))
+            with self._transaction() as cur:
+                mine = {
+                    r[0]
+                    for r in self._execute(
+                        cur,
+                        f"SELECT ref FROM batch_letter WHERE ref IN ({marks}) AND state = ? AND worker = ?",  # noqa: S608
+                        (*(c.ref for c in intents), SENDING, self.worker),
+                    ).fetchall()
+                }
+            for c in intents:
+                c.recorded = c.ref in mine
 
     def set_hashes(self, ref: str, dokumenter_sha256: dict[str, str | None]) -> None:
         with self._transaction() as cur:
@@ -697,12 +754,13 @@ class SQLiteJournal(Journal):
     def _connection(self) -> Any:
         return _ExplicitTransactions(self._db)
 
-    def _begin(self, cursor: Any, *, durable: bool) -> None:
+    def _begin(self, cursor: Any, *, durable: bool, single_statement: bool) -> None:
         if durable != self._synchronous:
             # WAL: a commit at NORMAL is not synced, the next one at FULL syncs it with its own.
             cursor.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             self._synchronous = durable
-        cursor.execute("BEGIN IMMEDIATE")
+        if not single_statement:  # else autocommit: the statement is its transaction, one call fewer
+            cursor.execute("BEGIN IMMEDIATE")
 
     def _close(self) -> None:
         self._db.close()
@@ -722,7 +780,8 @@ class _ExplicitTransactions:
         return self._db.cursor()
 
     def commit(self) -> None:
-        self._db.execute("COMMIT")
+        if self._db.in_transaction:
+            self._db.execute("COMMIT")
 
     def rollback(self) -> None:
         if self._db.in_transaction:

@@ -40,7 +40,7 @@ class PostgresJournal(Journal):
     def _connection(self) -> Any:
         return self._db
 
-    def _begin(self, cursor: Any, *, durable: bool) -> None:
+    def _begin(self, cursor: Any, *, durable: bool, single_statement: bool) -> None:
         if not durable:
             # A claim or a lease: lost in a crash, the letter is just claimed again.
             cursor.execute("SET LOCAL synchronous_commit = off")
