@@ -86,3 +86,11 @@ def _read(jn: j.Journal, sql: str, params: tuple[object, ...]) -> list[tuple[obj
 def _write(jn: j.Journal, sql: str, params: tuple[object, ...]) -> None:
     with jn._transaction() as cur:
         jn._execute(cur, sql, params)
+
+
+def test_a_sqlite_too_old_for_the_journal_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(j.sqlite3, "sqlite_version_info", (3, 31, 1))
+    monkeypatch.setattr(j.sqlite3, "sqlite_version", "3.31.1")
+    with pytest.raises(j.JournalError, match=r"needs SQLite 3\.33\.0 or newer.*has 3\.31\.1: use a PostgreSQL"):
+        svarut.batch.open_journal(tmp_path / "journal.sqlite")
+    assert not (tmp_path / "journal.sqlite").exists()

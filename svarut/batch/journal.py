@@ -87,6 +87,8 @@ SCHEMA = (
     )""",
     "CREATE INDEX IF NOT EXISTS batch_status_ref ON batch_status (ref)",
 )
+# The oldest SQLite the journal runs on: a group commit writes with UPDATE … FROM.
+MIN_SQLITE = (3, 33, 0)
 # Letters changed by one statement of a group commit, at most (six parameters each).
 CHANGES_PER_STATEMENT = 256
 # Intents and answers of a group commit, in one statement. An intent (state sending: the lease in
@@ -734,6 +736,12 @@ class SQLiteJournal(Journal):
 
     def __init__(self, path: str | Path, *, exclusive: bool = True) -> None:
         super().__init__()
+        if sqlite3.sqlite_version_info < MIN_SQLITE:
+            raise JournalError(
+                f"a SQLite journal needs SQLite {'.'.join(map(str, MIN_SQLITE))} or newer (UPDATE … FROM), and "
+                f"this Python has {sqlite3.sqlite_version}: use a PostgreSQL journal, or a Python built with a "
+                "newer SQLite"
+            )
         self.path = Path(path)
         self._lock_file: Any = None
         if exclusive:
