@@ -573,12 +573,14 @@ class Journal:
 
     def _wait(self, item: _Change) -> bool:
         with self._work:
-            waiter = None
-            if not item.done:
-                waiter = item.waiter = threading.Lock()
-                waiter.acquire()
-        if waiter is not None:
-            waiter.acquire()
+            if item.done:
+                return item.outcome()
+            if item.waiter is None:
+                item.waiter = threading.Lock()
+                item.waiter.acquire()
+            waiter = item.waiter
+        waiter.acquire()
+        waiter.release()  # and on to any other thread waiting for the same change
         return item.outcome()
 
     def _write(self) -> None:
