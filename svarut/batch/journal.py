@@ -226,6 +226,7 @@ class Journal:
         # soon as one is urgent (an intent, a flush), and wakes the threads waiting for them.
         self._work = threading.Condition()
         self._queue: list[_Change] = []
+        self._change_statements: dict[int, str] = {}
         self._urgent = 0  # urgent changes queued
         # How many senders hand in intents, and how long a commit may wait for them to join it.
         self._senders = 1
@@ -646,8 +647,7 @@ class Journal:
                     for c in group
                     for v in (c.ref, c.state, c.seconds, c.forsendelse_id, c.error, c.dokumenter_sha256)
                 ]
-                rows = ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(group))
-                updated += self._execute(cur, _CHANGE_SQL.format(rows=rows), (*params, self.worker)).rowcount
+                updated += cur.execute(self._change_sql(len(group)), (*params, self.worker)).rowcount
         intents = [c for c in changes if c.state == SENDING]
         if updated == len(changes):
             for c in intents:
@@ -666,6 +666,15 @@ class Journal:
                 }
             for c in intents:
                 c.recorded = c.ref in mine
+
+    def _change_sql(self, rows: int) -> str:
+        """The statement that writes ``rows`` changes, in this database's dialect (made once per size)."""
+        sql = self._change_statements.get(rows)
+        if sql is None:
+            sql = self._change_statements[rows] = self._sql(
+                _CHANGE_SQL.format(rows=", ".join(["(?, ?, ?, ?, ?, ?)"] * rows))
+            )
+        return sql
 
     def set_hashes(self, ref: str, dokumenter_sha256: dict[str, str | None]) -> None:
         with self._transaction() as cur:
@@ -760,9 +769,10 @@ class SQLiteJournal(Journal):
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._synchronous = True
+        self._transactions = _ExplicitTransactions(self._db)
 
     def _connection(self) -> Any:
-        return _ExplicitTransactions(self._db)
+        return self._transactions
 
     def _begin(self, cursor: Any, *, durable: bool, single_statement: bool) -> None:
         if durable != self._synchronous:
