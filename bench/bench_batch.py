@@ -7,7 +7,9 @@ at the same concurrency in a plain loop, to ``bench/sink.py``.
 Prints, for each size (1,000 and the full count), the median time of both,
 the throughput ratio batch/plain on two clocks (the median of the paired
 ratios): the sender's wall time, which includes the batch run's check of the
-whole manifest before its first send (target ≥ 0.8), and the sink's, from the
+whole manifest before its first send (target ≥ 0.8 at the full count; the
+1,000-letter row is there for the memory comparison, and its ratio, where the
+run's fixed start and end weigh more, is for information), and the sink's, from the
 first body byte it received to the last, which shows the sending alone; how
 long the batch run took to check and load the manifest (until its first
 answer), the CPU time of each, and the peak RSS growth of the batch run
@@ -227,7 +229,8 @@ def main() -> int:
                     return float(statistics.median(r[key] for r in runs))
 
                 growth[n] = max(b["rss_growth_kib"] for b in batches) / 1024
-                ok &= ratio >= MIN_RATIO
+                if n == max(sizes):
+                    ok &= ratio >= MIN_RATIO
                 print(
                     f"{n:>8} {med(plains, 'seconds'):>8.2f} {med(batches, 'seconds'):>8.2f} {ratio:>6.2f} "
                     f"{sink_ratio:>10.2f} "
@@ -237,7 +240,10 @@ def main() -> int:
     finally:
         sink.close()
     low, high = min(sizes), max(sizes)
-    print(f"throughput ratio target ≥ {MIN_RATIO} (batch/plain); RSS growth {growth[low]:.1f} → {growth[high]:.1f} MiB")
+    print(
+        f"throughput ratio target ≥ {MIN_RATIO} (batch/plain) at {high:,} letters; "
+        f"RSS growth {growth[low]:.1f} → {growth[high]:.1f} MiB"
+    )
     return 0 if ok else 1
 
 
