@@ -618,10 +618,11 @@ class Journal:
             with self._work:
                 for it in batch:
                     it.failure, it.done = error, True
-                    if it.waiter is not None:
-                        it.waiter.release()
                 if error is not None:
                     self._failed = error
+                waiting = [it.waiter for it in batch if it.waiter is not None]
+            for waiter in waiting:  # outside the lock: a woken sender may announce its next letter at once
+                waiter.release()
 
     def _record(self, changes: list[_Change]) -> None:
         """Write ``changes`` in one transaction, synced to disk, and mark each
