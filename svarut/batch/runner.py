@@ -367,7 +367,7 @@ def run(
 
 
 def _run_threads(batch: _Batch, client: SyncAPIClient, *, concurrency: int, pacer: _Pacer) -> None:
-    feed = _Feed(batch, limit=min(256, concurrency * CLAIM_PER_SENDER), senders=concurrency)
+    feed = _Feed(batch, limit=min(256, concurrency * CLAIM_PER_SENDER), senders=concurrency, low=concurrency)
 
     def sender() -> None:
         try:
@@ -408,14 +408,15 @@ def _wait_for_senders(batch: _Batch, feed: _Feed) -> None:
 
 class _Feed:
     """The sync loop's letters. Each sender takes the next claimed letter
-    itself, and the one that finds none left claims more for all: no thread
-    hands letters over, since a thread switch per letter is a good part of a
-    fast send's CPU time."""
+    itself, and the one that finds ``low`` or fewer left claims more for all
+    while the others go on with those: no thread hands letters over, since a
+    thread switch per letter is a good part of a fast send's CPU time."""
 
-    def __init__(self, batch: _Batch, *, limit: int, senders: int) -> None:
+    def __init__(self, batch: _Batch, *, limit: int, senders: int, low: int) -> None:
         self._batch = batch
         self._senders = senders  # sender threads still running
         self._limit = limit
+        self._low = low
         self._rows: collections.deque[j.Row] = collections.deque()
         self._changed = threading.Condition()
         self._claiming = False  # a sender is claiming, or waiting until it may claim again
@@ -430,7 +431,7 @@ class _Feed:
                 while True:
                     if self._over or self._batch.stop.is_set():
                         return None
-                    if self._rows:
+                    if self._rows and (self._claiming or len(self._rows) > self._low):
                         self._inflight += 1
                         return self._rows.popleft()
                     if not self._claiming:
@@ -439,24 +440,36 @@ class _Feed:
                     self._changed.wait(IDLE_POLL)
             try:
                 self._claim()
-            finally:
+            except BaseException:
                 with self._changed:
                     self._claiming = False
                     self._changed.notify_all()
+                raise
+            with self._changed:
+                self._claiming = False
+                self._changed.notify_all()
+                if self._rows and not self._over and not self._batch.stop.is_set():
+                    # The claimer's own next letter, even from the last few: it has claimed already.
+                    self._inflight += 1
+                    return self._rows.popleft()
 
     def _claim(self) -> None:
-        """Claim letters for all senders, waiting while there are none yet
-        (held by other workers, backing off, or on the wire here)."""
+        """Claim letters for all senders. With none left to take, wait while
+        there are none to claim yet (held by other workers, backing off, or on
+        the wire here)."""
         while not self._batch.stop.is_set():
             with self._changed:
-                idle, done = self._inflight == 0, self._done
-            # Answers handed in without waiting (a letter to try again among them) go in before the claim looks.
-            self._batch.journal.flush()
+                ahead, idle, done = bool(self._rows), self._inflight == 0, self._done
+            if not ahead:
+                # Answers handed in without waiting (a letter to try again among them) go in before the claim looks.
+                self._batch.journal.flush()
             found = self._batch.next_claim(self._limit)
             with self._changed:
                 if isinstance(found, list):
                     self._rows.extend(found)
                     return
+                if ahead or self._rows:
+                    return  # none more for now: the ones left go first, then a claim looks again
                 if found is None and idle:
                     self._over = True  # nothing left, and none of ours can come back
                     return
