@@ -94,3 +94,19 @@ def test_a_sqlite_too_old_for_the_journal_is_named(tmp_path: Path, monkeypatch: 
     with pytest.raises(j.JournalError, match=r"needs SQLite 3\.33\.0 or newer.*has 3\.31\.1: use a PostgreSQL"):
         svarut.batch.open_journal(tmp_path / "journal.sqlite")
     assert not (tmp_path / "journal.sqlite").exists()
+
+
+def test_the_report_pages_through_the_letters_by_an_index(tmp_path: Path) -> None:
+    # A page of every letter in manifest order must not scan and sort the whole table (a million letters).
+    path = tmp_path / "journal.sqlite"
+    with svarut.batch.open_journal(path) as jn:
+        jn.setup(konto_id="k")
+        jn.load([NewLetter(f"r{i}", i, "person", f"line-{i}", f"e-{i}") for i in range(1, 2501)])
+        statements: list[str] = []
+        jn._db.set_trace_callback(statements.append)  # type: ignore[attr-defined]
+        assert [r.line for r in jn.rows(page=1000)] == list(range(1, 2501))
+        jn._db.set_trace_callback(None)  # type: ignore[attr-defined]
+        pages = [s for s in statements if s.startswith("SELECT") and "ORDER BY line" in s]
+        assert len(pages) == 3
+        plans = [" ".join(str(step[3]) for step in _read(jn, f"EXPLAIN QUERY PLAN {page}", ())) for page in pages]
+    assert all("USING INDEX batch_letter_line" in plan and "TEMP B-TREE" not in plan for plan in plans), plans

@@ -78,6 +78,8 @@ SCHEMA = (
         updated DOUBLE PRECISION
     )""",
     "CREATE INDEX IF NOT EXISTS batch_letter_state ON batch_letter (state, line)",
+    # The report pages through every letter in manifest order.
+    "CREATE INDEX IF NOT EXISTS batch_letter_line ON batch_letter (line)",
     """CREATE TABLE IF NOT EXISTS batch_status (
         ref TEXT NOT NULL,
         forsendelse_id TEXT NOT NULL,
