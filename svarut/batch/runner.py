@@ -426,12 +426,13 @@ class _Feed:
 
     def take(self) -> j.Row | None:
         """The next letter to send, or None: nothing is left, or the run stops."""
+        claimed = False  # this sender claimed: its next letter may be one of the last few
         while True:
             with self._changed:
                 while True:
                     if self._over or self._batch.stop.is_set():
                         return None
-                    if self._rows and (self._claiming or len(self._rows) > self._low):
+                    if self._rows and (claimed or self._claiming or len(self._rows) > self._low):
                         self._inflight += 1
                         return self._rows.popleft()
                     if not self._claiming:
@@ -440,18 +441,11 @@ class _Feed:
                     self._changed.wait(IDLE_POLL)
             try:
                 self._claim()
-            except BaseException:
+            finally:
                 with self._changed:
                     self._claiming = False
                     self._changed.notify_all()
-                raise
-            with self._changed:
-                self._claiming = False
-                self._changed.notify_all()
-                if self._rows and not self._over and not self._batch.stop.is_set():
-                    # The claimer's own next letter, even from the last few: it has claimed already.
-                    self._inflight += 1
-                    return self._rows.popleft()
+            claimed = True
 
     def _claim(self) -> None:
         """Claim letters for all senders. With none left to take, wait while
