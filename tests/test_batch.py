@@ -21,6 +21,7 @@ from test_batch_helpers import (
     letters,
     person_line,
     received_by_ekstern,
+    traced_journal,
     write_manifest,
     write_pdf,
 )
@@ -484,11 +485,7 @@ def test_an_intent_fails_for_a_letter_whose_claim_another_worker_took(tmp_path: 
 
 def test_a_commit_gathers_the_senders_intents_and_claims_are_not_synced(tmp_path: Path) -> None:
     path = tmp_path / "j.sqlite"
-    with svarut.batch.open_journal(path) as jn:
-        jn.setup(konto_id="k")
-        jn.load([NewLetter(f"r{i}", i, "person", f"line-{i}", f"e-{i}") for i in range(1, 9)])
-        statements: list[str] = []
-        jn._db.set_trace_callback(statements.append)  # type: ignore[attr-defined]
+    with traced_journal(path, 8) as (jn, statements):
         assert len(jn.claim(8, lease=60)) == 8
         # A claim only says who may send a letter: committed without a sync to disk.
         assert "PRAGMA synchronous=NORMAL" in statements

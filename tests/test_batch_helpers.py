@@ -1,16 +1,21 @@
 """What the batch tests share: writing manifests of real letters, counting
-what the simulator received per eksternReferanse, and running the CLI."""
+what the simulator received per eksternReferanse, running the CLI, and a
+SQLite journal whose statements a test can read."""
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import svarut.batch
+from svarut.batch.journal import Journal, NewLetter
 from svarut.simulator import Simulator
 
 FNR = "21883649874"
@@ -85,3 +90,16 @@ def check_report_against_simulator(report: list[dict[str, Any]], sim: Any) -> No
             raise AssertionError(f"letter left {row['state']}: {row}")
     reported = {row["ekstern_referanse"] for row in report}
     assert set(counts) <= reported, set(counts) - reported
+
+
+@contextlib.contextmanager
+def traced_journal(path: Path, count: int) -> Iterator[tuple[Journal, list[str]]]:
+    """A SQLite journal at ``path`` holding letters r1 … r``count`` (line i,
+    waiting), and the list each statement it runs from then on is appended
+    to (as SQLite expands it, values included)."""
+    with svarut.batch.open_journal(path) as jn:
+        jn.setup(konto_id="k")
+        jn.load([NewLetter(f"r{i}", i, "person", f"line-{i}", f"e-{i}") for i in range(1, count + 1)])
+        statements: list[str] = []
+        jn._db.set_trace_callback(statements.append)  # type: ignore[attr-defined]
+        yield jn, statements

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from postgres_server import postgres_server, postgres_url  # noqa: F401 (fixtures)
+from test_batch_helpers import traced_journal
 
 import svarut.batch
 from svarut.batch import journal as j
@@ -98,12 +99,7 @@ def test_a_sqlite_too_old_for_the_journal_is_named(tmp_path: Path, monkeypatch: 
 
 def test_the_report_pages_through_the_letters_by_an_index(tmp_path: Path) -> None:
     # A page of every letter in manifest order must not scan and sort the whole table (a million letters).
-    path = tmp_path / "journal.sqlite"
-    with svarut.batch.open_journal(path) as jn:
-        jn.setup(konto_id="k")
-        jn.load([NewLetter(f"r{i}", i, "person", f"line-{i}", f"e-{i}") for i in range(1, 2501)])
-        statements: list[str] = []
-        jn._db.set_trace_callback(statements.append)  # type: ignore[attr-defined]
+    with traced_journal(tmp_path / "journal.sqlite", 2500) as (jn, statements):
         assert [r.line for r in jn.rows(page=1000)] == list(range(1, 2501))
         jn._db.set_trace_callback(None)  # type: ignore[attr-defined]
         pages = [s for s in statements if s.startswith("SELECT") and "ORDER BY line" in s]
