@@ -1,9 +1,10 @@
 """``python -m generator``: the maintainer's commands (see ``make help``).
 
-generate         render svarut/generated/ from the locked specs
+generate         render svarut/generated/ from the locked specs (exit 1 while a
+                 hand-written binding to the spec no longer holds)
 check            regenerate into a temp dir and diff against svarut/generated/
 update-specs     lock a new upstream commit and print what changed
-check-upstream   compare the published specs with the lock (exit 1 if they differ)
+check-upstream   compare the published specs' content with the lock (exit 1 if it differs)
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from generator import changelog, report, specs
+from generator import changelog, refs, report, specs
 from generator.bindings import verify_bindings
 from generator.ir import Api
 from generator.normalize import SpecError, build_api
@@ -26,10 +27,10 @@ GENERATED = specs.ROOT / "svarut" / "generated"
 
 def generate(out: Path, specs_dir: str | None, lock_path: Path = specs.LOCK_PATH) -> list[str]:
     """Render the package into ``out``; returns the hand-written bindings to the
-    spec that no longer hold (``make generate`` warns, ``make check-generated`` fails)."""
+    spec that no longer hold (``make generate`` and ``make check-generated`` then fail)."""
     lock = specs.read_lock(lock_path)
-    api = build_api(specs.parse(specs.load_locked(specs_dir, lock=lock)))
-    render(api, lock, out)
+    api = build_api(refs.load_bundled(specs_dir, lock_path=lock_path))
+    render(api, [*lock, *specs.read_references(lock_path)], out)
     return binding_problems(api)
 
 
@@ -41,19 +42,18 @@ def binding_problems(api: Api) -> list[str]:
     return [*verify_bindings(api), *verify_status_binding(api)]
 
 
-def _report_bindings(problems: list[str], *, fatal: bool) -> None:
+def _report_bindings(problems: list[str]) -> None:
+    """A binding that no longer holds is an error everywhere: a pre-send rule
+    that cannot read its field would otherwise stop applying without a word."""
     if not problems:
         return
-    label = "error" if fatal else "warning"
-    print(
-        f"{label}: {len(problems)} binding(s) to the spec no longer hold:",
-        file=sys.stderr,
-    )
+    print(f"error: {len(problems)} binding(s) to the spec no longer hold:", file=sys.stderr)
     for line in problems:
         print(f"  {line}", file=sys.stderr)
     print(
         "Update the declared bindings to the new spec: svarut/runtime/validation.py BINDINGS (pre-send rules), "
-        "svarut/statuses.py (statuses).",
+        "svarut/statuses.py (statuses). Until then a client built from this output refuses the sends "
+        "whose rules cannot read what they check.",
         file=sys.stderr,
     )
 
@@ -68,7 +68,7 @@ def check(specs_dir: str | None, lock_path: Path = specs.LOCK_PATH) -> int:
             new = (fresh / name).read_text().splitlines(keepends=True) if (fresh / name).exists() else []
             old = (GENERATED / name).read_text().splitlines(keepends=True) if (GENERATED / name).exists() else []
             drift += difflib.unified_diff(old, new, f"svarut/generated/{name}", f"regenerated/{name}")
-    _report_bindings(problems, fatal=True)
+    _report_bindings(problems)
     if drift:
         sys.stdout.writelines(drift)
         print("\nsvarut/generated/ is not what the generator makes from the locked specs; run `make generate`.")
@@ -86,14 +86,21 @@ def update_specs(
     lock_path: Path = specs.LOCK_PATH,
     *,
     files: list[str] | None = None,
+    ref_commits: dict[str, str] | None = None,
     changelog_path: Path = changelog.CHANGELOG_PATH,
 ) -> int:
     """Lock ``commit``: the spec files in ``from_dir``, or the locked ones plus
-    ``files`` downloaded at that commit (a 404 means the file was removed)."""
+    ``files`` downloaded at that commit (a 404 means the file was removed),
+    and every document they reference by URL (``ref_commits``: the upstream
+    commit of such a document, by file name)."""
     lock = specs.read_lock(lock_path)
-    old = specs.parse(specs.load_locked(specs_dir, lock=lock))
+    old_references = specs.read_references(lock_path)
+    old = refs.load_bundled(specs_dir, lock_path=lock_path)
     if from_dir:
-        new_raw = specs.spec_files_in(Path(from_dir))
+        found = specs.spec_files_in(Path(from_dir))
+        # A document the other specs reference (fiks-common.json) is locked as a reference, not generated from.
+        referenced = {url.rsplit("/", 1)[-1] for url in refs.documents_of(specs.parse(found))}
+        new_raw = {name: data for name, data in found.items() if name not in referenced}
         if files:
             missing = sorted(set(files) - set(new_raw))
             if missing:
@@ -101,28 +108,65 @@ def update_specs(
     else:
         new_raw = specs.download_at(lock, commit, files)
     new = specs.parse(new_raw)
-    build_api(new)  # fail before locking a spec the generator cannot represent
+    documents, references = specs.lock_references(
+        refs.documents_of(new),
+        old_references,
+        from_dir=Path(from_dir) if from_dir else None,
+        specs_dir=specs_dir,
+        commits=ref_commits or {},
+    )
+    bundled = refs.bundle(new, specs.parse(documents))
+    build_api(bundled)  # fail before locking a spec the generator cannot represent
     current = changelog.current_version()
-    changes = report.diff(old, new)
+    changes = report.diff(old, bundled) + report.document_changes(
+        {r.published_url: r.sha256 for r in old_references},
+        {r.published_url: r.sha256 for r in references},
+        refs.users(new),
+    )
     print(report.render(changes))
-    specs.write_lock(specs.relock(lock, new_raw, commit), lock_path)
+    specs.write_lock(specs.relock(lock, new_raw, commit), lock_path, references=references)
     version = changelog.write_entry(changelog_path, commit=commit, changes=changes, current=current)
     print(f"\nspecs/lock.json now pins {commit}; run `make generate` and review the diff.")
+    for entry in references:
+        if not entry.upstream_commit:
+            print(
+                f"note: {entry.file} is locked by content only (retrieved {entry.retrieved}); "
+                f"give its upstream commit with --ref-commit {entry.file}=<sha> to pin its download"
+            )
     print(f"{changelog_path.name}: added 'Spec update to {commit[:7]}' under Unreleased (recommends {version}).")
     return 0
 
 
 def check_upstream(published_base: str | None, specs_dir: str | None, lock_path: Path = specs.LOCK_PATH) -> int:
-    lock = specs.read_lock(lock_path)
-    published = specs.fetch_published(lock, published_base)
-    changed = [e.file for e in lock if specs.sha256(published[e.file]) != e.sha256]
+    """Compare what is published with the lock by content: the site re-serializes
+    every document, so its bytes never equal upstream's even for the same content."""
+    lock, references = specs.read_lock(lock_path), specs.read_references(lock_path)
+    published = specs.fetch_published([*lock, *references], published_base)
+    referenced = specs.load_references(specs_dir, references=references)
+    locked = {**specs.load_locked(specs_dir, lock=lock), **{r.file: referenced[r.published_url] for r in references}}
+    changed = [e.file for e in [*lock, *references] if not specs.same_content(published[e.file], locked[e.file])]
     if not changed:
-        print("published specs match specs/lock.json")
+        print("published specs match specs/lock.json (content)")
         return 0
-    old = specs.parse(specs.load_locked(specs_dir, lock=lock))
-    print(f"published specs differ from specs/lock.json: {', '.join(changed)}")
-    print(report.render(report.diff(old, specs.parse(published))))
+    print(f"published specs differ in content from specs/lock.json: {', '.join(changed)}")
+    for file in changed:
+        print(f"  {file}: {specs.age_against_history(file, published[file], locked[file])}")
+    old = refs.load_bundled(specs_dir, lock_path=lock_path)
+    new_documents = {r.published_url: published[r.file] for r in references}
+    new = refs.bundle(specs.parse({e.file: published[e.file] for e in lock}), specs.parse(new_documents))
+    print()
+    print(report.render(report.diff(old, new)))
     return 1
+
+
+def _pairs(values: list[str]) -> dict[str, str]:
+    pairs = {}
+    for value in values:
+        name, sep, commit = value.partition("=")
+        if not sep or not name or not commit:
+            raise specs.LockError(f"--ref-commit takes FILE=SHA, got {value!r}")
+        pairs[name] = commit
+    return pairs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,6 +191,13 @@ def main(argv: list[str] | None = None) -> int:
         help="a spec file to add to the lock (repeatable); downloaded at --commit next to the locked ones",
     )
     upd.add_argument(
+        "--ref-commit",
+        action="append",
+        default=[],
+        metavar="FILE=SHA",
+        help="the upstream commit of a document the specs reference by URL (e.g. fiks-common.json=<sha>); repeatable",
+    )
+    upd.add_argument(
         "--changelog",
         type=Path,
         default=changelog.CHANGELOG_PATH,
@@ -157,8 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "generate":
-            _report_bindings(generate(args.out, args.specs_dir, args.lock), fatal=False)
-            return 0
+            problems = generate(args.out, args.specs_dir, args.lock)
+            _report_bindings(problems)
+            return 1 if problems else 0
         if args.command == "check":
             return check(args.specs_dir, args.lock)
         if args.command == "update-specs":
@@ -168,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.specs_dir,
                 args.lock,
                 files=args.file,
+                ref_commits=_pairs(args.ref_commit),
                 changelog_path=args.changelog,
             )
         return check_upstream(args.published_base, args.specs_dir, args.lock)

@@ -53,12 +53,17 @@ HANDLED: dict[str, str] = {
     "pattern": "Field(pattern=) after ecma_to_rust; on an integer, decimal_pattern()",
     "uniqueItems": "UniqueItems",
     "default": "the field's default (not sent unless set)",
+    "nullable": (
+        "optional fields only: None is a valid value, and it means 'leave it out' (the client never sends null); "
+        "a required nullable field stops generation (_check_nullable)"
+    ),
 }
 #: Keywords nothing enforces, on purpose, and why.
 IGNORED: dict[str, str] = {
     "description": "documentation; rules it states are bound in DESCRIBED_RULES or the pre-send rules",
     "example": "documentation",
     "title": "documentation",
+    "externalDocs": "documentation",
 }
 KEYWORDS = HANDLED | IGNORED
 
@@ -95,6 +100,7 @@ def apply(schemas: Mapping[str, Any], request_models: Iterable[str]) -> tuple[di
     each field of a sent model needs."""
     result: dict[str, Schema] = copy.deepcopy(dict(schemas))
     extras: FieldExtras = {}
+    _check_nullable(result)
     for name in sorted(set(request_models)):
         for prop, schema in result[name].get("properties", {}).items():
             where = f"{name}.{prop}"
@@ -103,6 +109,24 @@ def apply(schemas: Mapping[str, Any], request_models: Iterable[str]) -> tuple[di
                 extras[(name, prop)] = extras_here
     _bind_described(result, set(request_models), extras)
     return result, extras
+
+
+def _check_nullable(schemas: Mapping[str, Schema]) -> None:
+    """``nullable`` means what "None = leave it out" can express only on an
+    optional field: a required field that may be null would need null on the
+    wire, which the models never send, so such a spec stops generation."""
+    for name, schema in sorted(schemas.items()):
+        required = set(schema.get("required", []))
+        for prop, prop_schema in schema.get("properties", {}).items():
+            target = prop_schema
+            ref = prop_schema.get("$ref")
+            if isinstance(ref, str) and ref.rsplit("/", 1)[-1] in schemas:
+                target = schemas[ref.rsplit("/", 1)[-1]]
+            if prop in required and (prop_schema.get("nullable") or target.get("nullable")):
+                raise ConstraintError(
+                    f"{name}.{prop} is required and nullable: the generated models cannot send null; "
+                    "teach generator/constraints.py what SvarUt does with it"
+                )
 
 
 def _rewrite(schema: Schema, where: str, *, top: bool) -> list[str]:

@@ -80,15 +80,38 @@ def ref(name: str) -> Schema:
 # --- 1. merge ---------------------------------------------------------------
 
 
+_DOCUMENTATION = ("description", "example", "examples", "externalDocs", "title")
+
+
+def _substance(schema: Any) -> Any:
+    """``schema`` without its documentation keywords, at every schema position."""
+    if not isinstance(schema, dict):
+        return schema
+    result = {k: v for k, v in schema.items() if k not in _DOCUMENTATION}
+    if isinstance(result.get("properties"), dict):
+        result["properties"] = {k: _substance(v) for k, v in result["properties"].items()}
+    for key in ("items", "additionalProperties", "not"):
+        if key in result:
+            result[key] = _substance(result[key])
+    for key in ("allOf", "anyOf", "oneOf"):
+        if isinstance(result.get(key), list):
+            result[key] = [_substance(v) for v in result[key]]
+    return result
+
+
 def merge_components(specs: Mapping[str, Schema]) -> dict[str, Schema]:
+    """Every spec's component schemas in one namespace. A schema defined in
+    several specs must say the same in each; its documentation may differ (a
+    spec of one version beside one that takes the schema from ``fiks-common.json``),
+    and the first spec by file name gives it."""
     merged: dict[str, Schema] = {}
     origin: dict[str, str] = {}
     for file, spec in sorted(specs.items()):
         for name, schema in spec.get("components", {}).get("schemas", {}).items():
-            if name in merged and merged[name] != schema:
+            if name in merged and _substance(merged[name]) != _substance(schema):
                 raise SpecError(
                     f"schema {name!r} differs between {origin[name]} and {file}; "
-                    "a shared schema must be identical in every spec"
+                    "a shared schema must be identical in every spec (documentation aside)"
                 )
             merged.setdefault(name, copy.deepcopy(schema))
             origin.setdefault(name, file)

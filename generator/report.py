@@ -184,6 +184,10 @@ def _tighter(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
     return False
 
 
+def _without(schema: Schema, *keys: str) -> Schema:
+    return {k: v for k, v in schema.items() if k not in keys}
+
+
 def _similar(a: str, b: str) -> float:
     return difflib.SequenceMatcher(None, a, b).ratio()
 
@@ -600,6 +604,20 @@ class _Differ:
             self.add(f"~ {label}: required -> optional", _by_side(sides, request=ADDITIVE, response=BREAKING))
 
     def _constraint_change(self, label: str, old: Schema, new: Schema, sides: set[str]) -> None:
+        # Said in a caller's words rather than as a constraint: null allowed or not, a default gone.
+        if bool(old.get("nullable")) != bool(new.get("nullable")):
+            if new.get("nullable"):
+                self.add(
+                    f"~ {label}: nullable (null is valid; the client still leaves a None out)",
+                    _by_side(sides, request=ADDITIVE, response=NOTABLE),
+                )
+            else:
+                self.add(f"~ {label}: no longer nullable", _by_side(sides, request=ADDITIVE, response=ADDITIVE))
+        if old.get("default") != new.get("default"):
+            before = json.dumps(old["default"]) if "default" in old else "none"
+            after = json.dumps(new["default"]) if "default" in new else "none"
+            self.add(f"~ {label}: default {before} -> {after}", NOTABLE)
+        old, new = _without(old, "nullable", "default"), _without(new, "nullable", "default")
         if _constraints(old) == _constraints(new):
             return
         tighter = _tighter(_constraint_map(old), _constraint_map(new))
@@ -651,6 +669,23 @@ def _scheme(scheme: Mapping[str, Any]) -> str:
 def diff(old_specs: Mapping[str, Any], new_specs: Mapping[str, Any]) -> list[Change]:
     """One classified change per line; empty when nothing structural changed."""
     return _Differ(old_specs, new_specs).run()
+
+
+def document_changes(old: Mapping[str, str], new: Mapping[str, str], used_by: Mapping[str, list[str]]) -> list[Change]:
+    """Documents the specs reference by URL (URL → sha256), added, removed or
+    changed. What changed inside them is in :func:`diff` (it compares the specs
+    with their references resolved); this says where such a change lands."""
+    changes = []
+    for url in sorted(set(old) | set(new)):
+        name = url.rsplit("/", 1)[-1]
+        where = ", ".join(used_by.get(url, [])) or "nothing"
+        if url not in old:
+            changes.append(Change(f"+ referenced document {name} ({url}), used by {where}", ADDITIVE))
+        elif url not in new:
+            changes.append(Change(f"- referenced document {name} ({url}): no longer referenced", ADDITIVE))
+        elif old[url] != new[url]:
+            changes.append(Change(f"~ referenced document {name}: new content, for {where}", NOTABLE))
+    return changes
 
 
 def render(changes: list[Change]) -> str:

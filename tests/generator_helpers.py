@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from generator import specs as _specs
+from generator.refs import bundle, documents_of
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCK = ROOT / "specs" / "lock.json"
@@ -33,21 +34,29 @@ _PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_pr
 
 # --- specs -------------------------------------------------------------------
 
-# Found exactly as the generator finds them (SVARUT_SPECS_DIR, ../shared/specs,
-# else the download pinned to the locked commit), and verified against the lock.
+# Found exactly as the generator finds them (SVARUT_SPECS_DIR, ../shared/specs
+# and the folders below it, else the download pinned to the locked commit), and
+# verified against the lock; with them, the documents they reference by URL.
 _RAW = _specs.load_locked()
+_REFERENCES = _specs.read_references()
+_DOCUMENTS = _specs.load_references()
+#: Every locked file (specs and referenced documents) by file name.
+_LOCKED_FILES = {**_RAW, **{r.file: _DOCUMENTS[r.published_url] for r in _REFERENCES}}
 
 
 def _specs_directory() -> Path:
-    """A directory holding the locked spec files, for the tests and the
-    generator subprocesses that read them from disk."""
-    for candidate in (os.environ.get("SVARUT_SPECS_DIR"), _specs.SHARED_SPECS):
-        if candidate and all(_read(Path(candidate) / name) == data for name, data in _RAW.items()):
-            return Path(candidate)
+    """A directory holding every locked file, for the tests and the generator
+    subprocesses that read them from disk."""
+    explicit = os.environ.get("SVARUT_SPECS_DIR")
+    shared = _specs.SHARED_SPECS
+    below = sorted(p for p in shared.glob("**/") if p != shared) if shared.is_dir() else []
+    for candidate in (Path(explicit) if explicit else None, shared, *below):
+        if candidate and all(_read(candidate / name) == data for name, data in _LOCKED_FILES.items()):
+            return candidate
     # Downloaded (a fresh clone without ../shared): keep one copy for this checkout.
     cache = ROOT / ".pytest_cache" / "svarut-specs"
     cache.mkdir(parents=True, exist_ok=True)
-    for name, data in _RAW.items():
+    for name, data in _LOCKED_FILES.items():
         (cache / name).write_bytes(data)
     return cache
 
@@ -59,9 +68,18 @@ def _read(path: Path) -> bytes | None:
         return None
 
 
+def _history_directory() -> Path:
+    """Every upstream version of the specs: beside the locked ones (``<specs>/history``),
+    the folder the locked ones are a version in (``history/17-…``), or ``../shared/specs/history``."""
+    for candidate in (OFFICIAL_SPECS / "history", OFFICIAL_SPECS.parent, _specs.SHARED_SPECS / "history"):
+        if (candidate / "README.md").is_file() and any(candidate.glob("[0-9][0-9]-*")):
+            return candidate
+    return OFFICIAL_SPECS / "history"
+
+
 OFFICIAL_SPECS = _specs_directory()
-#: Every upstream version of the specs (``../shared/specs/history``), beside the locked ones.
-HISTORY = OFFICIAL_SPECS / "history"
+#: Every upstream version of the specs (``../shared/specs/history``), where it is at hand.
+HISTORY = _history_directory()
 
 
 def require_history() -> Path:
@@ -75,15 +93,35 @@ def require_history() -> Path:
     return HISTORY
 
 
+def specs_in(folder: Path) -> dict[str, Any]:
+    """The specs in ``folder`` (one upstream version), as the generator sees them:
+    a document the others reference by URL (``fiks-common.json``) resolved into
+    them, not a spec of its own."""
+    parsed = {p.name: json.loads(p.read_bytes()) for p in sorted(folder.glob("*.json"))}
+    urls = {url.rsplit("/", 1)[-1]: url for url in documents_of(parsed)}
+    documents = {url: parsed.pop(name) for name, url in urls.items() if name in parsed}
+    return bundle(parsed, documents)
+
+
+def locked_documents() -> dict[str, bytes]:
+    """The locked documents the specs reference by URL, by file name."""
+    return {r.file: _DOCUMENTS[r.published_url] for r in _REFERENCES}
+
+
 def official_raw() -> dict[str, bytes]:
     return {name: _RAW[name] for name in SPEC_FILES}
 
 
-_PARSED = {name: json.loads(data) for name, data in official_raw().items()}
+# As the generator sees them: the documents they reference by URL resolved into them.
+_PARSED = bundle(
+    {name: json.loads(data) for name, data in official_raw().items()},
+    {url: json.loads(data) for url, data in _DOCUMENTS.items()},
+)
 
 
 def official_specs() -> dict[str, Any]:
-    """A fresh deep copy of the parsed official specs (file name -> JSON)."""
+    """A fresh deep copy of the parsed official specs (file name -> JSON), with
+    the documents they reference by URL resolved into them (:func:`generator.refs.bundle`)."""
     return copy.deepcopy(_PARSED)
 
 

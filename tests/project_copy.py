@@ -20,9 +20,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from generator_helpers import HISTORY, OFFICIAL_SPECS
+
 ROOT = Path(__file__).resolve().parent.parent
-OFFICIAL_SPECS = ROOT.parent / "shared" / "specs"
-HISTORY = OFFICIAL_SPECS / "history"
+__all__ = ["HISTORY", "OFFICIAL_SPECS", "copy_project", "generate", "relock", "run_in", "write_lock"]
 _IGNORED = shutil.ignore_patterns(
     ".venv", ".git", "__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache", "*.egg-info", "results*.json"
 )
@@ -75,6 +76,7 @@ def write_lock(copy: Path, specs_dir: Path, commit: str) -> None:
             entries.append(
                 {**entry, "upstream_commit": commit, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
             )
+    lock.pop("references", None)  # the versions locked by hand reference no other document
     lock_path.write_text(json.dumps({**lock, "specs": entries}, indent=2) + "\n")
 
 

@@ -11,7 +11,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any
 
 import pydantic
 import pytest
@@ -22,10 +22,11 @@ from requests_toolbelt.multipart.decoder import MultipartDecoder
 from generator import constraints
 from generator.constraints import DESCRIBED_RULES, HANDLED, IGNORED, KEYWORDS, ConstraintError, ecma_to_rust
 from generator.normalize import build_api
-from generator.specs import load_locked, parse
+from generator.refs import load_bundled
 from svarut import models
+from svarut.runtime.models import RequestModel, decimal_pattern
 
-SPECS = parse(load_locked())
+SPECS = load_bundled()
 API = build_api(SPECS)
 SCHEMAS = API.schemas
 REQUEST_MODELS = [n for n in API.request_models if "properties" in SCHEMAS[n]]
@@ -111,7 +112,7 @@ def test_every_keyword_in_the_locked_specs_is_handled_or_ignored_on_purpose():
 
 def test_only_documentation_keywords_are_ignored():
     assert not HANDLED.keys() & IGNORED.keys()
-    assert set(IGNORED) == {"description", "example", "title"}
+    assert set(IGNORED) == {"description", "example", "title", "externalDocs"}
     assert all(reason for reason in IGNORED.values())
 
 
@@ -215,11 +216,22 @@ def test_int32_and_int64_formats_are_bounds():
 
 
 def test_pattern_on_an_integer_applies_to_its_digits():
-    noark = models.NoarkMetadataForImport
-    assert noark(saksaar=2024).saksaar == 2024
+    # Specs up to c75eba9 gave the year fields a pattern (^[0-9]{4}$); the locked ones bound them by maximum.
+    class Noark(RequestModel):
+        saksaar: Annotated[int | None, pydantic.Field(ge=1000), decimal_pattern("^[0-9]{4}$")] = None
+
+    assert Noark(saksaar=2024).saksaar == 2024
     with pytest.raises(pydantic.ValidationError) as caught:
-        noark(saksaar=20245)
+        Noark(saksaar=20245)
     assert [(e["loc"], e["type"]) for e in caught.value.errors()] == [(("saksaar",), "int_pattern_mismatch")]
+
+
+def test_the_year_fields_are_bounded_as_the_locked_spec_says():
+    noark = models.NoarkMetadataForImport
+    assert noark(saksaar=3000).saksaar == 3000
+    with pytest.raises(pydantic.ValidationError) as caught:
+        noark(saksaar=3001)
+    assert [(e["loc"], e["type"]) for e in caught.value.errors()] == [(("saksaar",), "less_than_equal")]
 
 
 def test_repeated_items_are_refused_where_the_spec_says_unique_items():
@@ -474,7 +486,7 @@ def violating(schema: dict[str, Any], keyword: str, model: str, prop: str) -> st
 
 VIOLATED = {"type", "$ref", "enum", "format", "minimum", "maximum", "minLength", "maxLength", "pattern"}
 VIOLATED |= {"uniqueItems", "maxItems", "minItems"}
-STRUCTURAL = {"properties", "items", "required", "anyOf", "default", "description", "example", "title"}
+STRUCTURAL = {"properties", "items", "required", "anyOf", "default", "description", "example", "title", "nullable"}
 
 
 def _cases() -> list[tuple[str, str, str | None, str]]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from generator_helpers import SEND, STATUS, official_specs
+from generator_helpers import SEND, STATUS, locked_documents, official_specs
 from project_copy import copy_project, generate, relock, run_in
 
 from generator.normalize import build_api
@@ -45,6 +45,8 @@ def project_with(tmp_path: Path, specs: dict[str, Any]) -> Path:
     specs_dir.mkdir()
     for name, spec in specs.items():
         (specs_dir / name).write_text(json.dumps(spec, indent=2, ensure_ascii=False))
+    for name, data in locked_documents().items():
+        (specs_dir / name).write_bytes(data)
     project = copy_project(tmp_path / "project")
     for step in (relock(project, specs_dir, COMMIT), generate(project, specs_dir)):
         assert step.returncode == 0, step.stdout + step.stderr

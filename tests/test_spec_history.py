@@ -10,13 +10,15 @@ async client, to the copy's own simulator, waiting for each to end. Version 01
 has no status search: there the status helpers must raise their clear error,
 and mypy is not run (the hand-written status layer names the status models).
 
-Versions run two at a time. ``make check-history`` walks all fifteen; the
+Versions run two at a time. ``make check-history`` walks all seventeen; the
 default test run walks :data:`QUICK` (the first spec, the last one without
-print, today's), which covers every shape the history has.
+print, the last one before the error schema moved to ``fiks-common.json``,
+today's), which covers every shape the history has.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -32,7 +34,7 @@ from project_copy import HISTORY, SEND_SCRIPT, copy_project, generate, relock, r
 
 # Without the history (specs downloaded, not from ../shared) the walk is skipped, or fails in CI.
 ALL = sorted(p.name for p in HISTORY.glob("[0-9][0-9]-*") if p.is_dir())
-QUICK = ["01-7af4ef2", "09-29075f1", "15-c75eba9"]
+QUICK = ["01-7af4ef2", "09-29075f1", "16-5955e75", "17-2e173af"]
 VERSIONS = ALL if os.environ.get("SVARUT_SPEC_HISTORY") == "all" else [v for v in QUICK if v in ALL]
 WITHOUT_STATUS = "01-7af4ef2"
 _COMMIT = re.compile(r"^\|\s*(\d\d-[0-9a-f]+)\s*\|\s*([0-9a-f]{40})\s*\|", re.M)
@@ -90,8 +92,13 @@ def walks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Walk]]
 
 def test_the_history_is_complete() -> None:
     require_history()
-    assert ALL[0] == WITHOUT_STATUS and len(ALL) == 15
+    assert ALL[0] == WITHOUT_STATUS and len(ALL) == 17
     assert set(COMMITS) == set(ALL)
+    # Today's lock is the newest version, with the document it references.
+    newest = HISTORY / ALL[-1]
+    lock = json.loads((Path(__file__).resolve().parent.parent / "specs" / "lock.json").read_text())
+    locked = {e["file"]: e["sha256"] for e in [*lock["specs"], *lock.get("references", [])]}
+    assert locked == {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in newest.glob("*.json")}
 
 
 @pytest.mark.parametrize("version", VERSIONS)

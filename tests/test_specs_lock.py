@@ -19,9 +19,11 @@ from generator_helpers import (
     STATUS,
     LocalServer,
     dump,
+    locked_documents,
     official_raw,
     official_specs,
     ref,
+    require_history,
     run_cli,
     schemas,
     static_files,
@@ -203,11 +205,17 @@ def test_no_download_when_not_allowed(tmp_lock: Path, no_shared_specs: Path, mon
 
 
 def published(raw: dict[str, bytes]) -> dict[str, bytes]:
-    return {f"/api/{name}": data for name, data in raw.items()}
+    """``raw`` as the site serves it, with the locked documents the specs reference beside it."""
+    return {f"/api/{name}": data for name, data in {**locked_documents(), **raw}.items()}
+
+
+def raw_specs() -> dict[str, Any]:
+    """The locked specs parsed as upstream has them (external references unresolved)."""
+    return {name: json.loads(data) for name, data in official_raw().items()}
 
 
 def changed_send_spec() -> dict[str, Any]:
-    changed = official_specs()
+    changed = raw_specs()
     send = schemas(changed)
     send["PersonForsendelse"]["properties"]["leveringsPrioritet"] = {"type": "string"}
     send["SvarSendesTil"]["properties"]["type"]["enum"].append("KOMMUNE")
@@ -221,8 +229,9 @@ def test_check_upstream_passes_when_the_published_specs_match() -> None:
     with LocalServer(static_files(published(official_raw()))) as server:
         result = run_cli("check-upstream", "--published-base", server.url + "/api")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "published specs match specs/lock.json" in result.stdout
-    assert sorted(r.path for r in server.requests) == sorted(f"/api/{name}" for name in SPEC_FILES)
+    assert "published specs match specs/lock.json (content)" in result.stdout
+    expected = [*SPEC_FILES, *locked_documents()]
+    assert sorted(r.path for r in server.requests) == sorted(f"/api/{name}" for name in expected)
 
 
 def test_check_upstream_reports_each_change() -> None:
@@ -232,7 +241,8 @@ def test_check_upstream_reports_each_change() -> None:
         result = run_cli("check-upstream", "--published-base", server.url + "/api/")
     assert result.returncode == 1, result.stdout + result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == f"published specs differ from specs/lock.json: {SEND}"
+    assert lines[0] == f"published specs differ in content from specs/lock.json: {SEND}"
+    assert lines[1].startswith(f"  {SEND}: ")
     for expected in (
         "+ field PersonForsendelse.leveringsPrioritet (optional, string)",
         "+ enum value SvarSendesTilType.KOMMUNE",
@@ -244,15 +254,30 @@ def test_check_upstream_reports_each_change() -> None:
     assert not [line for line in lines if "operation" in line and "sendTilPrint" not in line]
 
 
-def test_check_upstream_reformatted_specs_have_no_structural_changes() -> None:
-    raw = {name: dump(spec) for name, spec in official_specs().items()}
+def test_check_upstream_compares_content_not_bytes() -> None:
+    """The site re-serializes every document (keys reordered, indent=2): the same content is no change."""
+
+    def reserialized(data: bytes) -> bytes:
+        parsed = json.loads(data)
+        reordered = dict(sorted(parsed.items(), reverse=True)) if isinstance(parsed, dict) else parsed
+        return json.dumps(reordered, indent=2, ensure_ascii=False).encode()
+
+    raw = {name: reserialized(data) for name, data in {**official_raw(), **locked_documents()}.items()}
+    assert all(raw[name] != data for name, data in official_raw().items())
     with LocalServer(static_files(published(raw))) as server:
         result = run_cli("check-upstream", "--published-base", server.url + "/api")
-    assert result.returncode == 1, result.stdout + result.stderr
-    assert result.stdout.splitlines() == [
-        f"published specs differ from specs/lock.json: {SEND}, {STATUS}",
-        "no structural changes",
-    ]
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines() == ["published specs match specs/lock.json (content)"]
+
+
+def test_check_upstream_reads_a_directory_of_published_files(tmp_path: Path) -> None:
+    directory = write_specs(tmp_path / "published", {}, {**official_raw(), **locked_documents()})
+    result = run_cli("check-upstream", "--published-base", str(directory))
+    assert result.returncode == 0, result.stdout + result.stderr
+    (directory / SEND).unlink()
+    result = run_cli("check-upstream", "--published-base", str(directory))
+    assert result.returncode == 2
+    assert result.stderr == f"error: {SEND} is not in {directory} (given as the published base)\n"
 
 
 def test_check_upstream_unreachable_exits_2() -> None:
@@ -457,3 +482,33 @@ def test_diff_names_inline_and_primitive_schemas_as_the_generator_does() -> None
     constraints = '{"maxLength": 1000, "minLength": 1} -> {"maxLength": 500, "minLength": 1}'
     assert f"~ field PersonForsendelse.tittel: constraints {constraints}" in lines
     assert not [line for line in lines if "schema" in line]
+
+
+def test_check_upstream_against_what_the_site_published_in_2026(tmp_path: Path) -> None:
+    """The files of ``../shared/specs/published-2026``: re-serialized by the site,
+    one older than the lock and one not in the upstream history. Only content
+    differences are reported, with which side is newer where the history tells."""
+    history = require_history()
+    site = history.parent / "published-2026"
+    directory = write_specs(
+        tmp_path / "published", {}, {**locked_documents(), **{p.name: p.read_bytes() for p in site.glob("*.json")}}
+    )
+    result = run_cli("check-upstream", "--published-base", str(directory))
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[:3] == [
+        f"published specs differ in content from specs/lock.json: {SEND}, {STATUS}",
+        f"  {SEND}: the published content is upstream version 14-8320373, older than the lock (17-2e173af)",
+        f"  {STATUS}: the published content matches no upstream version at hand: cannot tell which is newer",
+    ]
+    # The send spec of 8320373 has no svarSendesTil.type, which c75eba9 added; the site's status spec
+    # has the same statuses as the lock, so no status line is reported.
+    assert "- field SvarSendesTil.type" in lines
+    assert not [line for line in lines if "Status." in line]
+
+
+def test_check_upstream_passes_against_the_newest_upstream_version() -> None:
+    newest = sorted(require_history().glob("[0-9][0-9]-*"))[-1]
+    result = run_cli("check-upstream", "--published-base", str(newest))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout == "published specs match specs/lock.json (content)\n"

@@ -17,6 +17,7 @@ from generator_helpers import (
     SEND,
     STATUS,
     LocalServer,
+    locked_documents,
     official_raw,
     require_history,
     run_cli,
@@ -111,6 +112,7 @@ def test_relock_15_to_01_drops_the_status_spec_and_01_to_02_adds_it_back(tmp_pat
 def test_check_upstream_does_not_write_the_changelog(tmp_path: Path) -> None:
     repo_changelog = REPO_CHANGELOG.read_bytes()
     raw = {f"/api/{STATUS}": official_raw()[STATUS], f"/api/{SEND}": (version_dir("14") / SEND).read_bytes()}
+    raw.update({f"/api/{name}": data for name, data in locked_documents().items()})
     with LocalServer(static_files(raw)) as server:
         result = run_cli("check-upstream", "--published-base", server.url + "/api")
     assert result.returncode == 1, result.stdout + result.stderr
