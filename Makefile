@@ -40,11 +40,11 @@ generate: $(INSTALLED)  ## regenerate svarut/generated/ from the locked specs
 check-generated: $(INSTALLED)  ## fail if svarut/generated/ differs from a fresh generation
 	$(GEN) check
 
-update-specs: $(INSTALLED)  ## lock upstream commit COMMIT=<sha> (SPECS_FROM=<dir> to read local files, FILES="a.json b.json" to add spec files); prints the change report and adds it to CHANGELOG.md
-	@test -n "$(COMMIT)" || { echo "usage: make update-specs COMMIT=<upstream commit> [SPECS_FROM=<dir>] [FILES=<new spec files>]"; exit 2; }
-	$(GEN) update-specs --commit $(COMMIT) $(if $(SPECS_FROM),--from-dir $(SPECS_FROM),) $(foreach f,$(FILES),--file $(f))
+update-specs: $(INSTALLED)  ## lock upstream commit COMMIT=<sha> (SPECS_FROM=<dir> to read local files, FILES="a.json b.json" to add spec files, REF_COMMITS="fiks-common.json=<sha>" to pin referenced documents); prints the change report and adds it to CHANGELOG.md
+	@test -n "$(COMMIT)" || { echo "usage: make update-specs COMMIT=<upstream commit> [SPECS_FROM=<dir>] [FILES=<new spec files>] [REF_COMMITS=<file>=<sha> ...]"; exit 2; }
+	$(GEN) update-specs --commit $(COMMIT) $(if $(SPECS_FROM),--from-dir $(SPECS_FROM),) $(foreach f,$(FILES),--file $(f)) $(foreach r,$(REF_COMMITS),--ref-commit $(r))
 
-check-upstream: $(INSTALLED)  ## exit 1 with a change report if the published specs differ from the lock
+check-upstream: $(INSTALLED)  ## exit 1 with a change report if the published specs (PUBLISHED_BASE=<url or dir>) differ in content from the lock
 	$(GEN) check-upstream $(if $(PUBLISHED_BASE),--published-base $(PUBLISHED_BASE),)
 
 lint: $(INSTALLED)  ## ruff and mypy --strict over generator, runtime and generated code

@@ -13,11 +13,12 @@ import argparse
 import difflib
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from generator import changelog, refs, report, specs
-from generator.bindings import verify_bindings
-from generator.ir import Api
+from generator.bindings import Predates, predated_bindings, verify_bindings
+from generator.ir import Api, Operation
 from generator.normalize import SpecError, build_api
 from generator.render import render
 from generator.status_binding import status_binding_warnings, verify_status_binding
@@ -30,16 +31,38 @@ def generate(out: Path, specs_dir: str | None, lock_path: Path = specs.LOCK_PATH
     spec that no longer hold (``make generate`` and ``make check-generated`` then fail)."""
     lock = specs.read_lock(lock_path)
     api = build_api(refs.load_bundled(specs_dir, lock_path=lock_path))
+    predates = _predates(lock, specs.upstream_history(specs_dir))
+    predated = predated_bindings(api, predates=predates)
+    for operation_id, keys in predated.items():
+        print(
+            f"warning: {operation_id}: the spec is older than what pre-send rules read ({', '.join(keys)}): "
+            "those checks have nothing to read in this client",
+            file=sys.stderr,
+        )
+    api = replace(
+        api, operations=tuple(replace(o, predated=tuple(predated.get(o.operation_id, ()))) for o in api.operations)
+    )
     render(api, [*lock, *specs.read_references(lock_path)], out)
-    return binding_problems(api)
+    return binding_problems(api, predates)
 
 
-def binding_problems(api: Api) -> list[str]:
+def _predates(lock: list[specs.LockedSpec], history: list[str]) -> Predates:
+    """Whether an operation's spec, at its locked upstream commit, is older than
+    a commit, as the upstream history at hand tells (never, without one)."""
+    commits = {entry.file: entry.upstream_commit for entry in lock}
+
+    def predates(operation: Operation, since: str) -> bool:
+        return specs.predates(commits.get(operation.spec_file, ""), since, history)
+
+    return predates
+
+
+def binding_problems(api: Api, predates: Predates | None = None) -> list[str]:
     """Hand-written knowledge that names the spec (the pre-send rules, the
     meaning of statuses) and no longer matches it."""
     for warning in status_binding_warnings(api):
         print(f"warning: {warning}", file=sys.stderr)
-    return [*verify_bindings(api), *verify_status_binding(api)]
+    return [*verify_bindings(api, predates=predates), *verify_status_binding(api)]
 
 
 def _report_bindings(problems: list[str]) -> None:
@@ -116,7 +139,8 @@ def update_specs(
         commits=ref_commits or {},
     )
     bundled = refs.bundle(new, specs.parse(documents))
-    build_api(bundled)  # fail before locking a spec the generator cannot represent
+    api = build_api(bundled)  # fail before locking a spec the generator cannot represent
+    new_lock = specs.relock(lock, new_raw, commit)
     current = changelog.current_version()
     changes = report.diff(old, bundled) + report.document_changes(
         {r.published_url: r.sha256 for r in old_references},
@@ -124,7 +148,7 @@ def update_specs(
         refs.users(new),
     )
     print(report.render(changes))
-    specs.write_lock(specs.relock(lock, new_raw, commit), lock_path, references=references)
+    specs.write_lock(new_lock, lock_path, references=references)
     version = changelog.write_entry(changelog_path, commit=commit, changes=changes, current=current)
     print(f"\nspecs/lock.json now pins {commit}; run `make generate` and review the diff.")
     for entry in references:
@@ -134,7 +158,9 @@ def update_specs(
                 f"give its upstream commit with --ref-commit {entry.file}=<sha> to pin its download"
             )
     print(f"{changelog_path.name}: added 'Spec update to {commit[:7]}' under Unreleased (recommends {version}).")
-    return 0
+    problems = binding_problems(api, _predates(new_lock, specs.upstream_history(specs_dir or from_dir)))
+    _report_bindings(problems)
+    return 1 if problems else 0
 
 
 def check_upstream(published_base: str | None, specs_dir: str | None, lock_path: Path = specs.LOCK_PATH) -> int:

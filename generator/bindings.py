@@ -10,11 +10,16 @@ the rule and the field.
 
 - :func:`verify_bindings`: the problems, one line each (empty when all hold).
 - :func:`require_bindings`: the same, raised as one :class:`SpecError`.
+- :func:`predated_bindings`: what the spec lacks because it is older than a
+  field marked ``since`` (told by ``predates``, from the upstream history at
+  hand): not a problem, and the generated ``SendOperation.predated`` says so
+  to the runtime. Without ``predates`` nothing is excused: a field marked
+  ``since`` that a spec lacks is then as broken as any other.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from generator.ir import Api, Operation
@@ -25,17 +30,35 @@ Schema = Mapping[str, Any]
 ARRAY_STEP = "[]"
 
 
-def verify_bindings(api: Api, bindings: Sequence[Binding] = BINDINGS) -> list[str]:
+#: Whether the spec of an operation (by its spec file) is older than an upstream commit.
+Predates = Callable[[Operation, str], bool]
+
+
+def verify_bindings(api: Api, bindings: Sequence[Binding] = BINDINGS, *, predates: Predates | None = None) -> list[str]:
     """Every binding of ``bindings`` the spec in ``api`` does not satisfy, as
     ``rule <id> reads <Schema>.<path>, which the spec no longer has (...)``."""
+    return _verify(api, bindings, predates)[0]
+
+
+def predated_bindings(api: Api, bindings: Sequence[Binding] = BINDINGS, *, predates: Predates) -> dict[str, list[str]]:
+    """operationId → the binding keys (``svarSendesTil.type``, ``part dokument``)
+    its spec lacks because it is older than the field; sorted, each once."""
+    return _verify(api, bindings, predates)[1]
+
+
+def _verify(api: Api, bindings: Sequence[Binding], predates: Predates | None) -> tuple[list[str], dict[str, list[str]]]:
     operations = {o.operation_id: o for o in api.operations}
     problems: list[str] = []
+    predated: dict[str, set[str]] = {}
     for binding in bindings:
-        for message in _check(binding, api, operations):
+        for message, ref, operation in _check(binding, api, operations):
+            if ref is not None and ref.since and operation is not None and predates and predates(operation, ref.since):
+                predated.setdefault(operation.operation_id, set()).add(ref.binding_key)
+                continue
             line = f"rule {binding.rule} {message}"
             if line not in problems:
                 problems.append(line)
-    return problems
+    return problems, {op: sorted(keys) for op, keys in sorted(predated.items())}
 
 
 def require_bindings(api: Api, bindings: Sequence[Binding] = BINDINGS) -> None:
@@ -49,15 +72,21 @@ def require_bindings(api: Api, bindings: Sequence[Binding] = BINDINGS) -> None:
         )
 
 
-def _check(binding: Binding, api: Api, operations: Mapping[str, Operation]) -> Iterator[str]:
+# One broken binding: the message, the field or part that is missing (None: the
+# operation itself), and the operation whose spec lacks it.
+_Found = tuple[str, "SpecField | SpecPart | None", "Operation | None"]
+
+
+def _check(binding: Binding, api: Api, operations: Mapping[str, Operation]) -> Iterator[_Found]:
     present: dict[SpecOperation, Operation] = {}
     for spec_op in binding.operations():
         operation = operations.get(spec_op.operation_id)
         if operation is None:
             if not spec_op.optional:
-                yield f"applies to operation {spec_op.operation_id}, which the spec no longer has"
+                yield f"applies to operation {spec_op.operation_id}, which the spec no longer has", None, None
         elif operation.multipart_body is None:
-            yield f"applies to operation {spec_op.operation_id}, which no longer sends a multipart forsendelse"
+            message = f"applies to operation {spec_op.operation_id}, which no longer sends a multipart forsendelse"
+            yield message, None, operation
         else:
             present[spec_op] = operation
     for ref in binding.reads:
@@ -72,18 +101,18 @@ def _check(binding: Binding, api: Api, operations: Mapping[str, Operation]) -> I
                 yield from _check_part(ref, present)
 
 
-def _models(field: SpecField, present: Mapping[SpecOperation, Operation]) -> Iterator[str]:
+def _models(field: SpecField, present: Mapping[SpecOperation, Operation]) -> Iterator[tuple[Operation, str]]:
     for spec_op in field.operations:
         operation = present.get(spec_op)
         if operation is not None and operation.multipart_body is not None:
-            yield operation.multipart_body.model
+            yield operation, operation.multipart_body.model
 
 
-def _check_field(field: SpecField, api: Api, present: Mapping[SpecOperation, Operation]) -> Iterator[str]:
-    for model in _models(field, present):
+def _check_field(field: SpecField, api: Api, present: Mapping[SpecOperation, Operation]) -> Iterator[_Found]:
+    for operation, model in _models(field, present):
         _, missing = _resolve(api, model, field.path)
         if missing is not None:
-            yield _no_longer(model, field, missing)
+            yield _no_longer(model, field, missing), field, operation
 
 
 def _no_longer(model: str, field: SpecField, missing: str | None) -> str:
@@ -92,32 +121,35 @@ def _no_longer(model: str, field: SpecField, missing: str | None) -> str:
     return f"reads {model}.{field.path}, which the spec no longer has{why}"
 
 
-def _check_enum(enum: SpecEnum, api: Api, present: Mapping[SpecOperation, Operation]) -> Iterator[str]:
-    for model in _models(enum.field, present):
+def _check_enum(enum: SpecEnum, api: Api, present: Mapping[SpecOperation, Operation]) -> Iterator[_Found]:
+    for operation, model in _models(enum.field, present):
         schema, missing = _resolve(api, model, enum.field.path)
         if schema is None:
-            yield _no_longer(model, enum.field, missing)
+            yield _no_longer(model, enum.field, missing), enum.field, operation
             continue
         values = schema.get("enum")
         if not isinstance(values, list):
-            yield f"compares {model}.{enum.field.path} with {enum.value}, but the field is no longer an enum"
+            message = f"compares {model}.{enum.field.path} with {enum.value}, but the field is no longer an enum"
+            yield message, None, operation
         elif enum.value not in values:
-            yield (
+            message = (
                 f"compares {model}.{enum.field.path} with {enum.value}, which is no longer one of its values "
                 f"({', '.join(map(str, values))})"
             )
+            yield message, None, operation
 
 
-def _check_part(part: SpecPart, present: Mapping[SpecOperation, Operation]) -> Iterator[str]:
+def _check_part(part: SpecPart, present: Mapping[SpecOperation, Operation]) -> Iterator[_Found]:
     operation = present.get(part.operation)
     if operation is None or operation.multipart_body is None:
         return
     body = operation.multipart_body
     if part.name != body.files.spec_name:
-        yield (
+        message = (
             f"reads the part {part.name!r} of {operation.operation_id}, which the spec no longer has "
             f"(its file part is {body.files.spec_name!r})"
         )
+        yield message, part, operation
 
 
 def _deref(api: Api, schema: Schema) -> tuple[Schema, str | None]:

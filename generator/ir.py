@@ -99,6 +99,8 @@ class Operation:
     response: Response
     error_model: str | None
     kind: str | None = None
+    # Binding keys the pre-send rules read that this operation's spec is too old to have.
+    predated: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

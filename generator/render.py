@@ -262,6 +262,7 @@ def _send_operation_view(op: Operation) -> dict[str, str]:
         "described_by": repr(mp.files.described_by),
         "document_model": f"models.{mp.document_model}" if mp.document_model else "None",
         "path_arguments": repr(tuple(p.py_name for p in op.parameters)),
+        "predated": repr(op.predated),
     }
 
 

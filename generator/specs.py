@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sys
 import urllib.error
 import urllib.request
@@ -280,6 +281,32 @@ def age_against_history(file: str, published: bytes, locked: bytes) -> str:
     return (
         f"the published content is upstream version {versions[pub][0]}, {relation} than the lock ({versions[mine][0]})"
     )
+
+
+_HISTORY_ROW = re.compile(r"^\|\s*\d\d-[0-9a-f]+\s*\|\s*([0-9a-f]{40})\s*\|", re.M)
+
+
+def upstream_history(specs_dir: str | Path | None = None) -> list[str]:
+    """The upstream commits of the specs, oldest first, as the history at hand
+    lists them (``history/README.md`` beside or above the specs directory, or
+    in ``../shared/specs``); empty when there is none."""
+    explicit = _explicit_dir(specs_dir)
+    candidates = [explicit / "history", explicit.parent] if explicit is not None else []
+    for folder in [*candidates, SHARED_SPECS / "history"]:
+        text = _read(folder / "README.md")
+        if text is not None:
+            commits = _HISTORY_ROW.findall(text.decode("utf-8", "replace"))
+            if commits:
+                return commits
+    return []
+
+
+def predates(commit: str, later: str, history: list[str]) -> bool:
+    """Whether upstream ``commit`` comes before ``later`` (a commit or its
+    prefix) in ``history``; False when the history does not tell."""
+    mine = [i for i, c in enumerate(history) if c.startswith(commit) or commit.startswith(c)]
+    theirs = [i for i, c in enumerate(history) if c.startswith(later)]
+    return bool(mine and theirs) and mine[0] < theirs[0]
 
 
 def lock_references(

@@ -500,8 +500,12 @@ class SvarUtClient(_SvarUtClientBase[httpx.Client], SyncOperations):
         failure status (:func:`svarut.statuses.is_failure`).
 
         "Passed" follows the channel's order (:mod:`svarut.statuses`): waiting
-        ``until={"VARSLET"}`` ends at LEST, since a letter is read after it
-        was notified; the channel is inferred from the statuses seen.
+        ``until={"LEVERT_ALTINN"}`` ends at LEST, since a letter is read after
+        it reached the Altinn inbox (on specs before version 16, which have
+        VARSLET in its place, ``until={"VARSLET"}`` does the same); the
+        channel is inferred from the statuses seen. A wanted status the specs
+        do not have is never reached: only a terminal or failure status ends
+        that wait.
 
         Polls every ``interval`` seconds, backing off by half each time (to
         at most a minute). Returns the latest status per id, in input order;

@@ -13,6 +13,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -144,6 +145,129 @@ async def test_error_json_as_an_object_still_gives_the_fields(api, server):
     assert exc.error_message.error_code == "VALIDERING"
     assert exc.error_message.error_json is None
     assert (exc.error_id, exc.error_code, exc.message) == (str(ERROR_ID), "VALIDERING", "Ugyldig tittel")
+    assert exc.error_json == {"felt": "tittel", "feil": ["for lang"]}
+    assert json.loads(exc.raw_body) == body
+
+
+# --- errorJson and timestamp: what the spec says, what the server sends ----------------------
+#
+# fiks-common.json (the spec's ErrorMessage from version 17) types errorJson as a string and
+# timestamp as epoch milliseconds; the live service sends errorJson as an object. Each body
+# goes through a real HTTP server, read with the generated ErrorMessage model.
+
+WHEN = datetime(2026, 6, 3, 10, 15, 30, tzinfo=UTC)
+WHEN_MS = int(WHEN.timestamp() * 1000)
+
+
+@pytest.mark.parametrize(
+    ("error_json", "expected", "in_model"),
+    [
+        ("ugyldig tittel", "ugyldig tittel", "ugyldig tittel"),
+        ({"felt": "tittel", "feil": ["for lang"]}, {"felt": "tittel", "feil": ["for lang"]}, None),
+        ('{"felt": "tittel", "grense": 200}', {"felt": "tittel", "grense": 200}, '{"felt": "tittel", "grense": 200}'),
+        ('["a", "b"]', '["a", "b"]', '["a", "b"]'),
+        ("{not json", "{not json", "{not json"),
+        (["tittel", "mottaker"], '["tittel", "mottaker"]', None),
+        (17, "17", None),
+    ],
+    ids=["string", "object", "json-string-of-an-object", "json-string-of-an-array", "broken-json", "array", "number"],
+)
+async def test_error_json_as_the_spec_says_or_as_the_server_sends_it(api, server, error_json, expected, in_model):
+    body = {**spec_error(400), "errorJson": error_json}
+    server.reply(400, body)
+
+    with pytest.raises(errors.BadRequestError) as caught:
+        await status_search(api)
+
+    exc = caught.value
+    assert exc.error_json == expected
+    # The model keeps the spec's type, or leaves the field out; the rest of it is read all the same.
+    assert isinstance(exc.error_message, models.ErrorMessage)
+    assert exc.error_message.error_json == in_model
+    assert exc.error_message.error_code == exc.error_code == "FORSENDELSE_UGYLDIG"
+    assert exc.error_message.error_id == ERROR_ID and exc.error_id == str(ERROR_ID)
+    assert json.loads(exc.raw_body) == body
+
+
+async def test_error_json_and_timestamp_missing_are_none(api, server):
+    server.reply(403, {"message": "Mangler tilgang", "errorId": str(ERROR_ID), "status": 403})
+
+    with pytest.raises(errors.PermissionDeniedError) as caught:
+        await status_search(api)
+
+    exc = caught.value
+    assert (exc.error_json, exc.timestamp) == (None, None)
+    assert isinstance(exc.error_message, models.ErrorMessage)
+    assert (exc.error_message.error_json, exc.error_message.timestamp) == (None, None)
+    assert exc.message == "Mangler tilgang" and "Mangler tilgang" in str(exc)
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "expected"),
+    [
+        (WHEN_MS, WHEN),
+        (str(WHEN_MS), WHEN),
+        ("2026-06-03T10:15:30Z", WHEN),
+        ("2026-06-03T12:15:30.000+02:00", WHEN),
+        ("2026-06-03T10:15:30", WHEN.replace(tzinfo=None)),
+        ("i går", None),
+        ("٣٣٣", None),
+        ("9" * 5000, None),
+        (10**30, None),
+        (True, None),
+        ({"epoch": WHEN_MS}, None),
+    ],
+    ids=[
+        "epoch-ms",
+        "epoch-ms-string",
+        "iso-z",
+        "iso-offset",
+        "iso-naive",
+        "words",
+        "non-ascii-digits",
+        "too-many-digits",
+        "out-of-range",
+        "bool",
+        "object",
+    ],
+)
+async def test_timestamp_as_epoch_ms_or_iso_string(api, server, timestamp, expected):
+    body = {**spec_error(400), "timestamp": timestamp}
+    server.reply(400, body)
+
+    with pytest.raises(errors.BadRequestError) as caught:
+        await status_search(api)
+
+    exc = caught.value
+    assert exc.timestamp == expected
+    # A timestamp the model cannot read is left out of it; the typed error is intact.
+    assert isinstance(exc.error_message, models.ErrorMessage)
+    if isinstance(timestamp, str) and "T" in timestamp:
+        assert exc.error_message.timestamp is None
+    assert exc.error_message.message == exc.message == "Forsendelsen er ugyldig"
+    assert exc.error_json == {"felt": "tittel"}
+
+
+async def test_fields_of_the_wrong_type_still_give_the_typed_error(api, server):
+    body = {
+        "timestamp": "igår",
+        "status": "fire hundre",
+        "errorId": "ikke-en-uuid",
+        "errorCode": 4711,
+        "message": "Ugyldig",
+        "errorJson": {"felt": "tittel"},
+    }
+    server.reply(400, body)
+
+    with pytest.raises(errors.BadRequestError) as caught:
+        await status_search(api)
+
+    exc = caught.value
+    assert exc.status_code == 400
+    assert (exc.error_id, exc.error_code, exc.message) == ("ikke-en-uuid", "4711", "Ugyldig")
+    assert (exc.error_json, exc.timestamp) == ({"felt": "tittel"}, None)
+    assert isinstance(exc.error_message, models.ErrorMessage)
+    assert exc.error_message.model_dump(exclude_none=True) == {"message": "Ugyldig"}
     assert json.loads(exc.raw_body) == body
 
 
@@ -170,6 +294,17 @@ async def test_non_json_bodies_give_the_raw_body_and_no_fields(api, server, stat
     assert exc.raw_body == body.decode()
     assert (exc.error_message, exc.error_id, exc.error_code, exc.message) == (None, None, None, None)
     assert str(status) in str(exc)
+
+
+async def test_an_html_error_body_has_no_error_json_or_timestamp(api, server):
+    server.reply(502, HTML, headers={"Content-Type": "text/html"})
+
+    with pytest.raises(errors.InternalServerError) as caught:
+        await status_search(api)
+
+    exc = caught.value
+    assert exc.status_code == 502 and exc.raw_body == HTML.decode()
+    assert (exc.error_message, exc.error_json, exc.timestamp) == (None, None, None)
 
 
 @pytest.mark.parametrize(
@@ -286,7 +421,9 @@ class _Echo(BaseHTTPRequestHandler):
                 {
                     "message": f"rejected: {headers}",
                     "errorCode": self.headers["IntegrasjonPassord"],
-                    "errorJson": headers,
+                    # As an object, as the live service sends it; or as a string holding
+                    # one, as the spec types it, where every secret is escaped twice.
+                    "errorJson": json.dumps(headers) if self.server.error_json_as_string else headers,
                 }
             ).encode()
         else:
@@ -306,6 +443,7 @@ class _Echo(BaseHTTPRequestHandler):
 def echo() -> Iterator[ThreadingHTTPServer]:
     srv = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
     srv.block_on_close = True
+    srv.error_json_as_string = False  # type: ignore[attr-defined]
     thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05})
     thread.start()
     try:
@@ -329,7 +467,7 @@ def _texts(exc: BaseException) -> Iterator[str]:
         if request is not None:
             yield repr(request.headers)
             yield repr(list(request.headers.items()))
-        for name in ("raw_body", "message", "error_code", "error_id"):
+        for name in ("raw_body", "message", "error_code", "error_id", "error_json"):
             yield str(getattr(one, name, ""))
         if getattr(one, "error_message", None) is not None:
             yield repr(one.error_message)
@@ -376,6 +514,25 @@ async def test_secrets_echoed_by_a_gateway_never_reach_the_error_or_the_logs(
             assert secret not in text
         assert secret not in caplog.text
         assert all(secret not in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("as_string", [False, True], ids=["object", "json-string"])
+def test_secrets_echoed_in_error_json_never_reach_the_error(echo, as_string):
+    from svarut.auth import StaticToken, SvarUtAuth
+
+    echo.status, echo.as_json, echo.error_json_as_string = 400, True, as_string
+    auth = SvarUtAuth(integrasjon_id=INTEGRASJON_ID, integrasjon_passord=PASSORD, token_provider=StaticToken(TOKEN))
+    url = f"http://127.0.0.1:{echo.server_address[1]}/api"
+    with svarut.SvarUtClient(base_url=url, auth=auth) as client, pytest.raises(errors.BadRequestError) as caught:
+        client.hent_statuser(konto_id=KONTO, id=[KONTO])
+
+    exc = caught.value
+    assert isinstance(exc.error_json, dict)  # the headers, read back from object or string
+    assert exc.error_json["IntegrasjonPassord"] == "[redacted]"
+    assert exc.error_json["IntegrasjonId"] == INTEGRASJON_ID
+    texts = [*_texts(exc), repr(exc.error_json)]
+    for secret in _secret_forms():
+        assert all(secret not in text for text in texts), secret
 
 
 def test_a_client_error_names_the_request_with_its_secret_headers_masked(echo):

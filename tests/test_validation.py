@@ -525,6 +525,25 @@ RULE_CASES = [
         [("dokumenter[1].filnavn", "filename_unique")],
         id="filename-unique-nfc",
     ),
+    # Tomcat's multipart limits and trimming (edge cases of each kind: tests/test_tomcat_limits.py)
+    pytest.param(
+        person(pdoc("brev 1.pdf")),
+        person(pdoc(" brev 1.pdf")),
+        [("dokumenter[0].filnavn", "filename_whitespace")],
+        id="filename-whitespace",
+    ),
+    pytest.param(
+        person(*(pdoc(f"brev{i}.pdf") for i in range(49))),
+        person(*(pdoc(f"brev{i}.pdf") for i in range(50))),
+        [("dokumenter", "part_count")],
+        id="part-count",
+    ),
+    pytest.param(
+        person(pdoc("ø" * 207 + "a")),  # a part header of 512 bytes
+        person(pdoc("ø" * 208)),  # 513
+        [("dokumenter[0].filnavn", "part_header_size")],
+        id="part-header-size",
+    ),
 ]
 
 

@@ -104,6 +104,7 @@ SEND_OPERATIONS: Mapping[str, SendOperation] = {
         described_by=None,
         document_model=None,
         path_arguments=("konto_id",),
+        predated=(),
     ),
     "organisasjon": SendOperation(
         kind="organisasjon",
@@ -118,6 +119,7 @@ SEND_OPERATIONS: Mapping[str, SendOperation] = {
         described_by="dokumenter",
         document_model=models.OrganisasjonDokument,
         path_arguments=("konto_id",),
+        predated=(),
     ),
     "person": SendOperation(
         kind="person",
@@ -132,6 +134,7 @@ SEND_OPERATIONS: Mapping[str, SendOperation] = {
         described_by="dokumenter",
         document_model=models.PersonDokument,
         path_arguments=("konto_id",),
+        predated=(),
     ),
     "print": SendOperation(
         kind="print",
@@ -146,6 +149,7 @@ SEND_OPERATIONS: Mapping[str, SendOperation] = {
         described_by="dokumenter",
         document_model=models.PrintDokument,
         path_arguments=("konto_id",),
+        predated=(),
     ),
 }
 

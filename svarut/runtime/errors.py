@@ -28,10 +28,11 @@
             └── DuplicateForsendelseError  SvarUt has this forsendelse already
 
 An :class:`APIStatusError` carries the status, the parsed ``ErrorMessage``
-when the body has the spec's shape, the fields SvarUt puts in it
-(``errorId``, ``errorCode``, ``message``) when it is JSON of any shape, and a
-bounded excerpt of the raw body whatever it is (HTML from a proxy, empty,
-truncated). The one warning, ``CertificateExpiryWarning`` (a ``UserWarning``),
+when the body has the spec's shape (a field of another type is left out of
+it), the fields SvarUt puts in it (``errorId``, ``errorCode``, ``message``,
+``errorJson`` as ``error_json``, ``timestamp``) when it is JSON of any shape,
+and a bounded excerpt of the raw body whatever it is (HTML from a proxy,
+empty, truncated). The one warning, ``CertificateExpiryWarning`` (a ``UserWarning``),
 says a certificate expires within 30 days. Messages never contain request
 headers, tokens, passwords or keys: the client's own secrets (the bearer token
 and ``IntegrasjonPassord`` of the request) are replaced by ``[redacted]`` in
@@ -44,6 +45,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -188,7 +190,14 @@ class APIResponseValidationError(APIError):
 
 
 class APIStatusError(APIError):
-    """SvarUt answered with a status outside 2xx."""
+    """SvarUt answered with a status outside 2xx.
+
+    ``error_message`` is the body read by the spec's ``ErrorMessage`` model
+    (None unless the body is a JSON object); ``error_id``, ``error_code``,
+    ``message``, ``error_json`` and ``timestamp`` are read from the JSON body
+    whatever its types, so they are there even where the model had to leave a
+    field out; ``raw_body`` is a bounded excerpt of the body.
+    """
 
     status_code: int
 
@@ -206,7 +215,10 @@ class APIStatusError(APIError):
         secrets = request_secrets(request_of(response))
         redacted = redact(body, secrets)
         if redacted != body:
-            body, fields, error_message = redacted, None, _redacted_model(error_message, secrets)
+            body, fields = redacted, None
+        # Also when the body held no secret as sent: a string field holding JSON
+        # (errorJson) has them escaped twice there, and once in the model.
+        error_message = _redacted_model(error_message, secrets)
         self.response = redacted_response(response, body)
         self.status_code = response.status_code
         self.raw_body = _excerpt(body)
@@ -215,6 +227,12 @@ class APIStatusError(APIError):
         self.error_id: str | None = _str(fields.get("errorId"))
         self.error_code: str | None = _str(fields.get("errorCode"))
         self.message: str | None = _str(fields.get("message")) or _str(fields.get("error"))
+        self.error_json: dict[str, Any] | str | None = _error_json(fields.get("errorJson"), secrets)
+        """``errorJson``, the error's details: a dict when SvarUt sent an object
+        or a string holding one, else the string as sent (None when absent)."""
+        self.timestamp: datetime | None = _timestamp(fields.get("timestamp"))
+        """When the error happened, from epoch milliseconds or an ISO 8601 string
+        (None when absent or neither)."""
         detail = _clip(self.message) or self.raw_body or "(empty body)"
         extra = ", ".join(
             f"{k}={_clip(v)}" for k, v in (("errorCode", self.error_code), ("errorId", self.error_id)) if v
@@ -420,3 +438,55 @@ def _str(value: Any) -> str | None:
     if value is None:
         return None
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _error_json(value: Any, secrets: tuple[bytes, ...]) -> dict[str, Any] | str | None:
+    """``errorJson`` as the caller can use it.
+
+    The spec and the server differ here. The spec types ``errorJson`` as a
+    string: the status spec's own ``ErrorMessage`` up to version 16, and from
+    version 17 the shared ``fiks-common.json`` it references. The live service
+    sends a JSON object, and KS's official JVM client reads it as a map since
+    2026-06-03 (when it moved to spec 2e173af). Both are read: an object, or a
+    string that holds a JSON object, becomes a dict; any other string is kept as
+    it is, and any other JSON value as its JSON text.
+    """
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return value
+    if not isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    # The body was redacted as sent; a secret inside this string was escaped
+    # twice there, so look for it again now that one level is undone.
+    text = redact(value.encode(), secrets).decode("utf-8", errors="replace")
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return text
+    return parsed if isinstance(parsed, dict) else text
+
+
+def _timestamp(value: Any) -> datetime | None:
+    """``timestamp`` as a datetime. The spec says epoch milliseconds (int64);
+    some servers send an ISO 8601 string instead (Spring Boot's default error
+    body does), kept with its offset, or naive if it has none. A number as a
+    string counts as milliseconds; anything else, or out of range, is None."""
+    if isinstance(value, bool):  # a bool is an int to Python, not a time
+        return None
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        try:
+            value = int(value)
+        except ValueError:  # more digits than int() reads from a string: no time
+            return None
+    if isinstance(value, int | float):
+        try:
+            return datetime.fromtimestamp(value / 1000, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.strip())
+        except ValueError:
+            return None
+    return None

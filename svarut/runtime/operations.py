@@ -6,12 +6,25 @@ routes and the batch runner's kinds.
 multipart operation in the specs, keyed by its kind (the last segment of its
 path). A new send endpoint upstream appears there after ``make generate``; a
 removed one disappears. Nothing here imports the generated code.
+
+The first :class:`SendOperation` made for an operationId (the generated
+client's) registers itself, and works out once what its models can carry (:class:`ModelShape`: the
+JSON paths by the spec's names, the values of each enum, the multipart parts).
+The pre-send rules look an operation up there (:func:`shape_of`), so a rule
+whose field the generated client does not have can refuse the send instead
+of silently reading nothing.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import string
+import types
+import typing
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 from uuid import UUID
 
@@ -19,7 +32,10 @@ from pydantic import BaseModel
 
 from svarut.runtime.client import NOT_GIVEN, BaseClient, Endpoint, MultipartInput, NotGiven, Prepared, TimeoutTypes
 
-__all__ = ["SendOperation"]
+__all__ = ["ModelShape", "SendOperation", "model_shape", "shape_of"]
+
+# The list step of a JSON path, as the pre-send rules' bindings write it: ``dokumenter[].filnavn``.
+LIST_STEP = "[]"
 
 
 @dataclass(frozen=True)
@@ -44,6 +60,25 @@ class SendOperation:
     document_model: type[BaseModel] | None
     """The items model of that array (``models.PersonDokument``), or None."""
     path_arguments: tuple[str, ...]
+    predated: tuple[str, ...] = ()
+    """What the pre-send rules read (``BINDINGS``, each marked ``since``) that
+    this operation's spec is older than, as the generator found it: those
+    rules have nothing to read here, and that is not a broken binding."""
+
+    def __post_init__(self) -> None:
+        # The pre-send rules check an operation's sends against the first one made for its
+        # operationId: the generated client's, made when svarut.generated is imported (it
+        # imports this module, so nothing can make one sooner). A copy made later, such as
+        # dataclasses.replace in a tool or a test, or a second package rendered into the
+        # same process, must not take its place for every send that follows.
+        _REGISTERED.setdefault(self.endpoint.operation_id, self)
+
+    @cached_property
+    def shape(self) -> ModelShape:
+        """What this operation's metadata model and parts can carry (worked out
+        on first use, then kept: the pre-send rules ask on every send)."""
+        shape = model_shape(self.model, parts=(self.metadata_part, self.file_part))
+        return dataclasses.replace(shape, predated=frozenset(self.predated))
 
     def arguments(
         self, *, konto_id: UUID | str, forsendelse: BaseModel, files: Any, kryptering: bool = False
@@ -102,3 +137,83 @@ class SendOperation:
             files=files,
             kryptering=kryptering,
         )
+
+
+_REGISTERED: dict[str, SendOperation] = {}
+
+
+def shape_of(operation_id: str) -> ModelShape | None:
+    """The :class:`ModelShape` of the registered send operation ``operation_id``,
+    or None when no generated client registered one (a runtime client used
+    with endpoints of its own)."""
+    operation = _REGISTERED.get(operation_id)
+    return None if operation is None else operation.shape
+
+
+@dataclass(frozen=True, eq=False)  # compared by identity: one per operation, made once
+class ModelShape:
+    """What a send's metadata can hold, read off its pydantic models.
+
+    ``paths`` has every field by its JSON path from the metadata's root, by
+    the names it is sent under (``svarSendesTil.type``; an item of a list of
+    models is ``dokumenter[].filnavn``). ``enums`` has, for a path whose type
+    admits only enum members or ``Literal`` values, those values as sent; a
+    path that also admits a plain string is not there. ``parts`` are the
+    multipart part names (the metadata part and the file part). ``predated``
+    is :attr:`SendOperation.predated`.
+    """
+
+    model: str
+    paths: frozenset[str]
+    enums: Mapping[str, frozenset[str]]
+    parts: frozenset[str]
+    predated: frozenset[str] = frozenset()
+
+
+def model_shape(model: type[BaseModel], *, parts: tuple[str, ...] = ()) -> ModelShape:
+    """The :class:`ModelShape` of ``model`` (and of every model it nests)."""
+    paths: set[str] = set()
+    enums: dict[str, frozenset[str]] = {}
+    _walk(model, "", paths, enums, (model,))
+    return ModelShape(model.__name__, frozenset(paths), enums, frozenset(parts))
+
+
+def _walk(
+    model: type[BaseModel], prefix: str, paths: set[str], enums: dict[str, frozenset[str]], stack: tuple[type, ...]
+) -> None:
+    for name, info in model.model_fields.items():
+        alias = info.serialization_alias or info.alias
+        path = prefix + (alias if isinstance(alias, str) else name)
+        paths.add(path)
+        kinds = list(_unwrap(info.annotation))
+        values = [_values(kind) for kind in kinds]
+        if kinds and all(v is not None for v in values):
+            enums[path] = frozenset(value for found in values if found is not None for value in found)
+        for kind in kinds:
+            nested, step = kind, "."
+            if typing.get_origin(kind) in (list, tuple, set, frozenset):
+                nested, step = next(iter(typing.get_args(kind)), None), LIST_STEP + "."
+            # A model met again below itself (a recursive schema) is not walked twice.
+            if isinstance(nested, type) and issubclass(nested, BaseModel) and nested not in stack:
+                _walk(nested, path + step, paths, enums, (*stack, nested))
+
+
+def _unwrap(annotation: Any) -> Iterator[Any]:
+    """The types an annotation admits, without None, ``Annotated`` and unions."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        yield from _unwrap(typing.get_args(annotation)[0])
+    elif origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            yield from _unwrap(arg)
+    elif annotation is not type(None):
+        yield annotation
+
+
+def _values(kind: Any) -> frozenset[str] | None:
+    """The values an enum or ``Literal`` type is sent as; None for any other type."""
+    if isinstance(kind, type) and issubclass(kind, enum.Enum):
+        return frozenset(str(member.value) for member in kind)
+    if typing.get_origin(kind) is typing.Literal:
+        return frozenset(str(value) for value in typing.get_args(kind))
+    return None

@@ -26,6 +26,28 @@ Rule ids (:data:`RULE_IDS`, also ``ForsendelseRules.RULES``):
     Each filnavn has 1-226 characters, none of ``* : " \\ / < > | ?`` or a
     control character, and appears once in the forsendelse, compared in
     Unicode NFC (``"Påklage.pdf"`` with ``å`` as one character or as ``a`` and a combining ring is one name).
+``filename_whitespace``
+    SvarUt's multipart parser (Tomcat's ``Part.getSubmittedFileName()``)
+    trims the part's filename as Java's ``String.trim()`` does: every
+    character up to U+0020 at either end (not U+00A0 or other Unicode
+    spaces), so a filnavn starting or ending with a space would arrive under
+    another name. Checked on the filename as the client writes it: a tab or
+    other control character goes percent-encoded (``%09``), which Tomcat
+    neither decodes nor trims, and ``filename_chars`` refuses it.
+``part_count``, ``part_header_size``
+    SvarUt's multipart parser is Tomcat's, which (since Tomcat 10.1.42,
+    CVE-2025-48988) refuses a whole request of more than ``maxPartCount``
+    parts, or with a part whose headers are more than ``maxPartHeaderSize``
+    bytes. A send is one part for the metadata and one per document, so with
+    Tomcat's default of 50 parts a forsendelse takes at most 49 documents. A
+    document's part headers are exactly what the client writes for it
+    (``Content-Disposition`` with the RFC 7578 quoted filename in UTF-8, and
+    ``Content-Type``), counted as Tomcat counts them: every byte after the
+    boundary line up to and including the blank line that ends the headers;
+    with Tomcat's default of 512 bytes a PDF's filename has at most 415 bytes
+    in UTF-8 (417 for NHN's ``dokument``): 415 ASCII letters, but 207 ``ø``.
+    ``ForsendelseRules(max_part_count=..., max_part_header_size=...)`` sets
+    other limits, for a SvarUt configured otherwise.
 ``nhn_single_document``, ``nhn_pdf``, ``nhn_size``, ``her_id_required``
     NHN takes exactly one ``application/pdf`` document of at most 18 MB, and
     ``mottakerHerId`` when ``mottakertype`` is HER_ID.
@@ -67,6 +89,17 @@ and the rule code reads only through it. ``generator.bindings.verify_bindings``
 checks the table against the locked spec whenever the client is generated, so
 a field renamed upstream fails the build, naming the rule, instead of silently
 switching the rule off.
+
+A client built anyway from a spec the table does not match fails closed: each
+send operation of the generated client registers what its models have
+(:func:`svarut.runtime.operations.shape_of`), and a rule reading a field, an
+enum value or a part the operation does not have refuses every send of that
+operation with a problem under the rule's own id (``cannot check
+her_id_required: this client's NhnForsendelse has no field mottakertype``)
+rather than letting through what it exists to stop. ``skip={rule}`` still
+switches such a rule off, deliberately. An operation no generated client
+registered (a runtime client with endpoints of its own) is checked by the
+rules alone.
 """
 
 from __future__ import annotations
@@ -76,17 +109,26 @@ import unicodedata
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Any, ClassVar, Literal
 
+from svarut.runtime import operations
 from svarut.runtime.client import PreparedSend
 from svarut.runtime.errors import ForsendelseValidationError, Problem
 from svarut.runtime.files import Source
 
+# The encoder's own part-header builder: the header sizes the rules count are the
+# bytes the client writes, whatever quoting the encoder does.
+from svarut.runtime.multipart import _head as _part_head
+from svarut.runtime.multipart import quote_param
+
 __all__ = [
     "BINDINGS",
     "FILENAME_MAX_LENGTH",
+    "JAVA_TRIMMED",
     "MAGIC",
+    "MAX_PART_COUNT",
+    "MAX_PART_HEADER_SIZE",
     "NHN_MAX_BYTES",
     "RULE_IDS",
     "TOTAL_MAX_BYTES",
@@ -96,9 +138,12 @@ __all__ = [
     "SpecField",
     "SpecOperation",
     "SpecPart",
+    "binding_problems",
     "fodselsnummer_problem",
     "is_cms_enveloped_data",
     "organisasjonsnummer_problem",
+    "part_header_size",
+    "tomcat_filename",
     "valid_fodselsnummer",
     "valid_organisasjonsnummer",
 ]
@@ -109,6 +154,18 @@ TOTAL_MAX_BYTES = 350 * MB
 FILENAME_MAX_LENGTH = 226
 FORBIDDEN_FILENAME_CHARS = frozenset('*:"\\/<>|?')
 PDF = "application/pdf"
+
+# Tomcat's defaults for a multipart request (Connector maxPartCount and maxPartHeaderSize;
+# Spring Boot: server.tomcat.max-part-count and server.tomcat.max-part-header-size).
+# Tomcat 10.1.42 shipped maxPartCount 10 and 10.1.43 raised it to 50 (bug 69710), as did
+# the Spring Boot releases that set it; the header limit has been 512 bytes throughout.
+MAX_PART_COUNT = 50
+MAX_PART_HEADER_SIZE = 512
+#: What Java's ``String.trim()`` removes from either end: every character up to U+0020.
+JAVA_TRIMMED = "".join(map(chr, range(0x21)))
+# Any boundary does: the boundary line is not counted (see part_header_size).
+_BOUNDARY = "b"
+_BOUNDARY_LINE = len(f"--{_BOUNDARY}\r\n")
 
 _ZIP = (b"PK\x03\x04",)
 # Declared type -> the prefixes a file of that type starts with.
@@ -163,6 +220,16 @@ class SpecField:
 
     path: str
     operations: tuple[SpecOperation, ...]
+    since: str = ""
+    """The upstream commit that added the field, where older specs lack it:
+    generating from a spec the history at hand shows to be older is fine (the
+    rule cannot read what that client cannot send); from any other spec its
+    absence is a broken binding."""
+
+    @property
+    def binding_key(self) -> str:
+        """How the generator names this field when the spec predates it (``SendOperation.predated``)."""
+        return self.path
 
     @property
     def key(self) -> str:
@@ -198,10 +265,15 @@ class SpecEnum:
 
 @dataclass(frozen=True)
 class SpecPart:
-    """The file part of a multipart operation, by its name."""
+    """The file part of a multipart operation, by its name; ``since`` as for :class:`SpecField`."""
 
     operation: SpecOperation
     name: str
+    since: str = ""
+
+    @property
+    def binding_key(self) -> str:
+        return f"part {self.name}"
 
 
 SpecRef = SpecOperation | SpecField | SpecEnum | SpecPart
@@ -240,16 +312,19 @@ _LISTED = (PERSON, ORGANISASJON, PRINT)  # documents described by the metadata's
 DOKUMENTER = SpecField("dokumenter", _LISTED)
 FILNAVN = SpecField("dokumenter[].filnavn", _LISTED)
 MIME_TYPE = SpecField("dokumenter[].mimeType", _LISTED)
-NHN_DOKUMENT = SpecPart(NHN, "dokument")
+NHN_DOKUMENT = SpecPart(NHN, "dokument", since="fa18973")  # "vedlegg" before upstream version 10
+PERSON_DOKUMENTER = SpecPart(PERSON, "dokumenter")
+ORGANISASJON_DOKUMENTER = SpecPart(ORGANISASJON, "dokumenter")
+PRINT_DOKUMENTER = SpecPart(PRINT, "dokumenter")
 PERSON_DIGITAL_ID = SpecField("mottaker.digitalId", (PERSON,))
 ORGANISASJON_DIGITAL_ID = SpecField("mottaker.digitalId", (ORGANISASJON,))
 PASIENT_FODSELSNUMMER = SpecField("pasient.fodselsnummer", (NHN,))
 EKSPONERT_FOR = SpecField("eksponertFor", (PERSON, ORGANISASJON, NHN))
-SVAR_TYPE = SpecField("svarSendesTil.type", _LISTED)
+SVAR_TYPE = SpecField("svarSendesTil.type", _LISTED, since="c75eba9")  # required from upstream version 15
 SVAR_DIGITAL_ID = SpecField("svarSendesTil.digitalId", _LISTED)
 SVAR_TIL_PERSON = SpecEnum(SVAR_TYPE, "PERSON")
 SVAR_TIL_ORGANISASJON = SpecEnum(SVAR_TYPE, "ORGANISASJON")
-MOTTAKERTYPE = SpecField("mottakertype", (NHN,))
+MOTTAKERTYPE = SpecField("mottakertype", (NHN,), since="fa18973")
 MOTTAKERTYPE_HER_ID = SpecEnum(MOTTAKERTYPE, "HER_ID")
 MOTTAKER_HER_ID = SpecField("mottakerHerId", (NHN,))
 KUN_DIGITAL_LEVERING = SpecField("kunDigitalLevering", _DIRECT)
@@ -257,12 +332,14 @@ SKAL_EKSKLUDERES = SpecField("dokumenter[].skalEkskluderesFraUtskrift", _DIRECT)
 SKAL_SIGNERES = SpecField("dokumenter[].skalSigneres", (PERSON,))
 SIGNERING = SpecField("signering", (PERSON,))
 SIGNERING_UTLOPER = SpecField("signering.signeringUtloper", (PERSON,))
-KAN_SVARE_VIA_EDIALOG = SpecField("kanSvareViaEdialog", _DIRECT)
+KAN_SVARE_VIA_EDIALOG = SpecField("kanSvareViaEdialog", _DIRECT, since="8320373")  # renamed in version 14
 SIKKERHETSNIVA = SpecField("sikkerhetsniva", _DIRECT)
 SIKKERHETSNIVA_HOYESTE = SpecEnum(SIKKERHETSNIVA, "HOYESTE")
 KRYPTERT = SpecField("kryptert", (PERSON, ORGANISASJON, PRINT, NHN))
 
 _DOCUMENTS = (DOKUMENTER, FILNAVN, MIME_TYPE, NHN_DOKUMENT)
+# The part each document goes in: its name is in the part's header, so its size counts.
+_FILE_PARTS = (PERSON_DOKUMENTER, ORGANISASJON_DOKUMENTER, PRINT_DOKUMENTER, NHN_DOKUMENT)
 _SVAR = (SVAR_TYPE, SVAR_DIGITAL_ID)
 
 R_FODSELSNUMMER = Binding(
@@ -274,6 +351,9 @@ R_ORGANISASJONSNUMMER = Binding(
 R_FILENAME_LENGTH = Binding("filename_length", _DOCUMENTS)
 R_FILENAME_CHARS = Binding("filename_chars", _DOCUMENTS)
 R_FILENAME_UNIQUE = Binding("filename_unique", _DOCUMENTS)
+R_FILENAME_WHITESPACE = Binding("filename_whitespace", _DOCUMENTS)
+R_PART_COUNT = Binding("part_count", (DOKUMENTER, *_FILE_PARTS))
+R_PART_HEADER_SIZE = Binding("part_header_size", (*_DOCUMENTS, *_FILE_PARTS))
 R_NHN_SINGLE_DOCUMENT = Binding("nhn_single_document", (NHN_DOKUMENT,))
 R_NHN_PDF = Binding("nhn_pdf", (NHN_DOKUMENT, MIME_TYPE))
 R_NHN_SIZE = Binding("nhn_size", (NHN_DOKUMENT,))
@@ -296,6 +376,9 @@ BINDINGS: tuple[Binding, ...] = (
     R_FILENAME_LENGTH,
     R_FILENAME_CHARS,
     R_FILENAME_UNIQUE,
+    R_FILENAME_WHITESPACE,
+    R_PART_COUNT,
+    R_PART_HEADER_SIZE,
     R_NHN_SINGLE_DOCUMENT,
     R_NHN_PDF,
     R_NHN_SIZE,
@@ -313,6 +396,7 @@ BINDINGS: tuple[Binding, ...] = (
     R_CONTENT_MISMATCH,
 )
 RULE_IDS: tuple[str, ...] = tuple(b.rule for b in BINDINGS)
+_FILE_PART_OF = {part.operation.operation_id: part for part in _FILE_PARTS}
 
 
 # --- identifiers ---------------------------------------------------------------
@@ -400,6 +484,35 @@ def is_cms_enveloped_data(head: bytes) -> bool:
     return head[start : start + len(_ENVELOPED_DATA_OID)] == _ENVELOPED_DATA_OID
 
 
+def part_header_size(part: str, filnavn: str, mime_type: str) -> int:
+    """The bytes Tomcat counts against ``maxPartHeaderSize`` for the document
+    part the client writes for ``filnavn`` of ``mime_type`` in part ``part``.
+
+    Tomcat's copy of Commons FileUpload (``MultipartStream.readHeaders``, as
+    in FileUpload 1.6 / 2.0.0-M4, merged into Tomcat for CVE-2025-48988) reads
+    the header section byte by byte after ``readBoundary`` has consumed the
+    boundary line and its CRLF, counts every byte it reads, the CRLF ending
+    each header line and the CRLF of the blank line included (it stops after
+    the ``CRLFCRLF``), and throws a size-limit exception as soon as the count
+    passes the limit (``++size > partHeaderSizeMax``): a header section of
+    exactly the limit passes, one byte more is refused. So the size is the
+    encoder's part head minus its boundary line.
+    """
+    return len(_part_head(_BOUNDARY, part, mime_type, filnavn)) - _BOUNDARY_LINE
+
+
+@cache
+def _empty_header_size(part: str) -> int:
+    return part_header_size(part, "", "")
+
+
+def tomcat_filename(filnavn: str) -> str:
+    """The name Tomcat's ``Part.getSubmittedFileName()`` reports for the part
+    the client writes for ``filnavn``: the filename as the encoder quotes it
+    (Tomcat percent-decodes nothing), trimmed as Java's ``String.trim()`` trims."""
+    return quote_param(filnavn).strip(JAVA_TRIMMED)
+
+
 # --- the forsendelse as the rules see it -----------------------------------------
 
 
@@ -433,6 +546,8 @@ class _Send:
     synthetic: bool
     encrypting: bool
     clock: Callable[[], datetime]
+    max_parts: int
+    max_part_header: int
 
     def now(self) -> datetime:
         """The current time, aware; asked only by a rule that needs it (few sends do)."""
@@ -561,6 +676,54 @@ def _filenames(s: _Send) -> Iterator[Problem]:
                 "ways is one name); give each document its own name",
             )
         seen.setdefault(nfc, d.filnavn)
+        # Quoting never puts a character up to U+0020 at an end that was not there: look only then.
+        if d.filnavn and (d.filnavn[0] <= " " or d.filnavn[-1] <= " "):
+            wire = quote_param(d.filnavn)
+            trimmed = wire.strip(JAVA_TRIMMED)
+            if trimmed != wire:
+                where = " and ".join(
+                    end for end, trims in (("starts", wire[0] <= " "), ("ends", wire[-1] <= " ")) if trims
+                )
+                yield Problem(
+                    field,
+                    R_FILENAME_WHITESPACE.rule,
+                    f"{d.filnavn!r} {where} with whitespace, which SvarUt's multipart parser (Tomcat) trims from a "
+                    f"part's filename: the document would arrive as {trimmed!r}, not under its {FILNAVN.key}; "
+                    "remove it from the name",
+                )
+
+
+def _multipart(s: _Send) -> Iterator[Problem]:
+    """Tomcat's limits on a multipart request, which refuse the whole send."""
+    sent = [d for d in s.docs if d.source is not None]
+    parts = 1 + len(sent)  # the metadata, then one part per document
+    if parts > s.max_parts:
+        yield Problem(
+            NHN_DOKUMENT.name if s.is_(NHN) else DOKUMENTER.path,
+            R_PART_COUNT.rule,
+            f"the metadata and {len(sent)} document{'s' * (len(sent) != 1)} are {parts} multipart parts, and "
+            f"SvarUt's multipart parser (Tomcat) refuses a request of more than {s.max_parts} parts: send at most "
+            f"{s.max_parts - 1} documents per forsendelse (or, if your SvarUt accepts more parts, say so with "
+            "ForsendelseRules(max_part_count=...))",
+        )
+    part = _FILE_PART_OF.get(s.operation)
+    if part is None:
+        return  # an operation the table does not know: its part's name, and so its header, is unknown
+    for d in sent:
+        # Quoted and in UTF-8, no character takes more than 4 bytes: most names are clear of the
+        # limit by that bound alone, and the exact count (building the header) is left for the rest.
+        if _empty_header_size(part.name) + 4 * (len(d.filnavn) + len(d.mime_type)) <= s.max_part_header:
+            continue
+        size = part_header_size(part.name, d.filnavn, d.mime_type)
+        if size > s.max_part_header:
+            over = size - s.max_part_header
+            yield Problem(
+                d.field(FILNAVN),
+                R_PART_HEADER_SIZE.rule,
+                f"SvarUt's multipart parser (Tomcat) refuses a part header over {s.max_part_header} bytes; this "
+                f"one is {size} bytes, {len(d.filnavn.encode())} of them the filename in UTF-8 (where 'ø' is 2 "
+                f"bytes): shorten the filename by at least {over} byte{'s' * (over != 1)}",
+            )
 
 
 def _nhn(s: _Send) -> Iterator[Problem]:
@@ -710,7 +873,76 @@ def _content(s: _Send) -> Iterator[Problem]:
             )
 
 
-_RULES: tuple[Rule, ...] = (_identifiers, _filenames, _nhn, _printing, _signing, _combinations, _encryption, _content)
+_RULES: tuple[Rule, ...] = (
+    _identifiers,
+    _filenames,
+    _multipart,
+    _nhn,
+    _printing,
+    _signing,
+    _combinations,
+    _encryption,
+    _content,
+)
+
+
+# --- a rule that cannot read what it checks refuses the send ---------------------------
+
+# Worked out once per operation's shape; the shape is kept here too, so its id is never reused.
+_UNREADABLE: dict[int, tuple[operations.ModelShape, tuple[Problem, ...]]] = {}
+
+
+def binding_problems(shape: operations.ModelShape, operation_id: str) -> tuple[Problem, ...]:
+    """A problem (under the rule's id) for every field, enum value or part a
+    rule reads in sends of ``operation_id`` that ``shape`` does not have:
+    such a rule would read nothing and pass every send, so the send is
+    refused instead. Empty when every binding holds."""
+    cached = _UNREADABLE.get(id(shape))
+    if cached is not None and cached[0] is shape:
+        return cached[1]
+    found: dict[tuple[str, str], Problem] = {}  # (rule, field): one problem each
+    for binding in BINDINGS:
+        for ref in binding.reads:
+            problem = _unreadable(binding.rule, ref, shape, operation_id)
+            if problem is not None:
+                found.setdefault((problem.rule, problem.field), problem)
+    problems = tuple(found.values())
+    _UNREADABLE[id(shape)] = (shape, problems)
+    return problems
+
+
+def _unreadable(rule: str, ref: SpecRef, shape: operations.ModelShape, operation_id: str) -> Problem | None:
+    advice = (
+        "the spec it was generated from no longer matches the rule's binding (make generate says so); update "
+        f"svarut.runtime.validation.BINDINGS and the rule to the spec, or pass ForsendelseRules(skip={{{rule!r}}}) "
+        "to send without this rule"
+    )
+    match ref:
+        case SpecField() | SpecEnum():
+            field = ref if isinstance(ref, SpecField) else ref.field
+            if not field.applies_to(operation_id):
+                return None
+            if field.since and field.binding_key in shape.predated:
+                return None  # generated from a spec older than the field: it cannot be sent, so nothing to check
+            if field.path not in shape.paths:
+                message = f"cannot check {rule}: this client's {shape.model} has no field {field.path}; {advice}"
+                return Problem(field.path, rule, message)
+            values = shape.enums.get(field.path)
+            if isinstance(ref, SpecEnum) and values is not None and ref.value not in values:
+                message = (
+                    f"cannot check {rule}: this client's {shape.model}.{field.path} has no value {ref.value} "
+                    f"(only {', '.join(sorted(values))}); {advice}"
+                )
+                return Problem(field.path, rule, message)
+        case SpecPart():
+            if ref.since and ref.binding_key in shape.predated:
+                return None
+            if ref.operation.operation_id == operation_id and ref.name not in shape.parts:
+                message = f"cannot check {rule}: this client's {operation_id} has no part {ref.name}; {advice}"
+                return Problem(ref.name, rule, message)
+        case SpecOperation():
+            pass  # the send is of the operation it is: nothing to be missing
+    return None
 
 
 def _mb(size: int) -> str:
@@ -740,6 +972,10 @@ class ForsendelseRules:
     production rejects. ``now`` returns the current time (for the signing
     deadline); it defaults to the system clock. ``skip`` names rules (ids from
     :attr:`RULES`) to switch off; the others still run.
+    ``max_part_count`` and ``max_part_header_size`` are the limits of SvarUt's
+    multipart parser (``part_count``, ``part_header_size``); the defaults are
+    Tomcat's (50 parts, 512 bytes). Raise them only for a SvarUt you know
+    accepts more.
     """
 
     RULES: ClassVar[tuple[str, ...]] = RULE_IDS
@@ -750,9 +986,16 @@ class ForsendelseRules:
         environment: Literal["test", "prod"] = "prod",
         now: Callable[[], datetime] | None = None,
         skip: Collection[str] = (),
+        max_part_count: int = MAX_PART_COUNT,
+        max_part_header_size: int = MAX_PART_HEADER_SIZE,
     ) -> None:
         if environment not in ("test", "prod"):
             raise ValueError(f"environment must be 'test' or 'prod', got {environment!r}")
+        for name, value in (("max_part_count", max_part_count), ("max_part_header_size", max_part_header_size)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an int, got {value!r}")
+            if value < 1:
+                raise ValueError(f"{name} must be at least 1, got {value}")
         if isinstance(skip, str):
             raise TypeError(f"skip takes a collection of rule ids, e.g. {{{skip!r}}}, not a string")
         unknown = sorted(set(skip) - set(RULE_IDS))
@@ -760,14 +1003,26 @@ class ForsendelseRules:
             raise ValueError(f"unknown rule id(s) in skip: {', '.join(unknown)}; the rules are: {', '.join(RULE_IDS)}")
         self.environment = environment
         self.skip = frozenset(skip)
+        self.max_part_count = max_part_count
+        self.max_part_header_size = max_part_header_size
         self._now = now or (lambda: datetime.now(UTC))
 
     def __repr__(self) -> str:
         skip = f", skip={sorted(self.skip)!r}" if self.skip else ""
-        return f"ForsendelseRules(environment={self.environment!r}{skip})"
+        limits = "".join(
+            f", {name}={value}"
+            for name, value, default in (
+                ("max_part_count", self.max_part_count, MAX_PART_COUNT),
+                ("max_part_header_size", self.max_part_header_size, MAX_PART_HEADER_SIZE),
+            )
+            if value != default
+        )
+        return f"ForsendelseRules(environment={self.environment!r}{skip}{limits})"
 
     def problems(self, send: PreparedSend) -> list[Problem]:
         """Every problem with ``send``; empty if it may be sent."""
+        shape = operations.shape_of(send.operation_id)
+        unreadable = binding_problems(shape, send.operation_id) if shape is not None else ()
         view = _Send(
             send.operation_id,
             send.metadata,
@@ -775,8 +1030,13 @@ class ForsendelseRules:
             self.environment == "test",
             send.encrypting,
             self._now,
+            self.max_part_count,
+            self.max_part_header_size,
         )
-        return [problem for rule in _RULES for problem in rule(view) if problem.rule not in self.skip]
+        found = [problem for rule in _RULES for problem in rule(view) if problem.rule not in self.skip]
+        if unreadable:  # first: what makes a rule unable to check anything at all
+            found[:0] = [problem for problem in unreadable if problem.rule not in self.skip]
+        return found
 
     def __call__(self, send: PreparedSend) -> None:
         problems = self.problems(send)

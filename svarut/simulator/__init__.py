@@ -33,12 +33,14 @@ it, so after ``make generate`` a new send endpoint is served and a removed
 one is gone.
 
 **Statuses** move one step per ``step_seconds`` along each channel's journey
-in :mod:`svarut.statuses` (person: MOTTATT → AKSEPTERT → SENDT_DIGITALT →
-VARSLET → LEST, or to SENDT_PRINT → PRINTET for a fødselsnummer in
-``not_digital``; organisasjon: … → KLAR_FOR_MOTTAK → LEST; nhn: … →
-SENDT_NHN_MOTTAKER → LEVERT_NHN_MOTTAKER; print: … → SENDT_PRINT → PRINTET; a
-send kind without a journey stops at AKSEPTERT). :meth:`Simulator.advance`
-moves the clock.
+in :mod:`svarut.statuses`, as the generated specs have it (person, from spec
+version 16 on: MOTTATT → AKSEPTERT → SENDT_ALTINN → LEVERT_ALTINN → LEST; up
+to version 15: MOTTATT → AKSEPTERT → SENDT_DIGITALT → VARSLET → LEST; or to
+SENDT_PRINT → PRINTET for a fødselsnummer in ``not_digital``; organisasjon: …
+→ KLAR_FOR_MOTTAK → LEST; nhn: … → SENDT_NHN_MOTTAKER → LEVERT_NHN_MOTTAKER;
+print: … → SENDT_PRINT → PRINTET; a send kind without a journey stops at
+AKSEPTERT). A status the specs do not have is never reported.
+:meth:`Simulator.advance` moves the clock.
 
 **Scenarios** (``sim.scenarios``, :mod:`svarut.simulator.scenarios`):
 ``force_status("AVVIST")`` (or IKKE_LEVERT, FEILET_UNDER_MOTTAK, any status

@@ -7,13 +7,16 @@ arrived. The status is not pushed forward by a timer: it is computed from the
 simulator's clock when asked, one step of the path per ``step_seconds``, so
 the history is exact and nothing runs in the background.
 
-The paths are the channels' journeys in :mod:`svarut.statuses` (as far as the
-specs have their statuses): a send kind takes the first journey bound to it
-(person: MOTTATT → AKSEPTERT → SENDT_DIGITALT → VARSLET → LEST; organisasjon:
-… → KLAR_FOR_MOTTAK → LEST; nhn: … → SENDT_NHN_MOTTAKER → LEVERT_NHN_MOTTAKER;
-print: … → SENDT_PRINT → PRINTET), and a person without a digital mailbox the
-``person_print`` journey (→ IKKE_LEVERT with ``kunDigitalLevering``). A send
-kind no journey is bound to stops at AKSEPTERT.
+The paths are the channels' journeys in :mod:`svarut.statuses` that the
+specs can follow (a journey needing a status the specs lack is left out
+whole, never cut short): a send kind takes the first journey bound to it. From
+spec version 16 on: person MOTTATT → AKSEPTERT → SENDT_ALTINN → LEVERT_ALTINN →
+LEST; up to version 15: person MOTTATT → AKSEPTERT → SENDT_DIGITALT → VARSLET →
+LEST. On every version: organisasjon … → KLAR_FOR_MOTTAK → LEST; nhn: … →
+SENDT_NHN_MOTTAKER → LEVERT_NHN_MOTTAKER; print: … → SENDT_PRINT → PRINTET; a
+person without a digital mailbox the ``person_print`` journey (→ IKKE_LEVERT
+with ``kunDigitalLevering``). A send kind no journey is bound to stops at
+AKSEPTERT.
 
 A forced status (see :mod:`.scenarios`) replaces the path: the reception
 failures (AVVIST, FEILET_UNDER_MOTTAK) come straight after MOTTATT, anything
@@ -44,7 +47,8 @@ def _received() -> tuple[str, ...]:
 
 
 def journey(channel: str) -> tuple[str, ...] | None:
-    """The statuses of ``channel`` (a :data:`svarut.statuses.JOURNEYS` channel), or None."""
+    """The statuses of ``channel`` (a :data:`svarut.statuses.JOURNEYS` channel)
+    as the specs have it, or None when no journey of that channel fits them."""
     return next((j.statuses for j in statuses.journeys() if j.channel == channel), None)
 
 

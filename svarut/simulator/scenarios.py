@@ -11,9 +11,11 @@
   *keeping* the forsendelse: SvarUt got it, the client never hears so).
 - **Outcomes**: :meth:`~Scenarios.force_status` makes the next ``count``
   sends, or every send to one mottaker, end in AVVIST, IKKE_LEVERT,
-  FEILET_UNDER_MOTTAK (or any other status of the specs, one
-  :mod:`svarut.statuses` does not classify included) instead of the channel's
-  happy path.
+  FEILET_UNDER_MOTTAK (or any other status of the specs the simulator was
+  generated from, one :mod:`svarut.statuses` does not classify included)
+  instead of the channel's happy path. A status of another spec version
+  (VARSLET on a spec from version 16 on, SENDT_ALTINN before it) is refused,
+  with the reason.
 
 Rules are used up in the order they were added; :meth:`~Scenarios.clear`
 drops them all. Everything here is thread-safe.
@@ -141,7 +143,12 @@ class Scenarios:
         if known is None:
             raise ValueError("the specs the simulator was generated from have no status search, so no statuses")
         if value not in known:
-            raise ValueError(f"force_status: {value!r} is not a status of the specs; one of {', '.join(known)}")
+            # Say why for a status of another spec version (VARSLET from version 16 on), not just that it is gone.
+            reason = statuses.why_absent(value)
+            because = f" ({reason})" if reason else ""
+            raise ValueError(
+                f"force_status: {value!r} is not a status of the specs{because}; one of {', '.join(known)}"
+            )
         if mottaker is None:
             remaining: int | None = _count(1 if count is None else count)
         else:

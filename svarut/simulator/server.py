@@ -15,17 +15,21 @@ Routes (``ROOT`` is ``http://127.0.0.1:<port>``):
 
 A send is checked as SvarUt checks it, in this order: the three auth headers
 (401 without a live token or integration headers, 403 for wrong integration
-credentials or a konto the integration does not have), the multipart body (the
-metadata part first, ``forsendelse``, read by the generated model; then the
-document parts (their names ignored, as the spec says SvarUt ignores them), whose count, order and filenames
-must match the metadata's ``dokumenter``, or exactly one where the metadata
-describes none, as for NHN),
-decryption of a ``kryptert`` forsendelse's documents, and SvarUt's duplicate
-rule. Documents stream to files under ``storage_dir`` with their SHA-256; an
-error is answered with an ``ErrorMessage`` JSON (``errorJson`` an object, as
-the live server sends it) only after the whole body was read, so the client
-always sees the answer. Error codes other than ``GJENTAGENDE_FORSENDELSE``
-(SvarUt's own) are the simulator's.
+credentials or a konto the integration does not have), the multipart body
+against the limits of SvarUt's parser, Tomcat (more than ``max_part_count``
+parts, default 50, is answered 500; a part's header section over
+``max_part_header_size`` bytes, default 512, 413: ``_limit_reply`` says why),
+the parts themselves (the metadata part first, ``forsendelse``, read by the
+generated model; then the document parts (their names ignored, as the spec
+says SvarUt ignores them), whose count, order and filenames, trimmed as Tomcat
+trims them, must match the metadata's ``dokumenter``, or exactly one where the
+metadata describes none, as for NHN), decryption of a ``kryptert``
+forsendelse's documents, and SvarUt's duplicate rule. Documents stream to
+files under ``storage_dir`` with their SHA-256; an error is answered with an
+``ErrorMessage`` JSON (``errorJson`` an object, as the live server sends it)
+only after the whole body was read, so the client always sees the answer.
+Error codes other than ``GJENTAGENDE_FORSENDELSE`` (SvarUt's own) are the
+simulator's.
 
 Handler threads are joined on :meth:`Simulator.stop`, which also shuts down
 idle keep-alive connections, so a test that stops the simulator leaves no
@@ -73,13 +77,14 @@ from svarut.runtime.client import Endpoint
 from svarut.runtime.errors import DUPLICATE_ERROR_CODE
 from svarut.runtime.kryptering import PUBLICKEY_PATH, SvarUtSertifikat
 from svarut.runtime.operations import SendOperation
+from svarut.runtime.validation import MAX_PART_COUNT, MAX_PART_HEADER_SIZE
 from svarut.simulator import cms
 from svarut.simulator.keys import SimulatorKeys, throwaway_keys
 from svarut.simulator.maskinporten import MaskinportenStandIn
 from svarut.simulator.page import document_at, render_page, send_document
 from svarut.simulator.records import ReceivedDocument, ReceivedForsendelse, forced_path, journey, path_for_kind
 from svarut.simulator.scenarios import Operation, RequestFaults, Scenarios
-from svarut.simulator.wire import BodyError, BodyReader, MultipartError, MultipartReader, boundary_of
+from svarut.simulator.wire import BodyError, BodyReader, MultipartError, MultipartReader, PartLimitError, boundary_of
 
 __all__ = ["API_PREFIX", "CHANNELS", "Channel", "RequestRecord", "Simulator"]
 
@@ -103,6 +108,8 @@ CODE_DOCUMENTS = "DOKUMENTER_STEMMER_IKKE"
 CODE_DECRYPTION = "DEKRYPTERING_FEILET"
 CODE_SIMULATED = "SIMULERT_FEIL"
 CODE_INTERNAL = "INTERN_FEIL"
+CODE_TOO_MANY_PARTS = "FOR_MANGE_DELER"
+CODE_PART_HEADER_TOO_BIG = "FOR_STORT_DELHODE"
 
 
 @dataclass(frozen=True)
@@ -448,6 +455,30 @@ def _read_limited(body: BodyReader, limit: int) -> bytes:
     return bytes(data)
 
 
+def _limit_reply(exc: PartLimitError) -> _Reply:
+    """What a Spring Boot service on Tomcat answers a request Tomcat's parser refuses.
+
+    Tomcat's Request.parseParts wraps the size exception in an IllegalStateException
+    whose message is the exception's own text, class name first, and Spring's
+    StandardMultipartHttpServletRequest.handleParseFailure turns a message containing
+    "exceed" and "size" into MaxUploadSizeExceededException, which Spring MVC answers
+    413: the header limit (SizeLimitExceededException, "Header section has more than
+    512 bytes"). The part limit (FileCountLimitExceededException, message "attachment")
+    has no "size" in it, becomes a plain MultipartException that nothing maps, and goes
+    out as 500 (spring-framework#36317). SvarUt's own error handler is not known; the
+    body is an ErrorMessage, as for every other error here.
+    """
+    details = {"grense": exc.permitted, "faktisk": exc.actual}
+    if exc.limit == "part_count":
+        message = (
+            f"{exc}: SvarUt's multipart parser (Tomcat, maxPartCount) refuses a request of more than "
+            f"{exc.permitted} parts"
+        )
+        return _Reply(500, CODE_TOO_MANY_PARTS, message, details=details)
+    message = f"{exc}: SvarUt's multipart parser (Tomcat, maxPartHeaderSize) refuses it"
+    return _Reply(413, CODE_PART_HEADER_TOO_BIG, message, details=details)
+
+
 def _problems(exc: ValidationError) -> list[dict[str, str]]:
     return [{"felt": ".".join(str(p) for p in e["loc"]) or "(body)", "feil": e["msg"]} for e in exc.errors()]
 
@@ -485,7 +516,11 @@ class Simulator:
     any valid one). ``not_digital``: fødselsnumre without a digital mailbox,
     whose letters go to print. ``reject_duplicates`` turns SvarUt's duplicate
     rule on or off. ``keys``: the key pairs to use (default: the process's
-    throwaway keys).
+    throwaway keys). ``max_part_count`` and ``max_part_header_size`` are the
+    limits of SvarUt's multipart parser (Tomcat's ``maxPartCount`` and
+    ``maxPartHeaderSize``; default Tomcat's 50 parts and 512 bytes, None for
+    no limit); like ``reject_duplicates`` they may be changed on a running
+    simulator.
     """
 
     def __init__(
@@ -503,7 +538,16 @@ class Simulator:
         not_digital: Iterable[str] = (),
         reject_duplicates: bool = True,
         keys: SimulatorKeys | None = None,
+        max_part_count: int | None = MAX_PART_COUNT,
+        max_part_header_size: int | None = MAX_PART_HEADER_SIZE,
     ) -> None:
+        for name, value in (("max_part_count", max_part_count), ("max_part_header_size", max_part_header_size)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise TypeError(f"{name} must be an int or None, got {value!r}")
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be at least 1 (or None for no limit), got {value}")
+        self.max_part_count = max_part_count
+        self.max_part_header_size = max_part_header_size
         self.port_requested = port
         self.step_seconds = step_seconds
         self.konto_ids: tuple[uuid.UUID, ...] = tuple(
@@ -824,7 +868,10 @@ class Simulator:
         incoming = self.storage_dir / f"incoming-{uuid.uuid4()}"
         incoming.mkdir()
         try:
-            metadata, model, files = self._read_send(channel, MultipartReader(body, boundary), incoming)
+            reader = MultipartReader(
+                body, boundary, max_part_count=self.max_part_count, max_part_header_size=self.max_part_header_size
+            )
+            metadata, model, files = self._read_send(channel, reader, incoming)
             self._check_documents(channel, metadata, files)
             documents = self._decrypt(metadata, files)
             return self._accept(channel, konto_id, metadata, model, documents, incoming)
@@ -866,6 +913,9 @@ class Simulator:
                     rejection = _Reply(400, CODE_DOCUMENTS, f"document part {len(files) + 1} has no filename")
                     continue
                 files.append(self._store(reader, part.filename, part.content_type, incoming / f"{len(files):03d}.bin"))
+        except PartLimitError as exc:
+            # Tomcat parses every part before the service sees any: its limits come first.
+            raise _limit_reply(exc) from None
         except MultipartError as exc:
             raise _Reply(400, CODE_INVALID, f"the multipart body is malformed: {exc}") from None
         if rejection is not None:

@@ -9,7 +9,12 @@ At most one read chunk plus a boundary's length is buffered.
 
 Both raise :class:`WireError`: ``BodyError`` when the body itself is broken
 or cut off (the client went away; nothing to answer), ``MultipartError`` when
-it arrived but is not well-formed multipart (answer 400).
+it arrived but is not well-formed multipart (answer 400), and its subclass
+``PartLimitError`` when it is over one of the limits Tomcat, SvarUt's parser,
+puts on a multipart request (``maxPartCount``, ``maxPartHeaderSize``).
+
+Filenames are read as Tomcat's ``Part.getSubmittedFileName()`` reports them:
+trimmed as Java's ``String.trim()`` trims (every character up to U+0020).
 """
 
 from __future__ import annotations
@@ -17,8 +22,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 from urllib.parse import unquote
+
+from svarut.runtime.validation import JAVA_TRIMMED
 
 __all__ = [
     "BodyError",
@@ -26,6 +33,7 @@ __all__ = [
     "MultipartError",
     "MultipartReader",
     "PartHeaders",
+    "PartLimitError",
     "WireError",
     "boundary_of",
 ]
@@ -53,6 +61,23 @@ class BodyError(WireError):
 
 class MultipartError(WireError):
     """The body is not well-formed multipart/form-data."""
+
+
+class PartLimitError(MultipartError):
+    """The body has more parts, or a part with more header bytes, than the
+    reader allows: Tomcat refuses such a request whole.
+
+    ``limit`` names which; ``permitted`` is the limit, ``actual`` what the
+    body had when the reader stopped (for a header section it did not find
+    the end of within the limit, None)."""
+
+    def __init__(
+        self, message: str, *, limit: Literal["part_count", "part_header_size"], permitted: int, actual: int | None
+    ) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.permitted = permitted
+        self.actual = actual
 
 
 class BodyReader:
@@ -197,13 +222,16 @@ def _parse_part_headers(block: bytes) -> PartHeaders:
         raise MultipartError(f"a part's Content-Disposition is {kind.strip()!r}, not form-data")
     params = _params(rest)
     filename: str | None = None
+    # Trimmed as Tomcat's Part.getSubmittedFileName() trims (String.trim()): the
+    # RFC 5987 form once decoded, the quoted form as it stands (Tomcat decodes no
+    # percent-escapes, so a "%09" stays; the simulator's decoding comes after).
     if "filename*" in params:
         # RFC 5987: charset'language'percent-encoded
         charset, _, encoded = params["filename*"].partition("'")
         _, _, encoded = encoded.partition("'")
-        filename = unquote(encoded, encoding=charset or "utf-8", errors="replace")
+        filename = unquote(encoded, encoding=charset or "utf-8", errors="replace").strip(JAVA_TRIMMED)
     elif "filename" in params:
-        filename = _FORM_ESCAPE.sub(lambda m: _FORM_ESCAPES[m.group(0)], params["filename"])
+        filename = _FORM_ESCAPE.sub(lambda m: _FORM_ESCAPES[m.group(0)], params["filename"].strip(JAVA_TRIMMED))
     return PartHeaders(
         name=params.get("name"), filename=filename, content_type=headers.get("content-type"), raw=headers
     )
@@ -218,11 +246,28 @@ class MultipartReader:
 
     Each part's content must be read (or skipped by calling ``next_part``
     again) before the next part's headers.
+
+    ``max_part_count`` and ``max_part_header_size`` (None: no limit) are
+    Tomcat's ``maxPartCount`` and ``maxPartHeaderSize``, counted as Tomcat
+    counts them: every part, and of each part the bytes after its boundary
+    line up to and including the blank line that ends its headers. Past
+    either, :class:`PartLimitError`.
     """
 
-    def __init__(self, body: BodyReader, boundary: str, *, chunk_size: int = CHUNK_SIZE) -> None:
+    def __init__(
+        self,
+        body: BodyReader,
+        boundary: str,
+        *,
+        chunk_size: int = CHUNK_SIZE,
+        max_part_count: int | None = None,
+        max_part_header_size: int | None = None,
+    ) -> None:
         self._body = body
         self._chunk_size = chunk_size
+        self._max_part_count = max_part_count
+        self._max_header = max_part_header_size
+        self._parts = 0
         # Every delimiter, the first included, is CRLF + "--" + boundary: the
         # CRLF before the first one is supplied here (RFC 2046 §5.1.1).
         self._delimiter = b"\r\n--" + boundary.encode("latin-1")
@@ -293,19 +338,44 @@ class MultipartReader:
                 continue
             raise MultipartError("a boundary line is followed by something other than CRLF")
         self._need(2)
+        limit = self._max_header
         if self._buffer[:2] == b"\r\n":  # a part without headers
             block_end, skip = 0, 2
         else:
             while (at := self._buffer.find(b"\r\n\r\n")) < 0:
+                if limit is not None and len(self._buffer) > limit:
+                    # No header section ends within the limit: Tomcat gives up at byte limit + 1.
+                    raise self._header_too_big(limit, None)
                 if len(self._buffer) > MAX_PART_HEADERS:
                     raise MultipartError(f"a part's headers are longer than {MAX_PART_HEADERS} bytes")
                 if not self._fill():
                     raise MultipartError("the body ended inside a part's headers")
             block_end, skip = at, 4
+        if limit is not None and block_end + skip > limit:
+            raise self._header_too_big(limit, block_end + skip)
         headers = _parse_part_headers(bytes(self._buffer[:block_end]))
         del self._buffer[: block_end + skip]
+        self._parts += 1
+        # Counted once the part's headers are read, as Tomcat does: its iterator reads the
+        # next part's headers before the count check, so an oversized header is found first.
+        if self._max_part_count is not None and self._parts > self._max_part_count:
+            raise PartLimitError(
+                f"the body has more than {self._max_part_count} parts",
+                limit="part_count",
+                permitted=self._max_part_count,
+                actual=self._parts,
+            )
         self._in_part = True
         return headers
+
+    def _header_too_big(self, limit: int, size: int | None) -> PartLimitError:
+        found = f" ({size} bytes)" if size is not None else ""
+        return PartLimitError(
+            f"part {self._parts + 1}'s header section has more than {limit} bytes{found}",
+            limit="part_header_size",
+            permitted=limit,
+            actual=size,
+        )
 
     def iter_content(self) -> Iterator[bytes]:
         """The current part's content, in chunks of at most about the read size."""
