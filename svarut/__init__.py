@@ -17,7 +17,7 @@ import importlib
 import logging
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # A library's warnings go where the application sends its logs, not to stderr by default.
 logging.getLogger("svarut").addHandler(logging.NullHandler())

@@ -506,7 +506,7 @@ def test_next_version_rule(current: str, breaking: bool, expected: tuple[str, st
 
 
 def test_current_version_from_pyproject_static_or_dynamic(tmp_path: Path) -> None:
-    assert changelog.current_version() == "0.1.0"
+    assert changelog.current_version() == "0.2.0"
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "_version.py").write_text('__version__ = "1.4.2"\n')
     pyproject = tmp_path / "pyproject.toml"
@@ -537,9 +537,9 @@ def test_the_entry_goes_above_the_releases_and_later_entries_extend_it(tmp_path:
     assert changelog.write_entry(path, commit="9d1c08c" + "0" * 33, changes=[], current="0.1.0") == "0.2.0"
 
     text = path.read_text()
-    assert text.startswith(repo.read_text().split("## [0.1.0]")[0])
-    assert text.endswith("## [0.1.0]" + repo.read_text().split("## [0.1.0]")[1])
-    unreleased = text.split("## [Unreleased]\n")[1].split("## [0.1.0]")[0]
+    assert text.startswith(repo.read_text().split("## [0.2.0]")[0])
+    assert text.endswith("## [0.2.0]" + repo.read_text().split("## [0.2.0]")[1])
+    unreleased = text.split("## [Unreleased]\n")[1].split("## [0.2.0]")[0]
     assert text.count("## [Unreleased]") == 1
     assert unreleased.count("Recommended next version: ") == 1
     assert unreleased.startswith("\nRecommended next version: 0.2.0 (from 0.1.0; ")

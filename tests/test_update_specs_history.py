@@ -91,14 +91,14 @@ def test_relock_15_to_01_drops_the_status_spec_and_01_to_02_adds_it_back(tmp_pat
     assert specs.load_locked(version_dir("02"), lock=after_up).keys() == {SEND, STATUS}
 
     text = changelog.read_text()
-    unreleased = text.split("## [Unreleased]")[1].split("## [0.1.0]")[0]
+    unreleased = text.split("## [Unreleased]")[1].split("## [0.2.0]")[0]
     assert "### Spec update to 7af4ef2" in unreleased
     assert "### Spec update to abc3296" in unreleased
     assert "- `- spec file forsendelse-status-api-v3.json`" in unreleased
     assert "- `+ spec file forsendelse-status-api-v3.json`" in unreleased
-    assert "Recommended next version: 0.2.0 (from 0.1.0;" in unreleased
-    assert "Calls for a patch release: 0.1.0 -> 0.1.1" in unreleased.split("### Spec update to abc3296")[1]
-    assert f"CHANGELOG.md: added 'Spec update to {V02[:7]}' under Unreleased (recommends 0.2.0)." in lines
+    assert "Recommended next version: 0.3.0 (from 0.2.0;" in unreleased
+    assert "Calls for a patch release: 0.2.0 -> 0.2.1" in unreleased.split("### Spec update to abc3296")[1]
+    assert f"CHANGELOG.md: added 'Spec update to {V02[:7]}' under Unreleased (recommends 0.3.0)." in lines
 
     # the relocked lock generates
     out = tmp_path / "generated"
