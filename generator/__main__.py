@@ -22,6 +22,7 @@ from generator.ir import Api, Operation
 from generator.normalize import SpecError, build_api
 from generator.render import render
 from generator.status_binding import status_binding_warnings, verify_status_binding
+from generator.utfall_binding import utfall_binding_warnings, verify_utfall_binding
 
 GENERATED = specs.ROOT / "svarut" / "generated"
 
@@ -60,9 +61,9 @@ def _predates(lock: list[specs.LockedSpec], history: list[str]) -> Predates:
 def binding_problems(api: Api, predates: Predates | None = None) -> list[str]:
     """Hand-written knowledge that names the spec (the pre-send rules, the
     meaning of statuses) and no longer matches it."""
-    for warning in status_binding_warnings(api):
+    for warning in [*status_binding_warnings(api), *utfall_binding_warnings(api)]:
         print(f"warning: {warning}", file=sys.stderr)
-    return [*verify_bindings(api, predates=predates), *verify_status_binding(api)]
+    return [*verify_bindings(api, predates=predates), *verify_status_binding(api), *verify_utfall_binding(api)]
 
 
 def _report_bindings(problems: list[str]) -> None:
@@ -75,7 +76,8 @@ def _report_bindings(problems: list[str]) -> None:
         print(f"  {line}", file=sys.stderr)
     print(
         "Update the declared bindings to the new spec: svarut/runtime/validation.py BINDINGS (pre-send rules), "
-        "svarut/statuses.py (statuses). Until then a client built from this output refuses the sends "
+        "svarut/statuses.py (statuses), svarut/utfall.py (the eksternRef lookup). "
+        "Until then a client built from this output refuses the sends "
         "whose rules cannot read what they check.",
         file=sys.stderr,
     )
@@ -158,7 +160,7 @@ def update_specs(
                 f"give its upstream commit with --ref-commit {entry.file}=<sha> to pin its download"
             )
     print(f"{changelog_path.name}: added 'Spec update to {commit[:7]}' under Unreleased (recommends {version}).")
-    problems = binding_problems(api, _predates(new_lock, specs.upstream_history(specs_dir or from_dir)))
+    problems = binding_problems(api, _predates(new_lock, specs.upstream_history(from_dir, specs_dir)))
     _report_bindings(problems)
     return 1 if problems else 0
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Parameter:
-    """A path (or query/header) parameter of an operation."""
+    """A path or query parameter of an operation."""
 
     spec_name: str
     py_name: str
@@ -21,6 +21,9 @@ class Parameter:
     py_type: str
     format: str | None
     description: str
+    # A query parameter's length bounds, checked before the request goes out.
+    min_length: int | None = None
+    max_length: int | None = None
 
 
 @dataclass(frozen=True)

@@ -312,11 +312,16 @@ def _parameters(operation: Mapping[str, Any]) -> tuple[Parameter, ...]:
     for param in [*operation["_shared_parameters"], *operation.get("parameters", [])]:
         if "$ref" in param:
             raise SpecError(f"{operation['operationId']}: $ref parameters are not supported")
-        if param["in"] != "path":
+        if param["in"] not in ("path", "query"):
             raise SpecError(
                 f"{operation['operationId']}: {param['in']} parameter {param['name']!r} is not supported yet"
             )
         schema = param.get("schema", {})
+        if param["in"] == "query" and schema.get("type", "string") != "string":
+            raise SpecError(
+                f"{operation['operationId']}: query parameter {param['name']!r} of type {schema.get('type')!r} "
+                "is not supported yet (only strings)"
+            )
         params.append(
             Parameter(
                 spec_name=param["name"],
@@ -326,6 +331,8 @@ def _parameters(operation: Mapping[str, Any]) -> tuple[Parameter, ...]:
                 py_type=_argument_type(schema),
                 format=schema.get("format"),
                 description=param.get("description", ""),
+                min_length=schema.get("minLength"),
+                max_length=schema.get("maxLength"),
             )
         )
     return tuple(params)

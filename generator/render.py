@@ -188,7 +188,7 @@ def _used_names(*types: str) -> set[str]:
 def _operation_view(op: Operation) -> dict[str, Any]:
     args: list[str] = [f"{p.py_name}: {p.py_type}" for p in op.parameters if p.required]
     optional_args: list[str] = [f"{p.py_name}: {p.py_type} | None = None" for p in op.parameters if not p.required]
-    arg_docs = [f"{p.py_name}: path parameter ``{p.spec_name}``." for p in op.parameters]
+    arg_docs = [f"{p.py_name}: {p.location} parameter ``{p.spec_name}``." for p in op.parameters]
     body = "None"
     if op.multipart_body is not None:
         mp = op.multipart_body
@@ -220,7 +220,18 @@ def _operation_view(op: Operation) -> dict[str, Any]:
         fields = ", ".join(f"{f.spec_name!r}: {f.py_name}" for f in jb.fields)
         body = f"JsonBody(models.{jb.model}, drop_none({{{fields}}}), {jb.content_type!r})"
         arg_docs += [f"{f.py_name}: ``{jb.model}.{f.spec_name}``." for f in jb.fields]
-    path_params = "{" + ", ".join(f"{p.spec_name!r}: {p.py_name}" for p in op.parameters) + "}"
+    path_params = "{" + ", ".join(f"{p.spec_name!r}: {p.py_name}" for p in op.parameters if p.location == "path") + "}"
+    query = [p for p in op.parameters if p.location == "query"]
+    query_params = "{" + ", ".join(f"{p.spec_name!r}: {p.py_name}" for p in query) + "}" if query else "None"
+    query_spec = (
+        "("
+        + "".join(
+            f"QueryParameter({p.spec_name!r}, required={p.required}, min_length={p.min_length}, "
+            f"max_length={p.max_length}), "
+            for p in query
+        )
+        + ")"
+    )
     returns = op.response.py_type
     error_model = f"models.{op.error_model}" if op.error_model else "None"
     return {
@@ -233,11 +244,13 @@ def _operation_view(op: Operation) -> dict[str, Any]:
         "return_type": returns,
         "returns_doc": f"``{op.response.model}.{op.response.unwrap}``" if op.response.unwrap else op.response.model,
         "path_params": path_params,
+        "query_params": query_params,
         "body": body,
         "endpoint": {
             "operation_id": repr(op.operation_id),
             "method": repr(op.http_method),
             "path": repr(op.path),
+            "query": query_spec,
             "response_model": f"models.{op.response.model}",
             "unwrap": repr(op.response.unwrap),
             "error_model": error_model,

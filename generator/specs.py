@@ -286,12 +286,16 @@ def age_against_history(file: str, published: bytes, locked: bytes) -> str:
 _HISTORY_ROW = re.compile(r"^\|\s*\d\d-[0-9a-f]+\s*\|\s*([0-9a-f]{40})\s*\|", re.M)
 
 
-def upstream_history(specs_dir: str | Path | None = None) -> list[str]:
+def upstream_history(*specs_dirs: str | Path | None) -> list[str]:
     """The upstream commits of the specs, oldest first, as the history at hand
-    lists them (``history/README.md`` beside or above the specs directory, or
-    in ``../shared/specs``); empty when there is none."""
-    explicit = _explicit_dir(specs_dir)
-    candidates = [explicit / "history", explicit.parent] if explicit is not None else []
+    lists them (``history/README.md`` beside or above one of ``specs_dirs``
+    (default: the specs directory named by ``SVARUT_SPECS_DIR``), or in
+    ``../shared/specs``); empty when there is none."""
+    candidates: list[Path] = []
+    for given in specs_dirs or (None,):
+        folder = _explicit_dir(given)
+        if folder is not None:
+            candidates += [folder / "history", folder.parent]
     for folder in [*candidates, SHARED_SPECS / "history"]:
         text = _read(folder / "README.md")
         if text is not None:

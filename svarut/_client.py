@@ -10,18 +10,21 @@ import os
 import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Generic, Self, TypeVar
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 from uuid import UUID
 
 import httpx
+from pydantic import BaseModel
 
-from svarut import statuses
-from svarut.generated import AsyncOperations, SyncOperations, models
+from svarut import statuses, utfall
+from svarut.generated import ENDPOINTS, AsyncOperations, SyncOperations, models
 from svarut.runtime.client import (
     DEFAULT_RETRY,
     DEFAULT_TIMEOUT,
     NOT_GIVEN,
     BaseClient,
+    Endpoint,
     NotGiven,
     PreSendCheck,
     TimeoutTypes,
@@ -52,8 +55,8 @@ _REQUIRED_ENV = (
 )
 
 
-# The status search only reads, so repeating it is harmless.
-SAFE_TO_REPEAT = frozenset({statuses.STATUS_OPERATION})
+# The status search and the eksternRef lookup only read, so repeating them is harmless.
+SAFE_TO_REPEAT = frozenset({statuses.STATUS_OPERATION, utfall.LOOKUP_OPERATION, utfall.METADATA_OPERATION})
 # How many ids one status search carries; more are split into several calls.
 STATUS_CHUNK = 100
 #: Statuses after which a forsendelse does not change any more (vent_pa_status
@@ -284,7 +287,7 @@ class _SvarUtClientBase(BaseClient, Generic[_H]):
         timeout: TimeoutTypes = DEFAULT_TIMEOUT,
         headers: Mapping[str, str] | None = None,
         retry: RetryPolicy = DEFAULT_RETRY,
-        generate_ekstern_referanse: bool = False,
+        generate_ekstern_referanse: bool = True,
         kryptering: Kryptering | None = None,
         http_client: _H | None = None,
     ) -> None:
@@ -294,8 +297,10 @@ class _SvarUtClientBase(BaseClient, Generic[_H]):
         your own, run after them. ``auth``: an ``httpx.Auth`` for every SvarUt
         request. ``timeout``: for each call (default 16 minutes, 10 s to
         connect). ``headers``: added to every request. ``retry``: a
-        :class:`~svarut.runtime.retry.RetryPolicy`. ``generate_ekstern_referanse``:
-        fill in an eksternReferanse when a forsendelse has none.
+        :class:`~svarut.runtime.retry.RetryPolicy`. ``generate_ekstern_referanse``
+        (default on): give a forsendelse without an eksternReferanse one
+        (``fiks-svarut-<uuid4>``), so an unknown outcome can be settled by
+        :meth:`avklar_utfall`; False sends it without.
         ``kryptering``: a :class:`~svarut.kryptering.Kryptering` for
         ``kryptering=True`` sends (default: SvarUt's certificate, fetched).
         ``http_client``: your own ``httpx.Client`` (``httpx.AsyncClient`` for the
@@ -331,7 +336,7 @@ class _SvarUtClientBase(BaseClient, Generic[_H]):
         checks: Sequence[PreSendCheck] = (),
         headers: Mapping[str, str] | None = None,
         retry: RetryPolicy = DEFAULT_RETRY,
-        generate_ekstern_referanse: bool = False,
+        generate_ekstern_referanse: bool = True,
         kryptering: Kryptering | None = None,
         http_client: _H | None = None,
     ) -> Self:
@@ -400,7 +405,7 @@ class _SvarUtClientBase(BaseClient, Generic[_H]):
         checks: Sequence[PreSendCheck] = (),
         headers: Mapping[str, str] | None = None,
         retry: RetryPolicy = DEFAULT_RETRY,
-        generate_ekstern_referanse: bool = False,
+        generate_ekstern_referanse: bool = True,
         kryptering: Kryptering | None = None,
         http_client: _H | None = None,
     ) -> Self:
@@ -447,6 +452,47 @@ class _SvarUtClientBase(BaseClient, Generic[_H]):
         )
 
 
+def _lookup(
+    konto_id: UUID | str, ekstern_referanse: str
+) -> tuple[Endpoint[list[Any]], dict[str, UUID | str], dict[str, str]]:
+    """The eksternRef lookup's endpoint (the one with metadata where the specs
+    have it, for each forsendelse's date) and arguments, or why it cannot be asked."""
+    endpoint: Endpoint[list[Any]] | None = ENDPOINTS.get(utfall.METADATA_OPERATION) or ENDPOINTS.get(
+        utfall.LOOKUP_OPERATION
+    )
+    if endpoint is None:
+        raise utfall.LookupUnavailableError(
+            "the specs this client was generated from have no eksternRef lookup "
+            f"(no operation {utfall.LOOKUP_OPERATION!r}); regenerate from specs that have it"
+        )
+    if not isinstance(ekstern_referanse, str) or not ekstern_referanse:
+        raise ForsendelseValidationError(
+            [
+                Problem(
+                    "ekstern_referanse",
+                    "required",
+                    "a send without an eksternReferanse cannot be looked up; leave generate_ekstern_referanse on",
+                )
+            ]
+        )
+    return endpoint, {utfall.KONTO_PARAMETER: konto_id}, {utfall.REFERANSE_PARAMETER: ekstern_referanse}
+
+
+def _decide(ekstern_referanse: str, found: list[Any], *, sendt: datetime | None, vindu: timedelta) -> utfall.Utfall:
+    """The lookup's answer decided: ids, or (with metadata) models with an id and a date."""
+    ids: list[str] = []
+    datert: dict[str, datetime] = {}
+    for item in found:
+        if isinstance(item, BaseModel):
+            fields = item.model_dump(by_alias=True)
+            ids.append(str(fields[utfall.METADATA_ID_FIELD]))
+            if isinstance(when := fields.get(utfall.METADATA_DATO_FIELD), datetime):
+                datert[ids[-1]] = when
+        else:
+            ids.append(str(item))
+    return utfall.avgjor(ekstern_referanse, ids, sendt=sendt, vindu=vindu, datert=datert)
+
+
 class SvarUtClient(_SvarUtClientBase[httpx.Client], SyncOperations):
     """Synchronous SvarUt client.
 
@@ -482,6 +528,32 @@ class SvarUtClient(_SvarUtClientBase[httpx.Client], SyncOperations):
     ) -> models.ForsendelseStatus:
         """The status of one forsendelse; raises ForsendelseNotFoundError if SvarUt has none."""
         return _only(self.hent_statuser(konto_id=konto_id, id=[forsendelse_id], timeout=timeout), forsendelse_id)
+
+    def avklar_utfall(
+        self,
+        *,
+        konto_id: UUID | str,
+        ekstern_referanse: str,
+        sendt: datetime | None,
+        vindu: timedelta = utfall.AVKLARING_VINDU,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+    ) -> utfall.Utfall:
+        """Ask SvarUt whether it has the forsendelse a send with an unknown
+        outcome made: which of the konto's forsendelser carry
+        ``ekstern_referanse``. ``sendt`` is when that attempt began (None: not
+        known; then an empty answer settles nothing); ``vindu`` how long after
+        it an empty answer proves SvarUt did not take the letter (default
+        :data:`svarut.utfall.AVKLARING_VINDU`, 20 minutes). From a
+        :class:`~svarut.errors.SendOutcomeUnknownError`:
+        ``client.avklar_utfall(**exc.avklaring)``.
+
+        Returns an :class:`~svarut.utfall.Utfall`: ``mottatt`` (its
+        ``forsendelse_id``), ``ikke_mottatt`` (safe to send again) or
+        ``uavklart``. A lookup that fails raises, and settles nothing.
+        """
+        endpoint, path_params, query_params = _lookup(konto_id, ekstern_referanse)
+        found = self._request(endpoint, path_params=path_params, query_params=query_params, timeout=timeout)
+        return _decide(ekstern_referanse, found, sendt=sendt, vindu=vindu)
 
     def vent_pa_status(
         self,
@@ -554,6 +626,20 @@ class AsyncSvarUtClient(_SvarUtClientBase[httpx.AsyncClient], AsyncOperations):
     ) -> models.ForsendelseStatus:
         """The status of one forsendelse; raises ForsendelseNotFoundError if SvarUt has none."""
         return _only(await self.hent_statuser(konto_id=konto_id, id=[forsendelse_id], timeout=timeout), forsendelse_id)
+
+    async def avklar_utfall(
+        self,
+        *,
+        konto_id: UUID | str,
+        ekstern_referanse: str,
+        sendt: datetime | None,
+        vindu: timedelta = utfall.AVKLARING_VINDU,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+    ) -> utfall.Utfall:
+        """See :meth:`SvarUtClient.avklar_utfall`."""
+        endpoint, path_params, query_params = _lookup(konto_id, ekstern_referanse)
+        found = await self._request(endpoint, path_params=path_params, query_params=query_params, timeout=timeout)
+        return _decide(ekstern_referanse, found, sendt=sendt, vindu=vindu)
 
     async def vent_pa_status(
         self,

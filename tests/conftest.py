@@ -5,9 +5,10 @@
 every complete request in ``server.requests`` (method, path, headers, raw body,
 read by ``Content-Length`` or ``Transfer-Encoding: chunked``) and answers with
 the next reply queued by ``server.reply(...)``; with none queued it answers as
-SvarUt would: a fresh ``{"id": ...}`` for a send and one ``MOTTATT`` status per
-asked-for id for ``.../status/sok``. Every reply closes its connection, so no
-handler thread outlives the test.
+SvarUt would: a fresh ``{"id": ...}`` for a send, one ``MOTTATT`` status per
+asked-for id for ``.../status/sok``, and nothing found for an eksternRef
+lookup. Every reply closes its connection, so no handler thread outlives the
+test.
 
 The session finds the locked specs once, as the generator does
 (``generator_helpers``); where they did not come from ``../shared/specs`` (a
@@ -129,6 +130,9 @@ class RecordingServer(ThreadingHTTPServer):
         with self._lock:
             if self._replies:
                 return self._replies.popleft()
+        if request.method == "GET" and "eksternRef=" in request.path:  # the eksternRef lookup: nothing found
+            key = "forsendelser" if request.path.split("?")[0].endswith("/metadata") else "forsendelseIds"
+            return Reply(body=json.dumps({key: []}).encode())
         if request.path.endswith("/status/sok"):
             ids = json.loads(request.body)["id"]
             statuser = [{"id": i, "sisteStatusEndring": "2024-05-02T10:00:00+02:00", "status": "MOTTATT"} for i in ids]

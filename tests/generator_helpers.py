@@ -26,7 +26,7 @@ LOCK = ROOT / "specs" / "lock.json"
 GENERATED = ROOT / "svarut" / "generated"
 SEND = "forsendelse-send-api-v3.json"
 STATUS = "forsendelse-status-api-v3.json"
-SPEC_FILES = (SEND, STATUS)
+LOOKUP = "forsendelse-eksternref-api-v2.json"
 REF = "#/components/schemas/"
 
 _PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
@@ -53,7 +53,8 @@ def _specs_directory() -> Path:
     for candidate in (Path(explicit) if explicit else None, shared, *below):
         if candidate and all(_read(candidate / name) == data for name, data in _LOCKED_FILES.items()):
             return candidate
-    # Downloaded (a fresh clone without ../shared): keep one copy for this checkout.
+    # No one folder holds them all (a download, or the locked files spread over ../shared/specs):
+    # keep one copy for this checkout.
     cache = ROOT / ".pytest_cache" / "svarut-specs"
     cache.mkdir(parents=True, exist_ok=True)
     for name, data in _LOCKED_FILES.items():
@@ -108,8 +109,12 @@ def locked_documents() -> dict[str, bytes]:
     return {r.file: _DOCUMENTS[r.published_url] for r in _REFERENCES}
 
 
+#: Every locked spec file, by name (the send, status and eksternRef lookup specs today).
+SPEC_FILES = tuple(_RAW)
+
+
 def official_raw() -> dict[str, bytes]:
-    return {name: _RAW[name] for name in SPEC_FILES}
+    return dict(_RAW)
 
 
 # As the generator sees them: the documents they reference by URL resolved into them.

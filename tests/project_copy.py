@@ -96,7 +96,7 @@ from uuid import uuid4
 import anyio
 
 import svarut
-from svarut import statuses
+from svarut import statuses, utfall
 from svarut.generated import SEND_OPERATIONS
 from svarut.simulator import Simulator
 
@@ -214,5 +214,16 @@ with Simulator(step_seconds=0) as sim:
     received = {str(r.id): r.channel for r in sim.received}
     for kind, forsendelse_id in [*ids.items(), *async_ids.items()]:
         assert received[str(forsendelse_id)] == kind, (kind, received)
-    print(json.dumps({"kinds": sorted(SEND_OPERATIONS), "sync": sync_statuses, "async": async_statuses}))
+    # Settling an unknown outcome: by the eksternRef lookup where the specs have it.
+    first = sim.received[0]
+    with sim.client() as client:
+        try:
+            found = client.avklar_utfall(konto_id=sim.konto_id, ekstern_referanse=first.ekstern_referanse, sendt=None)
+            avklar = found.tilstand
+            assert found.forsendelse_id == first.id, found
+        except utfall.LookupUnavailableError as exc:
+            assert "no eksternRef lookup" in str(exc), exc
+            avklar = "no lookup"
+    summary = {"kinds": sorted(SEND_OPERATIONS), "sync": sync_statuses, "async": async_statuses, "avklar": avklar}
+    print(json.dumps(summary))
 """

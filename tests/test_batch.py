@@ -155,10 +155,13 @@ def test_unknown_outcomes_are_held_then_resent_on_request(
     for r in unknown:
         assert r["ekstern_referanse"].endswith(":" + r["ref"])
         assert set(r["dokumenter_sha256"]) == {"brev.pdf"} and len(r["dokumenter_sha256"]["brev.pdf"]) == 64
-    # A plain re-run holds them.
-    assert svarut.batch.run(svarut_simulator.client, manifest, konto_id=konto, journal=journal).counts["unknown"] == 3
+    # A re-run that does not settle them (settle_after=None: SvarUt is not asked) holds them.
+    held = svarut.batch.run(svarut_simulator.client, manifest, konto_id=konto, journal=journal, settle_after=None)
+    assert held.counts["unknown"] == 3 and held.settled is None
     assert len(svarut_simulator.received) == 5
-    summary = svarut.batch.run(svarut_simulator.client, manifest, konto_id=konto, journal=journal, resend_unknown=True)
+    summary = svarut.batch.run(
+        svarut_simulator.client, manifest, konto_id=konto, journal=journal, resend_unknown=True, settle_after=None
+    )
     assert summary.done
     states = {r["ref"]: r["state"] for r in _report(journal)}
     assert states == {
@@ -286,18 +289,20 @@ def test_cli_run_check_report_and_exit_codes(svarut_simulator: SvarUtSimulatorFi
     status = cli(["batch", "status", "--journal", str(journal)], env)
     assert status.returncode == 0 and status.stdout.count("\t") == 6
 
-    # An unknown outcome: exit 4 until resent.
+    # An unknown outcome: exit 4 until settled. SvarUt kept it, so the next run finds it there at once.
     third = write_manifest(tmp_path / "third.jsonl", [person_line("z")])
     svarut_simulator.scenarios.reset(when="after_body", accept=True, only="send")
     held = cli(["batch", "run", str(third)], env)
     assert held.returncode == 4, held.stderr
-    resent = cli(["batch", "run", str(third), "--resend-unknown"], env)
-    assert resent.returncode == 0, resent.stderr
+    settled = cli(["batch", "run", str(third), "--resend-unknown"], env)
+    assert settled.returncode == 0, settled.stderr
+    assert "z\tmottatt\tsent\t" in settled.stderr and "mottatt=1" in settled.stderr
     rows = [
         json.loads(x)
         for x in cli(["batch", "report", "--journal", f"{third}.journal.sqlite", "--json"], env).stdout.splitlines()
     ]
-    assert rows[0]["state"] == "duplicate-confirmed"
+    assert rows[0]["state"] == "sent" and rows[0]["settled"] == "mottatt"
+    assert rows[0]["forsendelse_id"] == str(svarut_simulator.received[-1].id)
 
 
 def test_one_runner_per_sqlite_journal(tmp_path: Path) -> None:

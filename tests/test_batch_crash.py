@@ -10,6 +10,11 @@ and the report must agree with the simulator letter by letter; then
 
 With PostgreSQL, two and four workers share one journal while one of them is
 killed; its letters are taken over when its lease expires.
+
+And answers lost on the way back, many times in one run, some for letters
+SvarUt kept and some for letters it dropped: ``svarut batch settle`` asks
+SvarUt about each, after which a run sends the dropped ones again, and every
+letter has arrived exactly once, as the report says letter by letter.
 """
 
 from __future__ import annotations
@@ -157,3 +162,56 @@ def test_sigterm_stops_gracefully_with_nothing_left_sending(tmp_path: Path) -> N
         assert sum(r["state"] == "sent" for r in report) == len(sim.received)
         sim.scenarios.clear()
         _resend_and_check_all_arrived_once(env, manifest, journal, sim)
+
+
+# Every this many letters SvarUt takes, the answer of the next send is lost.
+EVERY = 15
+
+
+def test_lost_answers_are_settled_by_asking_svarut_and_every_letter_arrives_once(
+    journal_target: str, tmp_path: Path
+) -> None:
+    manifest = letters(tmp_path, LETTERS)
+    with Simulator(step_seconds=0, storage_dir=tmp_path / "sim") as sim:
+        env = cli_env(sim, tmp_path)
+        # A little late each, so that the run lasts long enough to lose answers all through it.
+        sim.scenarios.slow(0.01, count=2 * LETTERS, only="send")
+        runner = _start(env, manifest, journal_target, "--concurrency", "4")
+        lost = {True: 0, False: 0}  # kept by SvarUt (accept=True), or dropped after the body
+        while runner.poll() is None:
+            if len(sim.received) >= (sum(lost.values()) + 1) * EVERY:
+                kept = sum(lost.values()) % 2 == 0
+                sim.scenarios.reset(when="after_body", accept=kept, count=1, only="send")
+                lost[kept] += 1
+            time.sleep(0.002)
+        _, err = runner.communicate(timeout=60)
+        assert runner.returncode == 4, err
+        report = _report(env, journal_target)
+        unknown = {r["ref"] for r in report if r["state"] == "unknown"}
+        assert lost[True] >= 3 and lost[False] >= 3 and len(unknown) >= 6, (lost, unknown)
+        assert {r["state"] for r in report} == {"sent", "unknown"}
+
+        # Inside the window, SvarUt confirms the letters it kept; the dropped ones stay unknown.
+        early = cli(["batch", "settle", "--journal", journal_target], env)
+        assert early.returncode == 4, early.stderr
+        report = _report(env, journal_target)
+        check_report_against_simulator(report, sim)
+        kept_refs = {r["ref"] for r in report if r["settled"] == "mottatt"}
+        dropped_refs = {r["ref"] for r in report if r["state"] == "unknown"}
+        assert kept_refs | dropped_refs == unknown and kept_refs and dropped_refs
+        assert all(r["settled"] == "uavklart" for r in report if r["ref"] in dropped_refs)
+
+        # With the window over (0: the simulator holds nothing back), none is left unknown.
+        late = cli(["batch", "settle", "--journal", journal_target, "--settle-after", "0"], env)
+        assert late.returncode == 0, late.stderr
+        assert {r["ref"] for r in _report(env, journal_target) if r["state"] == "waiting"} == dropped_refs
+
+        final = cli(["batch", "run", str(manifest), "--journal", journal_target, "--lease", LEASE], env)
+        assert final.returncode == 0, final.stderr
+        report = _report(env, journal_target)
+        assert len(report) == LETTERS and {r["state"] for r in report} == {"sent"}
+        check_report_against_simulator(report, sim)
+        counts = received_by_ekstern(sim)
+        assert len(sim.received) == LETTERS and all(counts[r["ekstern_referanse"]] == 1 for r in report)
+        settled = {r["ref"]: r["settled"] for r in report if r["settled"]}
+        assert settled == {ref: "mottatt" for ref in kept_refs} | {ref: "ikke_mottatt" for ref in dropped_refs}

@@ -1,8 +1,11 @@
-"""The batch journal's group commit on both databases (SQLite, and a real
-PostgreSQL server): every kind of intent and answer written by one statement."""
+"""The batch journal on both databases (SQLite, and a real PostgreSQL
+server): every kind of intent and answer written by one statement by the
+group commit, and a journal an earlier version wrote brought up to date."""
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,7 @@ from test_batch_helpers import traced_journal
 import svarut.batch
 from svarut.batch import journal as j
 from svarut.batch.journal import NewLetter
+from svarut.simulator.pytest_plugin import SvarUtSimulatorFixture
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -106,3 +110,97 @@ def test_the_report_pages_through_the_letters_by_an_index(tmp_path: Path) -> Non
         assert len(pages) == 3
         plans = [" ".join(str(step[3]) for step in _read(jn, f"EXPLAIN QUERY PLAN {page}", ())) for page in pages]
     assert all("USING INDEX batch_letter_line" in plan and "TEMP B-TREE" not in plan for plan in plans), plans
+
+
+# The schema fiks-svarut 0.2.0 wrote, exactly (it had no schema_version): a journal it made must keep working.
+SCHEMA_0_2_0 = (
+    "CREATE TABLE IF NOT EXISTS batch_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS batch_letter (
+        ref TEXT PRIMARY KEY,
+        line INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        letter TEXT NOT NULL,
+        ekstern_referanse TEXT,
+        state TEXT NOT NULL,
+        resend INTEGER NOT NULL DEFAULT 0,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        worker TEXT,
+        lease_until DOUBLE PRECISION,
+        not_before DOUBLE PRECISION,
+        forsendelse_id TEXT,
+        error TEXT,
+        dokumenter_sha256 TEXT,
+        status TEXT,
+        status_time TEXT,
+        updated DOUBLE PRECISION
+    )""",
+    "CREATE INDEX IF NOT EXISTS batch_letter_state ON batch_letter (state, line)",
+    "CREATE INDEX IF NOT EXISTS batch_letter_line ON batch_letter (line)",
+    """CREATE TABLE IF NOT EXISTS batch_status (
+        ref TEXT NOT NULL,
+        forsendelse_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        status_time TEXT,
+        recorded DOUBLE PRECISION NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS batch_status_ref ON batch_status (ref)",
+)
+
+
+def test_a_journal_from_0_2_0_is_migrated_and_its_unknown_letters_settle(
+    svarut_simulator: SvarUtSimulatorFixture, journal_target: str
+) -> None:
+    an_hour_ago = time.time() - 3600
+    old = svarut.batch.open_journal(journal_target)
+    try:
+        with old._transaction() as cur:
+            for statement in SCHEMA_0_2_0:
+                old._execute(cur, statement)
+            old._execute(
+                cur,
+                "INSERT INTO batch_meta (key, value) VALUES ('run_id', ?), ('konto_id', ?)",
+                ("0ld0ld0ld0ld", str(svarut_simulator.konto_id)),
+            )
+            insert = (
+                "INSERT INTO batch_letter (ref, line, kind, letter, ekstern_referanse, state, worker, lease_until, "
+                "forsendelse_id, error, updated) VALUES (?, ?, 'person', '{}', ?, ?, ?, ?, ?, ?, ?)"
+            )
+            for values in (
+                ("sent", 1, "0ld0ld0ld0ld:sent", j.SENT, None, None, "id-1", None, an_hour_ago),
+                ("lost", 2, "0ld0ld0ld0ld:lost", j.UNKNOWN, None, None, None, "reset", an_hour_ago),
+                ("crashed", 3, "0ld0ld0ld0ld:crashed", j.SENDING, "dead", an_hour_ago, None, None, an_hour_ago),
+            ):
+                old._execute(cur, insert, values)
+    finally:
+        old.close()
+
+    # Reading it (batch report) brings it up to date: the unknown letter's attempt began no later
+    # than it became unknown.
+    report = {r["ref"]: r for r in svarut.batch.report(journal_target)}
+    assert report["lost"]["attempt_started"] == datetime.fromtimestamp(an_hour_ago, UTC).isoformat(
+        timespec="milliseconds"
+    )
+    assert report["sent"]["attempt_started"] is None and report["sent"]["settled"] is None
+    with svarut.batch.open_journal(journal_target, exclusive=False) as jn:
+        jn.setup(konto_id=str(svarut_simulator.konto_id))  # a second migration would fail: none runs
+        assert dict(_read(jn, "SELECT key, value FROM batch_meta WHERE key = ?", ("schema_version",))) == {
+            "schema_version": str(j.SCHEMA_VERSION)
+        }
+
+    # SvarUt has neither: the one lost an hour ago did not arrive; the one found sending may still be
+    # on its way (when its attempt began is not known, only that it was before now).
+    settled = svarut.batch.settle(svarut_simulator.client, journal=journal_target)
+    assert {s.ref: s.tilstand for s in settled.settled} == {"lost": j.IKKE_MOTTATT, "crashed": j.UAVKLART}
+    states = {r["ref"]: (r["state"], r["settled"]) for r in svarut.batch.report(journal_target)}
+    assert states == {
+        "sent": (j.SENT, None),
+        "lost": (j.WAITING, j.IKKE_MOTTATT),
+        "crashed": (j.UNKNOWN, j.UAVKLART),
+    }
+
+    # A journal from a newer version is refused, not misread.
+    with svarut.batch.open_journal(journal_target, exclusive=False) as jn:
+        jn.open_existing()
+        _write(jn, "UPDATE batch_meta SET value = ? WHERE key = ?", ("99", "schema_version"))
+    with pytest.raises(j.JournalError, match="schema version 99, newer"):
+        list(svarut.batch.report(journal_target))

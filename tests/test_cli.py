@@ -89,6 +89,7 @@ def test_help_documents_the_exit_codes(bare_env: dict[str, str]) -> None:
         "5  wait",
         "6  wait: a forsendelse ended in a failure status",
         "7  duplicate",
+        "8  avklar: not received",
     ):
         assert line in result.stdout
     send_help = run(["send", "person", "--help"], bare_env)

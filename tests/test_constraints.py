@@ -53,7 +53,13 @@ async def test_none_means_omitted_on_the_wire(api, server):
         lenker=None,
     )
 
-    await api("send_til_person", konto_id=uuid.uuid4(), forsendelse=forsendelse, dokumenter={"a.pdf": b"%PDF-1.7"})
+    await api(
+        "send_til_person",
+        konto_id=uuid.uuid4(),
+        forsendelse=forsendelse,
+        dokumenter={"a.pdf": b"%PDF-1.7"},
+        client_options={"generate_ekstern_referanse": False},  # the bytes below are all the caller's
+    )
 
     request = server.requests[0]
     first = MultipartDecoder(request.body, request.headers["Content-Type"]).parts[0]

@@ -252,7 +252,15 @@ def test_every_operation_is_a_snake_case_method(locked_specs: dict[str, Any]) ->
     operation_ids = {
         op["operationId"] for spec in locked_specs.values() for item in spec["paths"].values() for op in item.values()
     }
-    assert operation_ids == {"sendTilPerson", "sendTilOrganisasjon", "sendTilNhn", "sendTilPrint", "hentStatuser"}
+    assert operation_ids == {
+        "sendTilPerson",
+        "sendTilOrganisasjon",
+        "sendTilNhn",
+        "sendTilPrint",
+        "hentStatuser",
+        "finnForsendelserKnyttetTilEksternRef",
+        "finnForsendelserKnyttetTilEksternRefMedMetadata",
+    }
     for op_id in operation_ids:
         method = _camel_to_snake(op_id)
         assert callable(getattr(generated_client.SyncOperations, method))
@@ -272,7 +280,7 @@ def test_async_operations_are_the_sync_operations_with_await() -> None:
     assert sync_src and async_src
 
     methods = [n for n in async_node.body if isinstance(n, ast.AsyncFunctionDef)]
-    assert len(methods) == 5
+    assert len(methods) == 7
     assert not [n for n in async_node.body if isinstance(n, ast.FunctionDef)]
     assert async_src.count("await ") == len(methods)
 
@@ -552,6 +560,12 @@ def _query_parameter(spec_dict: dict[str, Any]) -> None:
     operation["parameters"].append({"name": "side", "in": "query", "schema": {"type": "integer"}})
 
 
+def _header_parameter(spec_dict: dict[str, Any]) -> None:
+    _add_count_endpoint(spec_dict)
+    operation = spec_dict[STATUS]["paths"]["/v3/kontoer/{kontoId}/forsendelser/status/tell"]["post"]
+    operation["parameters"].append({"name": "X-Side", "in": "header", "schema": {"type": "string"}})
+
+
 def _two_success_responses(spec_dict: dict[str, Any]) -> None:
     _add_count_endpoint(spec_dict)
     operation = spec_dict[STATUS]["paths"]["/v3/kontoer/{kontoId}/forsendelser/status/tell"]["post"]
@@ -573,7 +587,8 @@ def _file_array_not_described(spec_dict: dict[str, Any]) -> None:
     ("change", "op_id", "message"),
     [
         (_two_json_parts, "sendTilEpost", "exactly one JSON part"),
-        (_query_parameter, "tellStatuser", "query parameter 'side'"),
+        (_query_parameter, "tellStatuser", "query parameter 'side' of type 'integer' is not supported yet"),
+        (_header_parameter, "tellStatuser", "header parameter 'X-Side' is not supported yet"),
         (_two_success_responses, "tellStatuser", "exactly one 2xx response"),
         (_inline_json_body, "tellStatuser", "must be a $ref"),
         (_file_array_not_described, "sendTilEpost", "describing each file"),

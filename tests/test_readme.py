@@ -20,7 +20,7 @@ def python_blocks() -> list[str]:
 
 
 def test_quick_start_runs_as_written(svarut_simulator, tmp_path: Path) -> None:
-    (block,) = [b for b in python_blocks() if "send_til_person" in b]
+    block = next(b for b in python_blocks() if "send_til_person" in b)  # the first: the quick start
     env = {**os.environ, **svarut_simulator.environ()}
     result = subprocess.run(
         [sys.executable, "-c", block], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
@@ -101,10 +101,12 @@ def test_command_summary_matches_the_help() -> None:
         ["send"],
         ["status"],
         ["wait"],
+        ["avklar"],
         ["encrypt"],
         ["simulator"],
         ["batch", "check"],
         ["batch", "run"],
+        ["batch", "settle"],
         ["batch", "status"],
         ["batch", "report"],
     ]

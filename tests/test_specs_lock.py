@@ -296,7 +296,9 @@ def test_update_specs_relocks_the_given_lock_and_reports(tmp_path: Path, tmp_loc
     repo_changelog = CHANGELOG.read_bytes()
     changed = official_specs()
     schemas(changed)["PersonForsendelse"]["properties"]["leveringsPrioritet"] = {"type": "string"}
-    new_dir = write_specs(tmp_path / "new", {SEND: changed[SEND]}, {STATUS: official_raw()[STATUS]})
+    new_dir = write_specs(
+        tmp_path / "new", {SEND: changed[SEND]}, {n: d for n, d in official_raw().items() if n != SEND}
+    )
     before = specs.read_lock(tmp_lock)
 
     changelog = tmp_path / "CHANGELOG.md"
@@ -490,8 +492,10 @@ def test_check_upstream_against_what_the_site_published_in_2026(tmp_path: Path) 
     differences are reported, with which side is newer where the history tells."""
     history = require_history()
     site = history.parent / "published-2026"
+    # The site's copies of the two v3 specs; the other locked files as locked.
+    locked = {**official_raw(), **locked_documents()}
     directory = write_specs(
-        tmp_path / "published", {}, {**locked_documents(), **{p.name: p.read_bytes() for p in site.glob("*.json")}}
+        tmp_path / "published", {}, {**locked, **{p.name: p.read_bytes() for p in site.glob("*.json")}}
     )
     result = run_cli("check-upstream", "--published-base", str(directory))
     assert result.returncode == 1, result.stdout + result.stderr
@@ -507,8 +511,12 @@ def test_check_upstream_against_what_the_site_published_in_2026(tmp_path: Path) 
     assert not [line for line in lines if "Status." in line]
 
 
-def test_check_upstream_passes_against_the_newest_upstream_version() -> None:
-    newest = sorted(require_history().glob("[0-9][0-9]-*"))[-1]
-    result = run_cli("check-upstream", "--published-base", str(newest))
+def test_check_upstream_passes_against_the_newest_upstream_version(tmp_path: Path) -> None:
+    """The files of the newest upstream version, with the eksternRef lookup published beside them."""
+    history = require_history()
+    newest = sorted(history.glob("[0-9][0-9]-*"))[-1]
+    files = [*newest.glob("*.json"), history.parent / "upstream-2026" / "forsendelse-eksternref-api-v2.json"]
+    directory = write_specs(tmp_path / "published", {}, {p.name: p.read_bytes() for p in files})
+    result = run_cli("check-upstream", "--published-base", str(directory))
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout == "published specs match specs/lock.json (content)\n"

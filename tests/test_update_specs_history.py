@@ -13,8 +13,10 @@ import pytest
 from generator_helpers import (
     HISTORY,
     LOCK,
+    LOOKUP,
     OFFICIAL_SPECS,
     SEND,
+    SPEC_FILES,
     STATUS,
     LocalServer,
     locked_documents,
@@ -43,7 +45,7 @@ def version_dir(version: str) -> Path:
 pytestmark = pytest.mark.usefixtures("no_proxy_env")
 
 
-def test_relock_15_to_01_drops_the_status_spec_and_01_to_02_adds_it_back(tmp_path: Path, tmp_lock: Path) -> None:
+def test_relock_today_to_01_drops_the_status_spec_and_01_to_02_adds_it_back(tmp_path: Path, tmp_lock: Path) -> None:
     repo_lock, repo_changelog = LOCK.read_bytes(), REPO_CHANGELOG.read_bytes()
     changelog = tmp_path / "CHANGELOG.md"
     shutil.copyfile(REPO_CHANGELOG, changelog)
@@ -58,7 +60,9 @@ def test_relock_15_to_01_drops_the_status_spec_and_01_to_02_adds_it_back(tmp_pat
     lines = down.stdout.splitlines()
     assert "- spec file forsendelse-status-api-v3.json" in lines
     assert "- operation hentStatuser: POST /v3/kontoer/{kontoId}/forsendelser/status/sok" in lines
-    assert lines.index("- spec file forsendelse-status-api-v3.json") > lines.index("Breaking for callers (19):")
+    assert f"- spec file {LOOKUP}" in lines  # version 01 has no eksternRef lookup either
+    breaking = next(i for i, line in enumerate(lines) if line.startswith("Breaking for callers ("))
+    assert lines.index("- spec file forsendelse-status-api-v3.json") > breaking
     after_down = specs.read_lock(tmp_lock)
     assert [e.file for e in after_down] == [SEND]
     assert after_down[0].upstream_commit == V01
@@ -111,8 +115,8 @@ def test_relock_15_to_01_drops_the_status_spec_and_01_to_02_adds_it_back(tmp_pat
 
 def test_check_upstream_does_not_write_the_changelog(tmp_path: Path) -> None:
     repo_changelog = REPO_CHANGELOG.read_bytes()
-    raw = {f"/api/{STATUS}": official_raw()[STATUS], f"/api/{SEND}": (version_dir("14") / SEND).read_bytes()}
-    raw.update({f"/api/{name}": data for name, data in locked_documents().items()})
+    raw = {f"/api/{name}": data for name, data in {**official_raw(), **locked_documents()}.items()}
+    raw[f"/api/{SEND}"] = (version_dir("14") / SEND).read_bytes()
     with LocalServer(static_files(raw)) as server:
         result = run_cli("check-upstream", "--published-base", server.url + "/api")
     assert result.returncode == 1, result.stdout + result.stderr
@@ -139,12 +143,16 @@ def test_download_reports_a_404_as_removed_and_adds_files_given_with_file(
 
     out = capsys.readouterr().out
     assert code == 0, out
-    assert sorted(r.path.rsplit("/", 1)[1] for r in server.requests) == sorted([SEND, STATUS, renamed])
+    assert sorted(r.path.rsplit("/", 1)[1] for r in server.requests) == sorted([*SPEC_FILES, renamed])
     assert all(f"/{NEW_COMMIT}/specs/" in r.path for r in server.requests)
     lines = out.splitlines()
     assert f"- spec file {STATUS}" in lines
     assert f"+ spec file {renamed}" in lines
-    assert not [line for line in lines if "operation" in line or "schema" in line]
+    assert f"- spec file {LOOKUP}" in lines  # not at that commit: removed
+    # The status spec only moved; what goes is the lookup's.
+    lookup = ("EksternRef", "schema Forsendelse")
+    moved = [line for line in lines if ("operation" in line or "schema" in line) and not any(w in line for w in lookup)]
+    assert moved == [] and "- schema Forsendelse" in lines
     lock = specs.read_lock(tmp_lock)
     assert [e.file for e in lock] == [SEND, renamed]
     assert lock[1].published_url == "https://developers.fiks.ks.no/api/forsendelse-status-api-v4.json"

@@ -63,11 +63,19 @@ def disposition(part: BodyPart) -> dict[str, str]:
     return dict(re.findall(r'(\w+)="([^"]*)"', value))
 
 
+GENERATED_REFERANSE = re.compile(r"fiks-svarut-[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+
+
 def metadata_of(request: Any) -> dict[str, Any]:
+    """The ``forsendelse`` part as sent, less the eksternReferanse the client gave a
+    forsendelse without one (checked to be a fresh ``fiks-svarut-<uuid4>``)."""
     first = parts(request)[0]
     assert disposition(first) == {"name": "forsendelse"}
     assert header(first, "Content-Type") == "application/json"
-    return json.loads(first.content)
+    metadata: dict[str, Any] = json.loads(first.content)
+    referanse = metadata.pop("eksternReferanse")
+    assert GENERATED_REFERANSE.fullmatch(referanse), referanse
+    return metadata
 
 
 def documents_of(request: Any) -> list[tuple[str, str, str, bytes]]:

@@ -5,15 +5,17 @@ so that a crash at any point loses none and sends none twice.
 >>> with svarut.SvarUtClient.from_env() as client:  # doctest: +SKIP
 ...     problems = svarut.batch.check("brev.jsonl", client=client)
 ...     summary = svarut.batch.run(client, "brev.jsonl", konto_id=konto_id, concurrency=8)
+...     settled = svarut.batch.settle(client, journal="brev.jsonl.journal.sqlite")
 ...     svarut.batch.status(client, journal="brev.jsonl.journal.sqlite")
 ...     rows = list(svarut.batch.report("brev.jsonl.journal.sqlite"))
 
 ``await svarut.batch.arun(async_client, ...)`` is :func:`run` for the async
-client. The manifest format is in :mod:`svarut.batch.manifest`, the journal
-and its states in :mod:`svarut.batch.journal` (SQLite) and
-:mod:`svarut.batch.postgres` (several workers), the loops in
-:mod:`svarut.batch.runner`; the README's "Batch sending" says what each
-choice risks.
+client (:func:`asettle` for :func:`settle`). The manifest format is in
+:mod:`svarut.batch.manifest`, the journal and its states in
+:mod:`svarut.batch.journal` (SQLite) and :mod:`svarut.batch.postgres`
+(several workers), the loops in :mod:`svarut.batch.runner`, settling unknown
+outcomes by asking SvarUt in :mod:`svarut.batch.settle`; the README's "Batch
+sending" says what each choice risks.
 """
 
 from svarut.batch.journal import (
@@ -36,12 +38,15 @@ from svarut.batch.runner import (
     Progress,
     Summary,
     arun,
+    asettle,
     check,
     default_journal,
     report,
     run,
+    settle,
     status,
 )
+from svarut.batch.settle import Settled, SettleSummary
 
 __all__ = [
     "DUPLICATE_CONFIRMED",
@@ -58,12 +63,16 @@ __all__ = [
     "JournalError",
     "ManifestInvalidError",
     "Progress",
+    "SettleSummary",
+    "Settled",
     "Summary",
     "arun",
+    "asettle",
     "check",
     "default_journal",
     "open_journal",
     "report",
     "run",
+    "settle",
     "status",
 ]

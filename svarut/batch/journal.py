@@ -7,6 +7,9 @@ created once per journal, and the konto). A letter moves::
     waiting ──claim──▶ waiting (worker, lease) ──intent──▶ sending ──answer──▶ sent | refused | unknown
        ▲                     │ lease expires                  │ not sent (connection) → waiting
        └─────────────────────┘                                │ runner died → unknown
+    unknown ──settled: mottatt──▶ sent (SvarUt's id)
+    unknown ──settled: ikke_mottatt──▶ waiting ──▶ sent again
+    unknown ──settled: uavklart──▶ unknown
     unknown ──--resend-unknown──▶ waiting (resend) ──▶ sent | duplicate-confirmed
     (a line that does not check, with --skip-invalid) ──▶ skipped
 
@@ -19,6 +22,20 @@ intents of the senders about to send and the answers handed in since the
 last one, so an answer is on disk before its sender's next letter goes out.
 The SQL is shared by both databases; :class:`SQLiteJournal` lives
 here, :class:`~svarut.batch.postgres.PostgresJournal` in its own module.
+
+Settling (:meth:`Journal.settle`) asks nothing itself: the runner looks an
+``unknown`` letter up in SvarUt by the eksternReferanse it was sent with and
+hands the answer in. ``mottatt`` makes it ``sent`` (SvarUt's id),
+``ikke_mottatt`` puts it back to ``waiting`` (the only way an unknown letter
+is sent again without ``--resend-unknown``), ``uavklart`` leaves it
+``unknown``; each is recorded with when and what the lookup found. For that
+the journal keeps when each letter's last attempt began
+(``attempt_started``, never earlier than the truth: the window that makes an
+empty lookup conclusive is measured from it).
+
+The schema is versioned (``schema_version`` in ``batch_meta``): a journal an
+earlier version made is brought up to date, in one transaction, when it is
+opened (:data:`MIGRATIONS`).
 """
 
 from __future__ import annotations
@@ -56,6 +73,8 @@ MAX_ATTEMPTS = 5
 #: longer, and a sync to disk costs a fast local send a good part of its CPU time.
 GATHER_WAIT = 0.002
 
+# The tables as the first journal had them (schema version 1); every column or index added
+# since is a migration below, so a new journal and an old one reach the same schema the same way.
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS batch_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     """CREATE TABLE IF NOT EXISTS batch_letter (
@@ -89,14 +108,38 @@ SCHEMA = (
     )""",
     "CREATE INDEX IF NOT EXISTS batch_status_ref ON batch_status (ref)",
 )
+#: The schema this code writes; a journal from a newer version is refused rather than misread.
+SCHEMA_VERSION = 2
+#: version -> the statements that bring a journal of the version before up to it.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    2: (
+        # When the letter's last attempt began (epoch seconds, the database's clock), and how an
+        # unknown outcome was settled: mottatt | ikke_mottatt | uavklart, when, the ids found, why.
+        "ALTER TABLE batch_letter ADD COLUMN attempt_started DOUBLE PRECISION",
+        "ALTER TABLE batch_letter ADD COLUMN settled TEXT",
+        "ALTER TABLE batch_letter ADD COLUMN settled_at DOUBLE PRECISION",
+        "ALTER TABLE batch_letter ADD COLUMN settled_found TEXT",
+        "ALTER TABLE batch_letter ADD COLUMN settled_reason TEXT",
+        # A letter an earlier version left unknown became so (its answer, or the runner found dead)
+        # after its attempt began, and nothing has changed it since: that time is a bound to
+        # measure the settle window from that is never too early.
+        f"UPDATE batch_letter SET attempt_started = updated WHERE state = '{UNKNOWN}' AND attempt_started IS NULL",  # noqa: S608
+    ),
+}
+#: How an unknown letter was settled (svarut.utfall's states).
+MOTTATT = "mottatt"
+IKKE_MOTTATT = "ikke_mottatt"
+UAVKLART = "uavklart"
 # The oldest SQLite the journal runs on: a group commit writes with UPDATE … FROM.
 MIN_SQLITE = (3, 33, 0)
 # Letters changed by one statement of a group commit, at most (six parameters each).
 CHANGES_PER_STATEMENT = 256
 # Intents and answers of a group commit, in one statement. An intent (state sending: the lease in
-# column3) applies only to a letter still waiting and claimed by this worker; an answer ends the
-# claim and, when the letter is to wait (column3: seconds until it may be tried again), counts the
-# attempt.
+# column3) applies only to a letter still waiting and claimed by this worker, and marks when its
+# attempt begins (the commit is before the first byte); an answer ends the claim and, when the
+# letter is to wait (column3: seconds until it may be tried again), counts the attempt. An unknown
+# answer moves the attempt's start to when it last began (column3: how long ago that was): the
+# client may have tried more than once after the intent.
 _CHANGE_SQL = f"""UPDATE batch_letter SET
     state = v.column2,
     worker = CASE WHEN v.column2 = '{SENDING}' THEN batch_letter.worker END,
@@ -105,6 +148,8 @@ _CHANGE_SQL = f"""UPDATE batch_letter SET
     not_before = CASE WHEN v.column2 = '{WAITING}' THEN {{{{now}}}} + v.column3 ELSE batch_letter.not_before END,
     forsendelse_id = CASE WHEN v.column2 IN ('{SENDING}', '{WAITING}') THEN batch_letter.forsendelse_id
         ELSE v.column4 END,
+    attempt_started = CASE WHEN v.column2 = '{SENDING}' THEN {{{{now}}}}
+        WHEN v.column2 = '{UNKNOWN}' THEN {{{{now}}}} - v.column3 ELSE batch_letter.attempt_started END,
     error = CASE WHEN v.column2 = '{SENDING}' THEN batch_letter.error ELSE v.column5 END,
     dokumenter_sha256 = COALESCE(v.column6, batch_letter.dokumenter_sha256),
     updated = {{{{now}}}}
@@ -113,7 +158,7 @@ WHERE batch_letter.ref = v.column1
     AND (v.column2 <> '{SENDING}' OR (batch_letter.state = '{WAITING}' AND batch_letter.worker = ?))"""  # noqa: S608
 _COLUMNS = (
     "ref, line, kind, letter, ekstern_referanse, state, resend, attempts, forsendelse_id, error, "
-    "dokumenter_sha256, status, status_time"
+    "dokumenter_sha256, status, status_time, attempt_started, settled, settled_at, settled_found, settled_reason"
 )
 
 
@@ -134,10 +179,18 @@ class Row:
     dokumenter_sha256: dict[str, str | None] | None
     status: str | None
     status_time: str | None
+    #: When the last attempt began (epoch seconds, the journal's clock), if one did.
+    attempt_started: float | None = None
+    #: How an unknown outcome was settled (MOTTATT, IKKE_MOTTATT, UAVKLART), when, what was found, why.
+    settled: str | None = None
+    settled_at: float | None = None
+    settled_found: list[str] | None = None
+    settled_reason: str | None = None
 
     @classmethod
     def of(cls, values: Sequence[Any]) -> Row:
         sha = values[10]
+        found = values[16]
         return cls(
             ref=values[0],
             line=int(values[1]),
@@ -152,6 +205,11 @@ class Row:
             dokumenter_sha256=json.loads(sha) if sha else None,
             status=values[11],
             status_time=values[12],
+            attempt_started=float(values[13]) if values[13] is not None else None,
+            settled=values[14],
+            settled_at=float(values[15]) if values[15] is not None else None,
+            settled_found=json.loads(found) if found else None,
+            settled_reason=values[17],
         )
 
 
@@ -331,6 +389,7 @@ class Journal:
                     (konto_id,),
                 )
             meta = dict(self._execute(cur, "SELECT key, value FROM batch_meta").fetchall())
+            self._migrate(cur, meta)
         self.run_id = meta["run_id"]
         self.konto_id = meta.get("konto_id")
         if konto_id is not None and self.konto_id != konto_id:
@@ -345,8 +404,45 @@ class Journal:
             raise JournalError(f"not a batch journal (or unreadable): {exc}") from None
         if "run_id" not in meta:
             raise JournalError("not a batch journal: it has no run id")
+        if self._version(meta) != SCHEMA_VERSION:
+            # A journal an earlier version wrote: brought up to date before it is read.
+            with self._transaction() as cur:
+                self._setup_lock(cur)
+                meta = dict(self._execute(cur, "SELECT key, value FROM batch_meta").fetchall())
+                self._migrate(cur, meta)
         self.run_id = meta["run_id"]
         self.konto_id = meta.get("konto_id")
+
+    @staticmethod
+    def _version(meta: dict[str, str]) -> int:
+        # Journals from before the schema was versioned have no entry: version 1.
+        try:
+            return int(meta.get("schema_version", "1"))
+        except ValueError:
+            raise JournalError(f"the journal's schema_version is not a number: {meta['schema_version']!r}") from None
+
+    def _migrate(self, cur: Any, meta: dict[str, str]) -> None:
+        """Bring the journal's schema up to :data:`SCHEMA_VERSION`, in the
+        caller's transaction (under :meth:`_setup_lock`): all or nothing."""
+        version = self._version(meta)
+        if version > SCHEMA_VERSION:
+            raise JournalError(
+                f"this journal has schema version {version}, newer than this fiks-svarut knows "
+                f"({SCHEMA_VERSION}): use the version that wrote it, or a newer one"
+            )
+        if version == SCHEMA_VERSION:
+            return
+        for step in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS.get(step, ()):
+                self._execute(cur, statement)
+        self._execute(
+            cur,
+            "INSERT INTO batch_meta (key, value) VALUES ('schema_version', ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (str(SCHEMA_VERSION),),
+        )
+        log.info("journal schema migrated from version %d to %d", version, SCHEMA_VERSION)
+        meta["schema_version"] = str(SCHEMA_VERSION)
 
     def load(self, letters: Iterable[NewLetter], *, chunk: int = 1000) -> None:
         """Record the manifest's letters; a ref already in the journal keeps its state."""
@@ -393,16 +489,19 @@ class Journal:
     def recover(self, *, all_sending: bool) -> list[Row]:
         """Letters left ``sending`` by a runner that died (``all_sending``:
         every one, as SQLite's single runner may say; else those whose lease
-        expired) become ``unknown``; returned so their hashes can be added."""
+        expired) become ``unknown``, their attempt taken to have begun now;
+        returned so their hashes can be added."""
         where = "state = ?" if all_sending else "state = ? AND lease_until < {now}"
         select = f"SELECT {_COLUMNS} FROM batch_letter WHERE {where}"  # noqa: S608 (constants only)
         with self._transaction() as cur:
             rows = [Row.of(r) for r in self._execute(cur, select, (SENDING,)).fetchall()]
             for row in rows:
+                # When the attempt began is not known (the client may have tried again after the
+                # intent), only that it was before the runner died: now is a bound never too early.
                 self._execute(
                     cur,
-                    "UPDATE batch_letter SET state = ?, worker = NULL, error = ?, updated = {now} "
-                    "WHERE ref = ? AND state = ?",
+                    "UPDATE batch_letter SET state = ?, worker = NULL, error = ?, attempt_started = {now}, "
+                    "updated = {now} WHERE ref = ? AND state = ?",
                     (UNKNOWN, "the runner stopped while sending; SvarUt may have the forsendelse", row.ref, SENDING),
                 )
         return rows
@@ -508,18 +607,27 @@ class Journal:
         error: str | None = None,
         dokumenter_sha256: dict[str, str | None] | None = None,
         retry_in: float | None = None,
+        attempt_age: float = 0.0,
         durable: bool = True,
     ) -> None:
         """Record the answer of a send: its final state, or back to waiting
-        (``retry_in`` seconds from now) when it surely did not arrive. With
-        ``durable=False`` it is not waited for: it goes into the next commit
-        (the next intent's, or :meth:`flush`)."""
+        (``retry_in`` seconds from now) when it surely did not arrive. For an
+        unknown outcome, ``attempt_age`` is how long ago the attempt that may
+        have arrived began (0: now, when the answer is recorded; never more
+        than it was). With ``durable=False`` it is not waited for: it goes into
+        the next commit (the next intent's, or :meth:`flush`)."""
         if state == SENDING:
             raise ValueError("an answer cannot leave a letter sending")
+        if state == WAITING:
+            seconds = retry_in or 0.0
+        elif state == UNKNOWN:
+            seconds = max(0.0, attempt_age)
+        else:
+            seconds = 0.0
         change = _Change(
             ref,
             state,
-            seconds=(retry_in or 0.0) if state == WAITING else 0.0,
+            seconds=seconds,
             forsendelse_id=forsendelse_id,
             error=error,
             dokumenter_sha256=json.dumps(dokumenter_sha256, sort_keys=True) if dokumenter_sha256 is not None else None,
@@ -687,6 +795,64 @@ class Journal:
                 (json.dumps(dokumenter_sha256, sort_keys=True), ref),
             )
 
+    # --- settling ----------------------------------------------------------------------
+
+    def clock(self) -> float:
+        """The journal's clock now (epoch seconds): what ``attempt_started`` is measured on."""
+        with self._transaction() as cur:
+            return float(self._execute(cur, "SELECT {now}").fetchone()[0])
+
+    def shared_references(self) -> set[str]:
+        """The eksternReferanser of unknown letters that another letter of
+        the journal carries too: SvarUt's answer for one cannot tell which
+        letter's forsendelse it found. One pass over the table."""
+        with self._transaction() as cur:
+            found = self._execute(
+                cur,
+                "SELECT ekstern_referanse FROM batch_letter WHERE ekstern_referanse IN "
+                "(SELECT ekstern_referanse FROM batch_letter WHERE state = ?) "
+                "GROUP BY ekstern_referanse HAVING COUNT(*) > 1",
+                (UNKNOWN,),
+            ).fetchall()
+        return {str(r[0]) for r in found}
+
+    def settle(
+        self,
+        ref: str,
+        tilstand: str,
+        *,
+        attempt_started: float | None,
+        forsendelse_id: str | None = None,
+        found: Sequence[str] = (),
+        reason: str,
+    ) -> bool:
+        """Record how an unknown letter was settled, durably: ``mottatt``
+        makes it sent (``forsendelse_id``), ``ikke_mottatt`` puts it back to
+        waiting (to be sent again), ``uavklart`` leaves it unknown. Applies
+        only while the letter is still unknown from the attempt that was
+        looked up (``attempt_started`` as read): another worker may have
+        settled it, or settled and sent it again, meanwhile. Whether it applied."""
+        if tilstand == MOTTATT:
+            if not forsendelse_id:
+                raise ValueError("mottatt needs the forsendelse id SvarUt has")
+            change, params = "state = ?, forsendelse_id = ?, ", [SENT, forsendelse_id]
+        elif tilstand == IKKE_MOTTATT:
+            change = "state = ?, resend = 0, attempts = 0, not_before = NULL, worker = NULL, lease_until = NULL, "
+            params = [WAITING]
+        elif tilstand == UAVKLART:
+            change, params = "", []
+        else:
+            raise ValueError(f"not a settled state: {tilstand!r}")
+        with self._transaction() as cur:
+            updated = self._execute(
+                cur,
+                f"UPDATE batch_letter SET {change}settled = ?, settled_at = {{now}}, settled_found = ?, "  # noqa: S608
+                "settled_reason = ?, updated = {now} "
+                "WHERE ref = ? AND state = ? AND COALESCE(attempt_started, -1.0) = COALESCE(?, -1.0)",
+                (*params, tilstand, json.dumps(list(found)), reason, ref, UNKNOWN, attempt_started),
+            ).rowcount
+        return bool(updated)
+
     # --- reading ---------------------------------------------------------------------
 
     def counts(self) -> dict[str, int]:
@@ -698,21 +864,25 @@ class Journal:
     def rows(self, *, states: Sequence[str] | None = None, page: int = 1000) -> Iterator[Row]:
         """Every letter (or those in ``states``), in manifest order, a page at a time."""
         after = -1
-        where = f" AND state IN ({', '.join('?' * len(states))})" if states else ""
         while True:
-            with self._transaction() as cur:
-                found = [
-                    Row.of(r)
-                    for r in self._execute(
-                        cur,
-                        f"SELECT {_COLUMNS} FROM batch_letter WHERE line > ?{where} ORDER BY line LIMIT ?",  # noqa: S608
-                        (after, *(states or ()), page),
-                    ).fetchall()
-                ]
+            found = self.page(after=after, states=states, limit=page)
             yield from found
             if len(found) < page:
                 return
             after = found[-1].line
+
+    def page(self, *, after: int, states: Sequence[str] | None = None, limit: int = 1000) -> list[Row]:
+        """Up to ``limit`` letters (or those in ``states``) after manifest line ``after``, in manifest order."""
+        where = f" AND state IN ({', '.join('?' * len(states))})" if states else ""
+        with self._transaction() as cur:
+            return [
+                Row.of(r)
+                for r in self._execute(
+                    cur,
+                    f"SELECT {_COLUMNS} FROM batch_letter WHERE line > ?{where} ORDER BY line LIMIT ?",  # noqa: S608
+                    (after, *(states or ()), limit),
+                ).fetchall()
+            ]
 
     def record_status(self, ref: str, forsendelse_id: str, status: str, status_time: str) -> bool:
         """Store a status if it is new for the letter (with the time it was
@@ -757,6 +927,7 @@ class SQLiteJournal(Journal):
                 "newer SQLite"
             )
         self.path = Path(path)
+        self.exclusive = exclusive
         self._lock_file: Any = None
         if exclusive:
             self._lock_file = open(f"{self.path}.lock", "a+b")  # noqa: SIM115 (held until close)

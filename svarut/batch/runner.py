@@ -1,4 +1,5 @@
-"""Running a batch: check the manifest, load it into the journal, send every
+"""Running a batch: check the manifest, load it into the journal, settle the
+letters earlier runs left unknown (:mod:`svarut.batch.settle`), send every
 letter not yet sent (sync: threads; async: tasks), follow their statuses.
 
 What is decided per letter does not wait on I/O and is shared by both loops
@@ -17,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -37,8 +39,10 @@ from svarut.batch.manifest import (
     operations,
     read_letter,
 )
+from svarut.batch.settle import Settled, SettleSummary, asettle_journal, settle_journal, settle_window
 from svarut.runtime import errors
-from svarut.runtime.client import AsyncAPIClient, BaseClient, Prepared, SyncAPIClient
+from svarut.runtime.client import EKSTERN_REFERANSE_KEY, AsyncAPIClient, BaseClient, Prepared, SyncAPIClient
+from svarut.utfall import AVKLARING_VINDU
 
 if TYPE_CHECKING:
     from svarut._client import SvarUtClient
@@ -104,6 +108,8 @@ class Summary:
 
     counts: dict[str, int]
     skipped_problems: list[BatchProblem] = field(default_factory=list)
+    #: What settling the unknown letters did before sending (None: not asked to).
+    settled: SettleSummary | None = None
 
     @property
     def done(self) -> bool:
@@ -165,10 +171,11 @@ class _Batch:
 
     # --- before sending -----------------------------------------------------------
 
-    def prepare(self, *, skip_invalid: bool, resend_unknown: bool, single_runner: bool) -> list[BatchProblem]:
+    def prepare(self, *, skip_invalid: bool, single_runner: bool) -> list[BatchProblem]:
         """Check the whole manifest, then record its letters; raises
         :class:`ManifestInvalidError` (nothing recorded, nothing sent) if it
-        does not check, unless ``skip_invalid``."""
+        does not check, unless ``skip_invalid``. Letters a dead runner left
+        sending become unknown, to be settled next."""
         self.single_runner = single_runner
         self.journal.setup(konto_id=self.konto_id)
         problems: list[BatchProblem] = []
@@ -187,12 +194,16 @@ class _Batch:
         if single_runner:
             self._recovered(self.journal.recover(all_sending=True))
             self.journal.release_all()
+        return problems
+
+    def queue(self, *, resend_unknown: bool) -> None:
+        """After settling: the letters this run sends. ``resend_unknown``
+        adds the letters still unknown (those SvarUt could not settle)."""
         self.journal.retry_waiting()
         if resend_unknown:
             log.info("resending %d unknown letter(s)", self.journal.requeue_unknown())
         counts = self.journal.counts()
         self.progress.left = counts[j.WAITING] + counts[j.SENDING]
-        return problems
 
     def _new_letters(self, bad: dict[int, list[str]], repeated: set[int]) -> Iterator[j.NewLetter]:
         # A second, light pass (the check above ran the rules), so no letter is held in memory.
@@ -240,6 +251,12 @@ class _Batch:
                 # The manifest line no longer checks (edited since the letter was first recorded).
                 raise _LineRefused("; ".join(str(p) for p in letter.problems))
             prepared = operations()[letter.kind].prepare(client, konto_id=self.konto_id, **arguments)
+            sent = prepared.request.send.metadata.get(EKSTERN_REFERANSE_KEY) if prepared.request.send else None
+            if sent != row.ekstern_referanse:
+                # Settling looks the letter up by the journal's reference: it must be the one sent.
+                raise _LineRefused(
+                    f"the send carries eksternReferanse {sent!r}, the journal {row.ekstern_referanse!r}; not sent"
+                )
         except Exception as exc:
             if intent.wait():
                 self.outcome(row, None, exc, sent_nothing=True)
@@ -247,10 +264,17 @@ class _Batch:
         return prepared if intent.wait() else None
 
     def outcome(
-        self, row: j.Row, result: UUID | None, exc: BaseException | None, *, sent_nothing: bool = False
+        self,
+        row: j.Row,
+        result: UUID | None,
+        exc: BaseException | None,
+        *,
+        sent_nothing: bool = False,
+        on_the_wire: float = 0.0,
     ) -> None:
         """Record what a send did (after the last byte and the answer; with
-        ``sent_nothing``, a send that failed before its first byte). The
+        ``sent_nothing``, a send that failed before its first byte;
+        ``on_the_wire``: seconds since the send was handed to the client). The
         answer is not waited for: it goes into the commit of this sender's
         next intent, or its flush before it waits for anything else (lost in
         a crash, the letter is found ``sending`` and becomes unknown: never
@@ -264,7 +288,12 @@ class _Batch:
             self._count("sent")
         elif isinstance(exc, errors.SendOutcomeUnknownError):
             self.journal.finish(
-                row.ref, j.UNKNOWN, error=str(exc), dokumenter_sha256=exc.dokumenter_sha256, durable=False
+                row.ref,
+                j.UNKNOWN,
+                error=str(exc),
+                dokumenter_sha256=exc.dokumenter_sha256,
+                attempt_age=_attempt_age(exc, on_the_wire),
+                durable=False,
             )
             self._count("unknown")
         elif isinstance(
@@ -298,7 +327,8 @@ class _Batch:
             self.journal.finish(row.ref, j.REFUSED, error=f"{type(exc).__name__}: {exc}", durable=False)
             self._count("refused")
         else:
-            # Anything else: we cannot tell how far the send got.
+            # Anything else: we cannot tell how far the send got, nor when its last attempt began (the
+            # journal takes the time it records this, never too early).
             self.journal.finish(row.ref, j.UNKNOWN, error=f"{type(exc).__name__}: {exc}", durable=False)
             self._count("unknown")
 
@@ -328,8 +358,19 @@ class _Batch:
         wait = IDLE_POLL if soonest is None else max(0.05, min(soonest - time.time(), IDLE_POLL * 4))
         return min(wait, self.lease / 4)
 
-    def summary(self, skipped: list[BatchProblem]) -> Summary:
-        return Summary(self.journal.counts(), skipped)
+    def summary(self, skipped: list[BatchProblem], settled: SettleSummary | None) -> Summary:
+        return Summary(self.journal.counts(), skipped, settled)
+
+
+def _attempt_age(exc: errors.SendOutcomeUnknownError, on_the_wire: float) -> float:
+    """How long ago the attempt that may have arrived began: by the client's
+    wall clock (it may have tried more than once), but never longer than the
+    send has been on the wire by the monotonic clock, so a wall clock that
+    jumped cannot make the attempt look older than it is. Unknown: 0 (now)."""
+    if exc.sendt is None:
+        return 0.0
+    began = exc.sendt if exc.sendt.tzinfo is not None else exc.sendt.replace(tzinfo=UTC)
+    return max(0.0, min((datetime.now(UTC) - began).total_seconds(), on_the_wire))
 
 
 # --- the sync loop -------------------------------------------------------------------
@@ -347,23 +388,32 @@ def run(
     skip_invalid: bool = False,
     lease: float = DEFAULT_LEASE,
     progress: Callable[[Progress], None] | None = None,
+    settle_after: timedelta | float | None = AVKLARING_VINDU,
+    on_settled: Callable[[Settled], None] | None = None,
 ) -> Summary:
     """Send every letter of ``manifest`` not yet sent, recording each in
     ``journal`` (a SQLite path, default ``<manifest>.journal.sqlite``; a
     ``postgresql://`` URL; or an open :class:`~svarut.batch.journal.Journal`).
     ``concurrency`` sends at a time, at most ``rate`` a second. Resumes where
-    an earlier run stopped. Returns the journal's counts per state."""
+    an earlier run stopped. Returns the journal's counts per state.
+
+    Before sending, the letters left unknown are settled by asking SvarUt
+    (see :func:`settle`; ``settle_after`` is the window, a timedelta or
+    seconds, None: do not ask): those it has become sent, those it surely
+    does not have are sent again in this run, the rest stay unknown
+    (``resend_unknown`` sends those again, relying on SvarUt's duplicate check)."""
     manifest = Path(manifest)
+    window = None if settle_after is None else settle_window(settle_after)
     with _journal(journal, manifest) as jn:
         batch = _Batch(client, manifest, journal=jn, konto_id=konto_id, lease=lease, progress=progress)
-        skipped = batch.prepare(
-            skip_invalid=skip_invalid, resend_unknown=resend_unknown, single_runner=isinstance(jn, j.SQLiteJournal)
-        )
+        skipped = batch.prepare(skip_invalid=skip_invalid, single_runner=isinstance(jn, j.SQLiteJournal))
+        settled = None if window is None else settle_journal(client, jn, window=window, on_settled=on_settled)
+        batch.queue(resend_unknown=resend_unknown)
         jn.gather(max(1, concurrency))
         _run_threads(batch, client, concurrency=max(1, concurrency), pacer=_Pacer(rate))
         if batch.fatal is not None:
             raise batch.fatal
-        return batch.summary(skipped)
+        return batch.summary(skipped, settled)
 
 
 def _run_threads(batch: _Batch, client: SyncAPIClient, *, concurrency: int, pacer: _Pacer) -> None:
@@ -506,11 +556,12 @@ def _send_one(batch: _Batch, client: SyncAPIClient, row: j.Row, pacer: _Pacer) -
     prepared = batch.ready(row, client, batch.journal.announce(row.ref, lease=batch.lease))
     if prepared is None:
         return
+    began = time.monotonic()
     try:
         with batch.journal.on_the_wire():
             result = client.send_prepared(prepared)
     except Exception as exc:
-        batch.outcome(row, None, exc)
+        batch.outcome(row, None, exc, on_the_wire=time.monotonic() - began)
     else:
         batch.outcome(row, result, None)
 
@@ -530,19 +581,20 @@ async def arun(
     skip_invalid: bool = False,
     lease: float = DEFAULT_LEASE,
     progress: Callable[[Progress], None] | None = None,
+    settle_after: timedelta | float | None = AVKLARING_VINDU,
+    on_settled: Callable[[Settled], None] | None = None,
 ) -> Summary:
     """:func:`run` with an :class:`~svarut.AsyncSvarUtClient`: ``concurrency`` tasks."""
     manifest = Path(manifest)
+    window = None if settle_after is None else settle_window(settle_after)
     jn = await anyio.to_thread.run_sync(_open, journal, manifest)
     try:
         batch = _Batch(client, manifest, journal=jn, konto_id=konto_id, lease=lease, progress=progress)
         skipped = await anyio.to_thread.run_sync(
-            lambda: batch.prepare(
-                skip_invalid=skip_invalid,
-                resend_unknown=resend_unknown,
-                single_runner=isinstance(jn, j.SQLiteJournal),
-            )
+            lambda: batch.prepare(skip_invalid=skip_invalid, single_runner=isinstance(jn, j.SQLiteJournal))
         )
+        settled = None if window is None else await asettle_journal(client, jn, window=window, on_settled=on_settled)
+        await anyio.to_thread.run_sync(lambda: batch.queue(resend_unknown=resend_unknown))
         jn.gather(max(1, concurrency))
         pacer = _Pacer(rate)
         send, receive = anyio.create_memory_object_stream[j.Row](max(1, concurrency))
@@ -596,7 +648,7 @@ async def arun(
             await anyio.to_thread.run_sync(batch.journal.release)
         if batch.fatal is not None:
             raise batch.fatal
-        return await anyio.to_thread.run_sync(batch.summary, skipped)
+        return await anyio.to_thread.run_sync(batch.summary, skipped, settled)
     finally:
         await anyio.to_thread.run_sync(jn.close)
 
@@ -611,11 +663,13 @@ async def _asend(batch: _Batch, client: AsyncAPIClient, row: j.Row, pacer: _Pace
     prepared = await anyio.to_thread.run_sync(batch.ready, row, client, intent)
     if prepared is None:
         return
+    began = time.monotonic()
     try:
         with batch.journal.on_the_wire():
             result = await client.send_prepared(prepared)
     except Exception as exc:
-        await anyio.to_thread.run_sync(batch.outcome, row, None, exc)
+        failure, on_the_wire = exc, time.monotonic() - began
+        await anyio.to_thread.run_sync(lambda: batch.outcome(row, None, failure, on_the_wire=on_the_wire))
     else:
         await anyio.to_thread.run_sync(batch.outcome, row, result, None)
 
@@ -662,6 +716,61 @@ def check(
     for letter, _ in check_letters(Path(manifest), client=client, konto_id=konto_id or UUID(int=0)):
         problems += letter.problems
     return problems
+
+
+def settle(
+    client: SvarUtClient,
+    *,
+    journal: str | Path | j.Journal,
+    settle_after: timedelta | float = AVKLARING_VINDU,
+    on_settled: Callable[[Settled], None] | None = None,
+) -> SettleSummary:
+    """Settle the letters ``journal`` holds as unknown, sending nothing: ask
+    SvarUt for each by the eksternReferanse it was sent with
+    (``client.avklar_utfall``, window ``settle_after``). Found once: sent,
+    with SvarUt's id; not found although the attempt began longer ago than
+    the window: waiting, and the next :func:`run` sends it again; anything
+    else stays unknown, with what was found. Letters a runner that died left
+    sending are unknown first (SQLite: every one, as this holds the journal;
+    PostgreSQL: those whose lease has expired). See :mod:`svarut.batch.settle`."""
+    window = settle_window(settle_after)
+    jn = journal if isinstance(journal, j.Journal) else j.open_journal(journal)
+    try:
+        if not isinstance(journal, j.Journal):
+            jn.open_existing()
+        _recover_for_settling(jn)
+        return settle_journal(client, jn, window=window, on_settled=on_settled)
+    finally:
+        if not isinstance(journal, j.Journal):
+            jn.close()
+
+
+async def asettle(
+    client: Any,
+    *,
+    journal: str | Path | j.Journal,
+    settle_after: timedelta | float = AVKLARING_VINDU,
+    on_settled: Callable[[Settled], None] | None = None,
+) -> SettleSummary:
+    """:func:`settle` with an :class:`~svarut.AsyncSvarUtClient`."""
+    window = settle_window(settle_after)
+    given = isinstance(journal, j.Journal)
+    jn = journal if isinstance(journal, j.Journal) else await anyio.to_thread.run_sync(j.open_journal, journal)
+    try:
+        if not given:
+            await anyio.to_thread.run_sync(jn.open_existing)
+        await anyio.to_thread.run_sync(_recover_for_settling, jn)
+        return await asettle_journal(client, jn, window=window, on_settled=on_settled)
+    finally:
+        if not given:
+            await anyio.to_thread.run_sync(jn.close)
+
+
+def _recover_for_settling(jn: j.Journal) -> None:
+    # Only a journal held by this process alone may say that every letter sending was left by a dead runner.
+    alone = isinstance(jn, j.SQLiteJournal) and jn.exclusive
+    if recovered := jn.recover(all_sending=alone):
+        log.info("%d letter(s) a runner left sending are unknown now", len(recovered))
 
 
 def status(
@@ -735,13 +844,26 @@ REPORT_FIELDS = (
     "status_time",
     "error",
     "dokumenter_sha256",
+    "attempt_started",
+    "settled",
+    "settled_at",
+    "settled_found",
+    "settled_reason",
 )
+
+
+def _iso(epoch: float | None) -> str | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
 
 
 def report(journal: str | Path | j.Journal) -> Iterator[dict[str, Any]]:
     """One record per letter, in manifest order: ref, state, forsendelse id,
-    eksternReferanse, latest status and its time, error, and the documents'
-    SHA-256 (for a letter whose outcome is unknown)."""
+    eksternReferanse, latest status and its time, error, the documents'
+    SHA-256 (for a letter whose outcome is unknown), when its last attempt
+    began, and, for a letter whose outcome was unknown, how SvarUt settled
+    it: ``settled`` (mottatt, ikke_mottatt, uavklart), ``settled_at``, the
+    ids found (``settled_found``) and why (``settled_reason``). Times are ISO
+    8601 in UTC."""
     jn = journal if isinstance(journal, j.Journal) else j.open_journal(journal, exclusive=False)
     try:
         if not isinstance(journal, j.Journal):
@@ -756,6 +878,11 @@ def report(journal: str | Path | j.Journal) -> Iterator[dict[str, Any]]:
                 "status_time": row.status_time,
                 "error": row.error,
                 "dokumenter_sha256": row.dokumenter_sha256,
+                "attempt_started": _iso(row.attempt_started),
+                "settled": row.settled,
+                "settled_at": _iso(row.settled_at),
+                "settled_found": row.settled_found,
+                "settled_reason": row.settled_reason,
             }
     finally:
         if not isinstance(journal, j.Journal):

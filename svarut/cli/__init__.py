@@ -5,6 +5,7 @@ Commands::
     svarut send KIND [flags] DOKUMENT...                             KIND: each send operation in the specs
     svarut status ID...                                              one line per id: id, status, time
     svarut wait ID... [--until LEST] [--timeout 600]                 poll until a terminal (or wanted) status
+    svarut avklar --ekstern-referanse R [--sendt TIME]               settle an unknown outcome: does SvarUt have it?
     svarut encrypt --sertifikat cert.pem|--environment test INPUT OUTPUT
     svarut simulator [--port N] [--step-seconds S]                   a local SvarUt, until Ctrl-C
 
@@ -34,14 +35,23 @@ traceback), and the exit code says what kind it was:
 1     SvarUt, Maskinporten or the network failed (the message says which)
 2     usage or configuration error
 3     validation error: the forsendelse breaks a rule; nothing was sent
-4     outcome unknown: SvarUt may have accepted the forsendelse; look it up
-      (eksternReferanse is printed) before sending it again
+4     outcome unknown: SvarUt may have accepted the forsendelse; settle it
+      (``send`` prints the ``svarut avklar`` command) before sending it again.
+      ``avklar``: still unknown (uavklart: SvarUt has several with the
+      reference, or none yet while the attempt is recent)
 5     ``wait`` timed out before every forsendelse reached the status
 6     ``wait``: a forsendelse ended in a failure status (AVVIST, IKKE_LEVERT,
       FEILET_UNDER_MOTTAK; see :mod:`svarut.statuses`); every status is printed
 7     duplicate: SvarUt already has an identical forsendelse
       (GJENTAGENDE_FORSENDELSE), so an earlier attempt arrived
+8     ``avklar``: not received (ikke_mottatt): SvarUt has no forsendelse with
+      the reference, and the attempt began longer ago than the window; sending
+      it again cannot make a second copy
 ====  ==========================================================================
+
+``svarut avklar`` exits 0 when SvarUt has exactly one forsendelse with the
+reference (it prints its id), 8 or 4 as above, and 1 when the lookup itself
+failed (nothing is settled then).
 """
 
 from __future__ import annotations
@@ -53,6 +63,7 @@ __all__ = [
     "EXIT_API_ERROR",
     "EXIT_DUPLICATE",
     "EXIT_FAILED",
+    "EXIT_NOT_RECEIVED",
     "EXIT_OK",
     "EXIT_OUTCOME_UNKNOWN",
     "EXIT_USAGE",
@@ -69,6 +80,7 @@ EXIT_OUTCOME_UNKNOWN = 4
 EXIT_WAIT_TIMEOUT = 5
 EXIT_FAILED = 6
 EXIT_DUPLICATE = 7
+EXIT_NOT_RECEIVED = 8
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -1,7 +1,8 @@
 """The click application behind ``svarut``: the command group (which turns
 every error into one line and an exit code), and the ``status``, ``wait``,
 ``encrypt`` and ``simulator`` commands. ``send`` lives in
-:mod:`svarut.cli.send`, what they share in :mod:`svarut.cli.common`."""
+:mod:`svarut.cli.send`, ``avklar`` in :mod:`svarut.cli.avklar`, ``batch`` in
+:mod:`svarut.cli.batch`, what they share in :mod:`svarut.cli.common`."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import click
 
 import svarut
 from svarut.cli import EXIT_FAILED
+from svarut.cli.avklar import avklar
 from svarut.cli.common import CliError, State, WaitTimedOut, failure, json_option, konto_option, usage_error
 from svarut.cli.send import send
 
@@ -32,10 +34,11 @@ Exit codes:
   1  SvarUt, Maskinporten or the network failed
   2  usage or configuration error
   3  validation error: the forsendelse breaks a rule, nothing was sent
-  4  outcome unknown: SvarUt may have the forsendelse; look it up first
+  4  outcome unknown: SvarUt may have the forsendelse; settle it first (svarut avklar)
   5  wait timed out
   6  wait: a forsendelse ended in a failure status (AVVIST, IKKE_LEVERT, FEILET_UNDER_MOTTAK)
   7  duplicate: SvarUt already has this forsendelse (an earlier attempt arrived)
+  8  avklar: not received, SvarUt does not have the forsendelse; safe to send again
 
 \b
 Settings: flags, then environment variables (SVARUT_ENVIRONMENT,
@@ -296,4 +299,5 @@ def simulator(port: int, step_seconds: float, not_digital: tuple[str, ...]) -> N
 
 
 cli.add_command(send)
+cli.add_command(avklar)
 cli.add_command(__import__("svarut.cli.batch", fromlist=["batch"]).batch)

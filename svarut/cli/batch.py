@@ -1,6 +1,7 @@
 """``svarut batch``: check and send a manifest of letters with a durable
-journal, follow their statuses, and report letter by letter
-(:mod:`svarut.batch` does the work)."""
+journal, settle the letters whose outcome is unknown by asking SvarUt,
+follow their statuses, and report letter by letter (:mod:`svarut.batch` does
+the work)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,13 @@ from uuid import UUID
 import click
 
 from svarut.cli import EXIT_API_ERROR, EXIT_FAILED, EXIT_OUTCOME_UNKNOWN
-from svarut.cli.common import State, ValidationFailure, konto_option, usage_error
+from svarut.cli.common import State, ValidationFailure, duration, konto_option, usage_error
 
 if TYPE_CHECKING:
-    from svarut.batch import Progress, Summary
+    from collections.abc import Callable
+    from datetime import timedelta
+
+    from svarut.batch import Progress, Settled, SettleSummary, Summary
 
 #: ``batch run``: letters were refused (by the pre-send rules or by SvarUt) or skipped; none is unknown.
 EXIT_REFUSED = EXIT_FAILED
@@ -30,10 +34,22 @@ Exit codes of batch run:
   1  letters are still waiting (SvarUt or the network failed); run again
   2  usage or configuration error
   3  the manifest does not check: nothing was sent (batch check lists why)
-  4  letters with an unknown outcome remain: look them up (batch report), or --resend-unknown
+  4  letters with an unknown outcome remain that SvarUt could not settle: run again
+     after the window, look them up (batch report), or --resend-unknown
   6  letters were refused or skipped (and none is unknown)
 batch check: 0 when every line checks, 3 otherwise.
+batch settle: 0 when no letter is left unknown, 4 otherwise.
 """
+
+settle_after_option = click.option(
+    "--settle-after",
+    "settle_after",
+    callback=duration,
+    metavar="DURATION",
+    help="How long after a letter's attempt began SvarUt having no forsendelse with its eksternReferanse "
+    "proves it did not arrive, so it is sent again (20m, 90s, 1h30m; a bare number is seconds) "
+    "[default: 20m: SvarUt may take 15 minutes to answer a send].",
+)
 
 journal_option = click.option(
     "--journal",
@@ -106,8 +122,10 @@ class _ProgressLine:
 @click.option(
     "--resend-unknown",
     is_flag=True,
-    help="Send letters with an unknown outcome again, relying on SvarUt to refuse an identical repeat.",
+    help="Send letters whose outcome SvarUt could not settle (no eksternReferanse, or uavklart) again, "
+    "relying on SvarUt to refuse an identical repeat.",
 )
+@settle_after_option
 @click.option("--skip-invalid", is_flag=True, help="Send the lines that check, skip (and report) the rest.")
 @click.option(
     "--lease",
@@ -125,16 +143,20 @@ def run_command(
     concurrency: int,
     rate: float | None,
     resend_unknown: bool,
+    settle_after: timedelta | None,
     skip_invalid: bool,
     lease: float,
 ) -> None:
     """Send every letter of MANIFEST not yet sent, recording each in the journal.
 
     Stop it at any time (Ctrl-C lets the sends on the wire finish) and run it
-    again: it resumes. Letters whose outcome is unknown are held, not resent,
-    unless --resend-unknown.
+    again: it resumes. First the letters earlier runs left unknown are
+    settled, as batch settle does: those SvarUt has become sent, those it
+    surely does not have (none found, the attempt older than --settle-after)
+    are sent again. The rest are held, not resent, unless --resend-unknown.
     """
     from svarut import batch as b
+    from svarut.utfall import AVKLARING_VINDU
 
     konto_id = state.konto_id(konto)
     progress = _ProgressLine()
@@ -153,6 +175,8 @@ def run_command(
                 skip_invalid=skip_invalid,
                 lease=lease,
                 progress=progress,
+                settle_after=AVKLARING_VINDU if settle_after is None else settle_after,
+                on_settled=_print_settled(err=True),
             )
         except b.ManifestInvalidError as exc:
             for problem in exc.problems:
@@ -164,7 +188,29 @@ def run_command(
             raise usage_error(str(exc)) from None
     for problem in summary.skipped_problems:
         click.echo(f"skipped: {problem}", err=True)
+    if summary.settled is not None:
+        _settle_summary(summary.settled)
     _finish(summary)
+
+
+def _print_settled(*, err: bool) -> Callable[[Settled], None]:
+    """A callback printing one line per letter settling looked at: ref, outcome, id or ids found, why."""
+
+    def show(settled: Settled) -> None:
+        outcome = settled.tilstand or "lookup-failed"
+        if not settled.recorded:
+            outcome += " (changed meanwhile: not recorded)"
+        ids = settled.forsendelse_id or ",".join(settled.found) or "-"
+        click.echo(f"{settled.ref}\t{outcome}\t{settled.state}\t{ids}\t{settled.reason}", err=err)
+
+    return show
+
+
+def _settle_summary(settled: SettleSummary) -> None:
+    if settled.settled or settled.stopped:
+        click.echo(str(settled), err=True)
+    if settled.stopped:
+        click.echo(f"settling stopped: {settled.stopped}", err=True)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -189,6 +235,43 @@ def _finish(summary: Summary) -> None:
 def _exit(code: int, message: str) -> None:
     click.echo(f"Error: {message}", err=True)
     sys.exit(code)
+
+
+@batch.command("settle", epilog=EPILOG)
+@journal_option
+@settle_after_option
+@click.pass_obj
+def settle_command(state: State, journal_target: str | None, settle_after: timedelta | None) -> None:
+    """Settle the letters the journal holds as unknown, sending nothing.
+
+    Asks SvarUt for each by the eksternReferanse it was sent with. Exactly one
+    forsendelse has it: the letter is sent, with that id. None, and the
+    attempt began longer ago than --settle-after: it did not arrive, and the
+    next batch run sends it again. Anything else (several have it, or none
+    yet) stays unknown, with what was found; batch report shows how each was
+    settled. A lookup that fails settles nothing. Prints a line per letter:
+    ref, outcome, state now, id(s) found, why.
+    """
+    from svarut import batch as b
+    from svarut.utfall import AVKLARING_VINDU
+
+    if journal_target is None:
+        raise usage_error("give --journal (the path or URL batch run used)")
+    with state.client() as client:
+        try:
+            settled = b.settle(
+                client,
+                journal=journal_target,
+                settle_after=AVKLARING_VINDU if settle_after is None else settle_after,
+                on_settled=_print_settled(err=False),
+            )
+        except b.JournalError as exc:
+            raise usage_error(str(exc)) from None
+    _settle_summary(settled)
+    if resend := sum(s.recorded and s.state == b.WAITING for s in settled.settled):
+        click.echo(f"{resend} letter(s) did not arrive: the next `svarut batch run` sends them again", err=True)
+    if settled.unknown:
+        _exit(EXIT_OUTCOME_UNKNOWN, f"{settled.unknown} letter(s) still unknown: see `svarut batch report`")
 
 
 @batch.command("status")
@@ -221,7 +304,9 @@ def status_command(state: State, journal_target: str | None, follow: bool, inter
 @click.option("--json", "as_json", is_flag=True, help="JSON Lines, one object per letter.")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV with a header line.")
 def report_command(journal_target: str | None, as_json: bool, as_csv: bool) -> None:
-    """Per letter: ref, state, forsendelse id, eksternReferanse, latest status and time, error."""
+    """Per letter: ref, state, forsendelse id, eksternReferanse, latest status and time, error,
+    documents' SHA-256, when its last attempt began, and how an unknown outcome was settled
+    (settled: mottatt, ikke_mottatt or uavklart; when; the ids found; why)."""
     from svarut import batch as b
     from svarut.batch.runner import REPORT_FIELDS
 
@@ -237,8 +322,12 @@ def report_command(journal_target: str | None, as_json: bool, as_csv: bool) -> N
             if as_json:
                 click.echo(json.dumps(record, ensure_ascii=False))
                 continue
-            sha = record["dokumenter_sha256"]
-            values = {**record, "dokumenter_sha256": json.dumps(sha, sort_keys=True) if sha else None}
+            sha, found = record["dokumenter_sha256"], record["settled_found"]
+            values = {
+                **record,
+                "dokumenter_sha256": json.dumps(sha, sort_keys=True) if sha else None,
+                "settled_found": ",".join(found) if found else None,
+            }
             if writer is not None:
                 writer.writerow(["" if values[k] is None else values[k] for k in REPORT_FIELDS])
             else:

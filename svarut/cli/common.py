@@ -5,10 +5,13 @@ exception becomes one line and an exit code (:func:`failure`)."""
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -18,6 +21,7 @@ import click
 from svarut.cli import (
     EXIT_API_ERROR,
     EXIT_DUPLICATE,
+    EXIT_NOT_RECEIVED,
     EXIT_OUTCOME_UNKNOWN,
     EXIT_USAGE,
     EXIT_VALIDATION,
@@ -36,19 +40,24 @@ if TYPE_CHECKING:
 
 
 class CliError(click.ClickException):
-    """One line on stderr (preceded by ``detail`` with ``-v``); its class sets the exit code."""
+    """One line on stderr (preceded by ``detail`` with ``-v``, followed by
+    ``footer`` as given: a command to run, which must keep its spacing); its
+    class sets the exit code."""
 
     exit_code = EXIT_API_ERROR
 
-    def __init__(self, message: str, *, detail: str | None = None) -> None:
+    def __init__(self, message: str, *, detail: str | None = None, footer: str | None = None) -> None:
         super().__init__(" ".join(message.split()))
         self.detail = detail
+        self.footer = footer
 
     def show(self, file: Any = None) -> None:
         out = file or sys.stderr
         if self.detail:
             click.echo(self.detail.rstrip(), file=out)
         click.echo(f"Error: {self.format_message()}", file=out)
+        if self.footer:
+            click.echo(self.footer, file=out)
 
 
 class UsageFailure(CliError):
@@ -69,6 +78,12 @@ class WaitTimedOut(CliError):
 
 class DuplicateFailure(CliError):
     exit_code = EXIT_DUPLICATE
+
+
+class NotReceived(CliError):
+    """``avklar``: SvarUt did not receive the forsendelse; sending it again is safe."""
+
+    exit_code = EXIT_NOT_RECEIVED
 
 
 def usage_error(message: str) -> CliError:
@@ -102,8 +117,9 @@ def failure(exc: Exception) -> CliError:
         return ValidationFailure(describe_problems(exc.problems))
     if isinstance(exc, errors.SendOutcomeUnknownError):
         ref = f"eksternReferanse {exc.ekstern_referanse!r}" if exc.ekstern_referanse else "no eksternReferanse"
+        how = "settle it with `svarut avklar`" if exc.ekstern_referanse else "look it up in SvarUt"
         return OutcomeUnknown(
-            f"outcome unknown: SvarUt may have accepted the forsendelse ({ref}); look it up before sending "
+            f"outcome unknown: SvarUt may have accepted the forsendelse ({ref}); {how} before sending "
             f"it again. Cause: {exc.cause}"
         )
     if isinstance(exc, errors.DuplicateForsendelseError):
@@ -163,3 +179,73 @@ class State:
 
 konto_option = click.option("--konto", type=click.UUID, help="The konto (account) to use [SVARUT_KONTO_ID].")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+
+#: The group's options that set a setting, by the setting's name: what a printed command repeats.
+GROUP_FLAGS = {
+    "SVARUT_ENVIRONMENT": "--environment",
+    "SVARUT_BASE_URL": "--base-url",
+    "SVARUT_INTEGRASJON_ID": "--integrasjon-id",
+    "MASKINPORTEN_CLIENT_ID": "--maskinporten-client-id",
+    "MASKINPORTEN_KEYSTORE": "--keystore",
+}
+
+
+def avklar_command(state: State | None, *, konto_id: object, ekstern_referanse: str, sendt: datetime | None) -> str:
+    """The ``svarut avklar`` command that settles a send with an unknown
+    outcome, shell-quoted, with the group options this run was given (none of
+    them a secret: passwords are never flags), so it asks the same SvarUt."""
+    words = ["svarut"]
+    if state is not None:
+        if state.config_path is not None:
+            words += ["--config", str(state.config_path)]
+        for name, flag in GROUP_FLAGS.items():
+            if value := state.flags.get(name):
+                words += [flag, value]
+    words += ["avklar", "--konto", str(konto_id), "--ekstern-referanse", ekstern_referanse]
+    if sendt is not None:
+        words += ["--sendt", format_time(sendt)]
+    return shlex.join(words)
+
+
+def format_time(value: datetime) -> str:
+    """An aware time as ISO 8601 in UTC (a naive one is taken as UTC, as the client takes it)."""
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).isoformat()
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([dhms])")
+_DURATION = re.compile(r"(?:\d+(?:\.\d+)?[dhms])+|\d+(?:\.\d+)?")
+_UNIT_SECONDS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
+
+
+def duration(ctx: click.Context, param: click.Parameter, value: str | None) -> timedelta | None:
+    """An option's length of time (a click callback): ``20m``, ``90s``,
+    ``1h30m``, ``1.5h``, ``2d``; a bare number is seconds."""
+    if value is None:
+        return None
+    text = value.strip().lower()
+    if not _DURATION.fullmatch(text):
+        raise click.BadParameter(f"{value!r} is not a duration: e.g. 20m, 90s, 1h30m, or seconds", ctx, param)
+    parts = _DURATION_PART.findall(text)
+    seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in parts) if parts else float(text)
+    return timedelta(seconds=seconds)
+
+
+def timestamp(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    """An option's ISO 8601 time with a UTC offset (a click callback):
+    ``2026-05-04T10:15:00+02:00``, ``...Z``. A time without one is refused
+    rather than guessed: read in the wrong zone it would move the settle
+    window by hours."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO 8601 time, e.g. 2026-05-04T10:15:00+02:00", ctx, param
+        ) from None
+    if parsed.utcoffset() is None:
+        raise click.BadParameter(
+            f"{value!r} has no UTC offset: add one (e.g. {parsed.isoformat()}+02:00, or Z for UTC)", ctx, param
+        )
+    return parsed.astimezone(UTC)

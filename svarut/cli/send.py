@@ -12,8 +12,9 @@ file's name, ``mimeType`` guessed unless ``--mime-type FILNAVN=TYPE``), unless
 the metadata lists them itself; then the files must match that list.
 
 An eksternReferanse is generated when none is given, and printed with the id
-(``--json``) and in the outcome-unknown error, so a script can look the
-forsendelse up. Progress goes to stderr (:mod:`svarut.cli.progress`).
+(``--json``) and in the outcome-unknown error, with the ``svarut avklar``
+command that settles it, so a person or a script can ask SvarUt whether the
+forsendelse arrived. Progress goes to stderr (:mod:`svarut.cli.progress`).
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ from svarut.cli.common import (
     OutcomeUnknown,
     State,
     ValidationFailure,
+    avklar_command,
     describe_problems,
+    format_time,
     usage_error,
 )
 from svarut.cli.progress import ProgressLine, ProgressReader, wanted
@@ -371,8 +374,15 @@ def _files(operation: SendOperation, paths: list[Path], sources: Mapping[str, An
 # --- sending --------------------------------------------------------------------------
 
 
-def _outcome_unknown(exc: Any, *, as_json: bool) -> CliError:
+def _outcome_unknown(exc: Any, *, state: State, as_json: bool) -> CliError:
+    from svarut.utfall import AVKLARING_VINDU
+
     hashes = ", ".join(f"{name} sha256 {digest}" for name, digest in exc.dokumenter_sha256.items())
+    command = (
+        avklar_command(state, konto_id=exc.konto_id, ekstern_referanse=exc.ekstern_referanse, sendt=exc.sendt)
+        if exc.ekstern_referanse
+        else None
+    )
     if as_json:
         click.echo(
             json.dumps(
@@ -381,13 +391,27 @@ def _outcome_unknown(exc: Any, *, as_json: bool) -> CliError:
                     _EKSTERN_REFERANSE: exc.ekstern_referanse,
                     "outcome": "unknown",
                     "sha256": exc.dokumenter_sha256,
+                    "sendt": None if exc.sendt is None else format_time(exc.sendt),
+                    "avklar": command,
                 },
                 ensure_ascii=False,
             )
         )
+    footer = None
+    if command is not None:
+        # SvarUt may take 15 minutes to answer a send: before the window is over it can only
+        # confirm that the forsendelse arrived, not that it did not.
+        when = (
+            f" (it can tell that the forsendelse arrived at once, that it did not from "
+            f"{format_time(exc.sendt + AVKLARING_VINDU)})"
+            if exc.sendt is not None
+            else ""
+        )
+        footer = f"Settle it with the command below{when}:\n  {command}"
     return OutcomeUnknown(
         f"outcome unknown: SvarUt may have accepted the forsendelse ({_EKSTERN_REFERANSE} "
-        f"{exc.ekstern_referanse!r}; documents: {hashes}); look it up before sending it again. Cause: {exc.cause}"
+        f"{exc.ekstern_referanse!r}; documents: {hashes}); settle it before sending it again. Cause: {exc.cause}",
+        footer=footer,
     )
 
 
@@ -432,7 +456,7 @@ def _send(state: State, operation: SendOperation, options: dict[str, Any]) -> No
             raise _validation_failure(operation, exc, meta) from None
         except errors.SendOutcomeUnknownError as exc:
             stack.close()  # end the progress line before the message
-            raise _outcome_unknown(exc, as_json=as_json) from exc
+            raise _outcome_unknown(exc, state=state, as_json=as_json) from exc
         except errors.DuplicateForsendelseError as exc:
             raise DuplicateFailure(
                 f"SvarUt already has this forsendelse (same mottaker, tittel and documents): {exc}"

@@ -17,8 +17,10 @@ import json
 import logging
 import threading
 import time
+import urllib.parse
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from uuid import UUID, uuid4
@@ -70,6 +72,28 @@ TimeoutTypes = float | httpx.Timeout | None
 
 
 @dataclass(frozen=True)
+class QueryParameter:
+    """A query parameter of an operation, with the bounds its schema states."""
+
+    name: str
+    required: bool = False
+    min_length: int | None = None
+    max_length: int | None = None
+
+    def problem(self, value: object) -> str | None:
+        """Why ``value`` cannot be sent as this parameter, or None."""
+        if value is None:
+            return "is required" if self.required else None
+        if not isinstance(value, str):
+            return f"must be a string, got {type(value).__name__}"
+        if self.min_length is not None and len(value) < self.min_length:
+            return f"must have at least {self.min_length} character(s)"
+        if self.max_length is not None and len(value) > self.max_length:
+            return f"must have at most {self.max_length} characters, got {len(value)}"
+        return None
+
+
+@dataclass(frozen=True)
 class Endpoint(Generic[T]):
     """One operation of the API, as the generator read it from the spec."""
 
@@ -79,6 +103,7 @@ class Endpoint(Generic[T]):
     response_model: type[BaseModel]
     unwrap: str | None = None
     error_model: type[BaseModel] | None = None
+    query: tuple[QueryParameter, ...] = ()
 
     def parse(self, body: bytes) -> T:
         model: Any = self.response_model.model_validate_json(body)
@@ -139,6 +164,8 @@ class PreparedRequest:
     extensions: dict[str, Any] = field(default_factory=dict)
     # time.monotonic() by which a call given its own timeout must be over, retries included.
     deadline: float | None = None
+    # When the last attempt began (wall clock): what settling an unknown outcome measures from.
+    attempt_started: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -187,7 +214,9 @@ class BaseClient:
 
     # --- building -------------------------------------------------------
 
-    def _url(self, endpoint: Endpoint[Any], path_params: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
+    def _url(
+        self, endpoint: Endpoint[Any], path_params: Mapping[str, Any], query_params: Mapping[str, Any] | None = None
+    ) -> tuple[str, dict[str, str]]:
         values = {}
         problems = []
         for name, value in path_params.items():
@@ -195,10 +224,22 @@ class BaseClient:
                 values[name] = str(value) if isinstance(value, UUID) else _uuid_text(str(value))
             except ValueError:
                 problems.append(Problem(name, "uuid", f"must be a UUID, got {value!r}"))
+        query: list[tuple[str, str]] = []
+        for parameter in endpoint.query:
+            value = (query_params or {}).get(parameter.name)
+            if (why := parameter.problem(value)) is not None:
+                problems.append(Problem(parameter.name, "query", why))
+            elif value is not None:
+                query.append((parameter.name, value))
         if problems:
             raise ForsendelseValidationError(problems)
         # A UUID's text is hex digits and hyphens: nothing in it needs quoting.
-        return self.base_url + endpoint.path.format(**values), values
+        url = self.base_url + endpoint.path.format(**values)
+        if query:
+            # Every reserved character quoted (":", "/", "&", "=", "+", a space as %20, UTF-8 for æøå),
+            # so the server reads the value exactly as given.
+            url += "?" + urllib.parse.urlencode(query, quote_via=urllib.parse.quote, safe="")
+        return url, values
 
     def _prepare(
         self,
@@ -207,10 +248,11 @@ class BaseClient:
         path_params: Mapping[str, Any],
         body: JsonBody | MultipartInput | None,
         timeout: TimeoutTypes | NotGiven,
+        query_params: Mapping[str, Any] | None = None,
     ) -> PreparedRequest:
         """Everything up to the first byte on the wire. Raises
         :class:`ForsendelseValidationError` for bad input, so nothing is sent."""
-        url, params = self._url(endpoint, path_params)
+        url, params = self._url(endpoint, path_params, query_params)
         prepared = PreparedRequest(endpoint.method, url, dict(self._headers), path_params=params)
         if not isinstance(timeout, NotGiven):
             per_call = (timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)).as_dict()
@@ -376,6 +418,7 @@ class BaseClient:
                 raise multipart.StreamAborted("the send was cancelled before its next attempt")
             stream = prepared.body.sync_stream(abort) if prepared.body else None
             request = self._request_for(builder, prepared, stream)
+            prepared.attempt_started = datetime.now(UTC)
             try:
                 response = http.send(request, auth=self._auth, stream=True)
                 try:
@@ -542,6 +585,7 @@ class BaseClient:
             dokumenter_sha256={d.filnavn: d.sha256() for d in prepared.send.documents},
             cause=cause,
             request=request,
+            sendt=prepared.attempt_started,
         )
 
 
@@ -571,10 +615,13 @@ class SyncAPIClient(BaseClient):
         endpoint: Endpoint[T],
         *,
         path_params: Mapping[str, Any],
+        query_params: Mapping[str, Any] | None = None,
         body: JsonBody | MultipartInput | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
     ) -> T:
-        prepared = self._prepare(endpoint, path_params=path_params, body=body, timeout=timeout)
+        prepared = self._prepare(
+            endpoint, path_params=path_params, query_params=query_params, body=body, timeout=timeout
+        )
         return self._exchange(self._http, self._http, endpoint, prepared)
 
     def send_prepared(self, prepared: Prepared[T]) -> T:
@@ -623,6 +670,7 @@ class AsyncAPIClient(BaseClient):
         endpoint: Endpoint[T],
         *,
         path_params: Mapping[str, Any],
+        query_params: Mapping[str, Any] | None = None,
         body: JsonBody | MultipartInput | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
     ) -> T:
@@ -638,7 +686,9 @@ class AsyncAPIClient(BaseClient):
             )
         else:
             # A JSON body touches no file: a worker-thread trip would cost more than the work.
-            prepared = self._prepare(endpoint, path_params=path_params, body=body, timeout=timeout)
+            prepared = self._prepare(
+                endpoint, path_params=path_params, query_params=query_params, body=body, timeout=timeout
+            )
         return await self._aexchange(endpoint, prepared)
 
     async def send_prepared(self, prepared: Prepared[T]) -> T:
@@ -671,6 +721,7 @@ class AsyncAPIClient(BaseClient):
         attempt = 0
         while True:
             request = self._request_for(self._http, prepared, prepared.body.async_stream() if prepared.body else None)
+            prepared.attempt_started = datetime.now(UTC)
             try:
                 response = await self._http.send(request, auth=self._auth, stream=True)
                 try:

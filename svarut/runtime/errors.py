@@ -254,9 +254,10 @@ class SendOutcomeUnknownError(APIError):
     """A send failed at a point where SvarUt may already have accepted it.
 
     The client does not retry, since that could deliver the letter twice.
-    Resolve it by looking the forsendelse up (``ekstern_referanse``,
-    ``korrelasjonsid``) before sending again; see the README. ``cause`` is the
-    underlying connection or status error.
+    Settle it by asking SvarUt before sending again:
+    ``client.avklar_utfall(**exc.avklaring)`` looks the forsendelse up by its
+    ``ekstern_referanse`` (``sendt`` is when the attempt began). ``cause`` is
+    the underlying connection or status error.
     """
 
     def __init__(
@@ -269,19 +270,32 @@ class SendOutcomeUnknownError(APIError):
         dokumenter_sha256: dict[str, str | None],
         cause: Exception,
         request: httpx.Request | None,
+        sendt: datetime | None = None,
     ) -> None:
         self.operation_id = operation_id
+        self.sendt = sendt
         self.konto_id = konto_id
         self.ekstern_referanse = ekstern_referanse
         self.korrelasjonsid = korrelasjonsid
         self.dokumenter_sha256 = dokumenter_sha256
         self.cause = cause
         ref = f"eksternReferanse={ekstern_referanse!r}" if ekstern_referanse else "no eksternReferanse"
+        how = (
+            "settle it with client.avklar_utfall(**exc.avklaring) or `svarut avklar` before sending it again"
+            if ekstern_referanse
+            else "look it up in SvarUt before sending it again"
+        )
         super().__init__(
             f"{operation_id} on konto {konto_id}: outcome unknown ({cause}). SvarUt may have accepted the "
-            f"forsendelse ({ref}); look it up before sending it again.",
+            f"forsendelse ({ref}); {how}.",
             request=request,
         )
+
+    @property
+    def avklaring(self) -> dict[str, Any]:
+        """The arguments of ``client.avklar_utfall`` that settle this outcome:
+        ``konto_id``, ``ekstern_referanse`` and ``sendt``."""
+        return {"konto_id": self.konto_id, "ekstern_referanse": self.ekstern_referanse, "sendt": self.sendt}
 
 
 class BadRequestError(APIStatusError):

@@ -37,6 +37,7 @@ from pydantic import BaseModel
 
 from svarut import statuses
 from svarut.generated import models
+from svarut.runtime.client import EKSTERN_REFERANSE_KEY
 
 __all__ = ["ReceivedDocument", "ReceivedForsendelse", "StatusChange", "forced_path", "journey", "path_for_kind"]
 
@@ -132,6 +133,12 @@ class ReceivedForsendelse:
     @property
     def tittel(self) -> str:
         return str(self.metadata.get("tittel", ""))
+
+    @property
+    def ekstern_referanse(self) -> str | None:
+        """The eksternReferanse it was sent with, exactly as sent (what the eksternRef lookup matches)."""
+        value = self.metadata.get(EKSTERN_REFERANSE_KEY)
+        return value if isinstance(value, str) else None
 
     @property
     def kryptert(self) -> bool:

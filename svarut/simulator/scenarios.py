@@ -3,7 +3,7 @@
 :class:`Scenarios` (``simulator.scenarios``) holds two kinds of rule:
 
 - **Faults** in the HTTP exchange, for the next ``count`` requests (all API
-  requests, or ``only="send"``/``only="status"``):
+  requests, or ``only="send"``/``only="status"``/``only="lookup"``):
   :meth:`~Scenarios.fail` answers a 5xx (optionally with ``Retry-After``)
   after reading the body, without keeping the forsendelse;
   :meth:`~Scenarios.slow` delays the answer; :meth:`~Scenarios.reset` resets
@@ -31,7 +31,7 @@ from svarut import statuses
 
 __all__ = ["Fault", "Operation", "Outcome", "RequestFaults", "ResetWhen", "Scenarios"]
 
-Operation = Literal["send", "status"]
+Operation = Literal["send", "status", "lookup"]
 ResetWhen = Literal["before_body", "after_body"]
 
 

@@ -54,6 +54,7 @@ import sys
 import tempfile
 import threading
 import time
+import typing
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -64,12 +65,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from cryptography import x509
 from pydantic import BaseModel, ValidationError
 
-from svarut import statuses
+from svarut import statuses, utfall
 from svarut._client import AsyncSvarUtClient, SvarUtClient
 from svarut.generated import ENDPOINTS, SEND_OPERATIONS, models
 from svarut.runtime.auth import Keystore, MaskinportenConfig
@@ -148,6 +149,13 @@ CHANNELS: tuple[Channel, ...] = tuple(Channel(op, _pattern(op.endpoint.path)) fo
 #: The status search, if the specs have one.
 STATUS_ENDPOINT: Endpoint[Any] | None = ENDPOINTS.get(statuses.STATUS_OPERATION)
 STATUS_PATTERN: re.Pattern[str] | None = _pattern(STATUS_ENDPOINT.path) if STATUS_ENDPOINT else None
+#: The eksternRef lookups (ids, and with metadata), if the specs have them.
+LOOKUP_ENDPOINTS: tuple[Endpoint[Any], ...] = tuple(
+    e for op in (utfall.LOOKUP_OPERATION, utfall.METADATA_OPERATION) if (e := ENDPOINTS.get(op)) is not None
+)
+LOOKUP_PATTERNS: tuple[tuple[re.Pattern[str], Endpoint[Any]], ...] = tuple(
+    (_pattern(e.path), e) for e in LOOKUP_ENDPOINTS
+)
 
 
 @dataclass(frozen=True)
@@ -334,6 +342,8 @@ class _Handler(BaseHTTPRequestHandler):
                 )
             elif path == PUBLICKEY_PATH:
                 self._send(200, self.sim.keys.svarut.certificate_pem, "application/x-pem-file")
+            elif lookup := next(((m, e) for p, e in LOOKUP_PATTERNS if (m := p.match(path))), None):
+                self._lookup(path, *lookup)
             else:
                 self._error(_Reply(404, CODE_NOT_FOUND, f"no such page: {path}"))
         except Exception:
@@ -435,6 +445,31 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._json(200, result, operation=operation)
 
+    def _lookup(self, path: str, match: re.Match[str], endpoint: Endpoint[Any]) -> None:
+        """An eksternRef lookup: the konto's forsendelser that carry the reference, as sent."""
+        operation: Operation = "lookup"
+        faults = self.sim.scenarios.take_faults(operation)
+        if faults.reset is not None:
+            self._reset(operation)
+            return
+        if not self._pause(faults):
+            return
+        if faults.error is not None:
+            headers = {} if faults.error.retry_after is None else {"Retry-After": str(faults.error.retry_after)}
+            reply = _Reply(faults.error.status, CODE_SIMULATED, "simulated server error", headers=headers)
+            self._error(reply, operation=operation)
+            return
+        try:
+            konto_id = self.sim._authorize(self.headers, match.group(utfall.KONTO_PARAMETER))
+            values = parse_qs(urlsplit(self.path).query, keep_blank_values=True).get(utfall.REFERANSE_PARAMETER, [])
+            if len(values) != 1 or not values[0]:
+                raise _Reply(400, CODE_INVALID, f"the query parameter {utfall.REFERANSE_PARAMETER} is required, once")
+            result = self.sim._lookup(endpoint, konto_id, values[0])
+        except _Reply as reply:
+            self._error(reply, operation=operation)
+            return
+        self._json(200, result, operation=operation)
+
     def _pause(self, faults: RequestFaults) -> bool:
         """Wait out a slow fault; False if the simulator is stopping meanwhile."""
         if faults.slow is None:
@@ -443,6 +478,24 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return False
         return True
+
+
+def _lookup_item(model: type[BaseModel], record: ReceivedForsendelse) -> dict[str, Any]:
+    """One forsendelse as the lookup with metadata describes it, from what the
+    spec's item model has: a date-time is when it arrived, a field the
+    forsendelse part carried is that value, and the one other required string
+    is its id."""
+    item: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        key = info.alias or name
+        kinds = set(typing.get_args(info.annotation)) | {info.annotation}
+        if datetime in kinds or any(getattr(k, "__name__", "") == "AwareDatetime" for k in kinds):
+            item[key] = record.received_at.isoformat()
+        elif key in record.metadata:
+            item[key] = record.metadata[key]
+        elif info.is_required():
+            item[key] = str(record.id)
+    return item
 
 
 def _read_limited(body: BodyReader, limit: int) -> bytes:
@@ -859,6 +912,25 @@ class Simulator:
         ]
         answer = STATUS_ENDPOINT.response_model.model_validate({STATUS_ENDPOINT.unwrap: statuser})
         result: dict[str, Any] = answer.model_dump(mode="json", by_alias=True)
+        return result
+
+    def _lookup(self, endpoint: Endpoint[Any], konto_id: uuid.UUID, referanse: str) -> dict[str, Any]:
+        """The answer of an eksternRef lookup: the konto's forsendelser whose
+        eksternReferanse is exactly ``referanse``, oldest first."""
+        assert endpoint.unwrap is not None  # routed only then (the binding checks the answer's shape)
+        with self._lock:
+            found = sorted(
+                (r for r in self._records.values() if r.konto_id == konto_id and r.ekstern_referanse == referanse),
+                key=lambda r: r.received_at,
+            )
+        field = endpoint.response_model.model_fields[endpoint.unwrap]
+        item = next(iter(typing.get_args(field.annotation)), str)
+        if isinstance(item, type) and issubclass(item, BaseModel):
+            items: list[Any] = [_lookup_item(item, r) for r in found]
+        else:
+            items = [str(r.id) for r in found]
+        answer = endpoint.response_model.model_validate({field.alias or endpoint.unwrap: items})
+        result: dict[str, Any] = answer.model_dump(mode="json", by_alias=True, exclude_none=True)
         return result
 
     def _receive(self, channel: Channel, konto_id: uuid.UUID, body: BodyReader, content_type: str | None) -> uuid.UUID:
