@@ -17,7 +17,7 @@ endif
 # The tests find the specs as the generator does; SPECS_DIR= reaches them too.
 TEST_ENV = $(if $(SPECS_DIR),SVARUT_SPECS_DIR=$(abspath $(SPECS_DIR)),)
 
-.PHONY: help install generate check-generated update-specs check-upstream lint test check demo bench bench-batch
+.PHONY: help install generate check-generated update-specs check-upstream lint test check demo bench bench-batch docs docs-serve
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -69,3 +69,9 @@ bench-batch: $(INSTALLED)  ## batch sending vs a plain loop only, 10,000 x 20 KB
 .PHONY: check-history
 check-history: $(INSTALLED)  ## every upstream spec version: relock, regenerate, mypy, send every kind to the simulator
 	$(TEST_ENV) SVARUT_SPEC_HISTORY=all $(PYTHON) -m pytest tests/test_spec_history.py
+
+docs: $(INSTALLED)  ## the documentation site (guides, API and CLI reference) into site/, offline; warnings are errors
+	$(PYTHON) -m sphinx -W --keep-going -b html docs site
+
+docs-serve: docs  ## serve site/ on http://127.0.0.1:8000/ (DOCS_PORT=<port>)
+	$(PYTHON) -m http.server --bind 127.0.0.1 --directory site $(or $(DOCS_PORT),8000)

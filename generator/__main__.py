@@ -17,12 +17,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from generator import changelog, refs, report, specs
-from generator.bindings import Predates, predated_bindings, verify_bindings
+from generator.check_rules import Predates, predated_bindings, verify_bindings
+from generator.check_statuses import status_binding_warnings, verify_status_binding
+from generator.check_utfall import utfall_binding_warnings, verify_utfall_binding
 from generator.ir import Api, Operation
 from generator.normalize import SpecError, build_api
 from generator.render import render
-from generator.status_binding import status_binding_warnings, verify_status_binding
-from generator.utfall_binding import utfall_binding_warnings, verify_utfall_binding
 
 GENERATED = specs.ROOT / "svarut" / "generated"
 

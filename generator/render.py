@@ -1,7 +1,7 @@
 """Intermediate representation → the files under ``svarut/generated/``.
 
 Models come from datamodel-code-generator (pinned in pyproject.toml); the
-operations come from the Jinja2 templates in ``templates/``. Every value a
+operations come from the Jinja2 templates in ``generator/templates/``. Every value a
 template prints is computed here (see :func:`_operation_view`), so the
 templates hold no logic. The output is formatted with ruff and is byte-for-byte
 the same for the same specs.
@@ -23,7 +23,7 @@ import jinja2
 from generator.ir import Api, Operation
 from generator.specs import ROOT, LockedSpec
 
-TEMPLATES = ROOT / "templates"
+TEMPLATES = Path(__file__).resolve().parent / "templates"
 RUNTIME_MODELS = "svarut.runtime.models"
 
 

@@ -400,61 +400,58 @@ class _Differ:
     def _diff_parameters(self, old_id: str, op_id: str, old_op: dict[str, Any], new_op: dict[str, Any]) -> None:
         old, new = _parameters(old_op), _parameters(new_op)
 
-        def kind(p: Schema, renamed: Mapping[str, str] | None = None) -> tuple[str, str, str]:
-            schema = p.get("schema", {})
-            return str(p.get("in")), _type(schema, renamed), _constraints(schema)
+        def shape(p: Schema, renamed: Mapping[str, str] | None) -> tuple[str, ...]:
+            return str(p.get("in")), _type(p.get("schema", {}), renamed)
 
-        renamed = _pair_renames(
-            set(old) - set(new), set(new) - set(old), old, new, lambda a, b: kind(a, self.renamed_schemas) == kind(b)
+        self._diff_arguments(
+            "parameter",
+            old_id,
+            op_id,
+            (old, {n for n, p in old.items() if p.get("required")}),
+            (new, {n for n, p in new.items() if p.get("required")}),
+            shape=shape,
+            # A rename keeps the constraints too; a kept parameter's constraints are compared on their own.
+            match=lambda p, renamed: (*shape(p, renamed), _constraints(p.get("schema", {}))),
+            schema_of=lambda p: p.get("schema", {}),
         )
-        for name in sorted(set(old) | set(new)):
-            label = f"{op_id}.{name}"
-            if name in renamed:
-                self.renamed_locations[f"{old_id}.{name}"] = f"{op_id}.{renamed[name]}"
-                self.add(
-                    f"~ parameter {op_id}.{name} renamed -> {renamed[name]}: "
-                    f"{_call(op_id, name)} is now {_call(op_id, renamed[name])}",
-                    BREAKING,
-                )
-            elif name not in old:
-                if name in renamed.values():
-                    continue
-                required = bool(new[name].get("required"))
-                where, type_ = kind(new[name])[:2]
-                self.add(
-                    f"+ parameter {label} ({'required' if required else 'optional'}, {where}, {type_}): "
-                    f"{_call(op_id, name)}",
-                    BREAKING if required else ADDITIVE,
-                )
-            elif name not in new:
-                self.add(f"- parameter {label}: {_call(op_id, name)} is gone", BREAKING)
-            else:
-                self._required(
-                    f"parameter {label}", bool(old[name].get("required")), bool(new[name].get("required")), {REQUEST}
-                )
-                if kind(old[name], self.renamed_schemas)[:2] != kind(new[name])[:2]:
-                    before, after = kind(old[name])[:2], kind(new[name])[:2]
-                    self.add(f"~ parameter {label}: {' '.join(before)} -> {' '.join(after)}", BREAKING)
-                else:
-                    self._constraint_change(
-                        f"parameter {label}", old[name].get("schema", {}), new[name].get("schema", {}), {REQUEST}
-                    )
 
     def _diff_parts(self, old_id: str, op_id: str, old_op: dict[str, Any], new_op: dict[str, Any]) -> None:
-        (old, old_req), (new, new_req) = _parts(old_op), _parts(new_op)
+        def shape(p: Schema, renamed: Mapping[str, str] | None) -> tuple[str, ...]:
+            return (_type(p, renamed),)
+
+        self._diff_arguments(
+            "part", old_id, op_id, _parts(old_op), _parts(new_op), shape=shape, match=shape, changed_label="type "
+        )
+
+    def _diff_arguments(
+        self,
+        word: str,
+        old_id: str,
+        op_id: str,
+        old_side: tuple[dict[str, Schema], set[str]],
+        new_side: tuple[dict[str, Schema], set[str]],
+        *,
+        shape: Callable[[Schema, Mapping[str, str] | None], tuple[str, ...]],
+        match: Callable[[Schema, Mapping[str, str] | None], tuple[str, ...]],
+        schema_of: Callable[[Schema], Schema] | None = None,
+        changed_label: str = "",
+    ) -> None:
+        """What changed in an operation's arguments of one ``word`` (path/query
+        parameters, multipart parts), each with whether it is required."""
+        (old, old_req), (new, new_req) = old_side, new_side
         renamed = _pair_renames(
             set(old) - set(new),
             set(new) - set(old),
             old,
             new,
-            lambda a, b: _type(a, self.renamed_schemas) == _type(b),
+            lambda a, b: match(a, self.renamed_schemas) == match(b, None),
         )
         for name in sorted(set(old) | set(new)):
             label = f"{op_id}.{name}"
             if name in renamed:
                 self.renamed_locations[f"{old_id}.{name}"] = f"{op_id}.{renamed[name]}"
                 self.add(
-                    f"~ part {label} renamed -> {renamed[name]}: "
+                    f"~ {word} {label} renamed -> {renamed[name]}: "
                     f"{_call(op_id, name)} is now {_call(op_id, renamed[name])}",
                     BREAKING,
                 )
@@ -462,17 +459,20 @@ class _Differ:
                 if name in renamed.values():
                     continue
                 required = name in new_req
+                described = ", ".join(shape(new[name], None))
                 self.add(
-                    f"+ part {label} ({'required' if required else 'optional'}, {_type(new[name])}): "
-                    f"{_call(op_id, name)}",
+                    f"+ {word} {label} ({'required' if required else 'optional'}, {described}): {_call(op_id, name)}",
                     BREAKING if required else ADDITIVE,
                 )
             elif name not in new:
-                self.add(f"- part {label}: {_call(op_id, name)} is gone", BREAKING)
+                self.add(f"- {word} {label}: {_call(op_id, name)} is gone", BREAKING)
             else:
-                self._required(f"part {label}", name in old_req, name in new_req, {REQUEST})
-                if _type(old[name], self.renamed_schemas) != _type(new[name]):
-                    self.add(f"~ part {label}: type {_type(old[name])} -> {_type(new[name])}", BREAKING)
+                self._required(f"{word} {label}", name in old_req, name in new_req, {REQUEST})
+                if shape(old[name], self.renamed_schemas) != shape(new[name], None):
+                    before, after = shape(old[name], None), shape(new[name], None)
+                    self.add(f"~ {word} {label}: {changed_label}{' '.join(before)} -> {' '.join(after)}", BREAKING)
+                elif schema_of is not None:
+                    self._constraint_change(f"{word} {label}", schema_of(old[name]), schema_of(new[name]), {REQUEST})
 
     def _diff_bodies(self, op_id: str, old_op: dict[str, Any], new_op: dict[str, Any]) -> None:
         for what, model in (("request body", _json_model), ("response", _response_model)):

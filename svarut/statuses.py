@@ -3,7 +3,7 @@ channel moves through them, which end a forsendelse, and which are failures.
 
 The spec lists the status values (the ``Status`` enum of the status search)
 and nothing more. This module is a declared binding onto that enum, checked by
-``generator/status_binding.py`` whenever the specs are generated: a status
+``generator/check_statuses.py`` whenever the specs are generated: a status
 named here that the enum lacks is an error, unless it is declared in
 :data:`INTRODUCED_LATER` (older specs lack it) or :data:`REMOVED_LATER` (newer
 specs lack it), each with the spec version that made the change; an enum value

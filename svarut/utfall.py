@@ -28,7 +28,7 @@ Only ``ikke_mottatt`` makes sending again safe. A lookup that fails (network,
 5xx) settles nothing: it raises.
 
 This module is a declared binding onto the spec: the operation and its two
-parameters are named here once, and ``generator/utfall_binding.py`` checks
+parameters are named here once, and ``generator/check_utfall.py`` checks
 them against the specs whenever the client is generated. Specs without the
 lookup generate a client whose ``avklar_utfall`` raises
 :class:`LookupUnavailableError`. Nothing here imports the generated code.

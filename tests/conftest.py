@@ -4,8 +4,10 @@
 ``server`` listens on 127.0.0.1 (a free port) in a background thread. It keeps
 every complete request in ``server.requests`` (method, path, headers, raw body,
 read by ``Content-Length`` or ``Transfer-Encoding: chunked``) and answers with
-the next reply queued by ``server.reply(...)``; with none queued it answers as
-SvarUt would: a fresh ``{"id": ...}`` for a send, one ``MOTTATT`` status per
+the next reply queued by ``server.reply(...)``; with none queued it asks
+``server.responder`` (a callable from the request to a ``Reply``, run in the
+handler thread, so it may block) if set, and otherwise answers as SvarUt
+would: a fresh ``{"id": ...}`` for a send, one ``MOTTATT`` status per
 asked-for id for ``.../status/sok``, and nothing found for an eksternRef
 lookup. Every reply closes its connection, so no handler thread outlives the
 test.
@@ -22,6 +24,7 @@ import json
 import shutil
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -111,6 +114,7 @@ class RecordingServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.requests: list[Recorded] = []
         self.stopping = threading.Event()
+        self.responder: Callable[[Recorded], Reply] | None = None
         self._replies: collections.deque[Reply] = collections.deque()
         self._lock = threading.Lock()
 
@@ -130,6 +134,8 @@ class RecordingServer(ThreadingHTTPServer):
         with self._lock:
             if self._replies:
                 return self._replies.popleft()
+        if self.responder is not None:
+            return self.responder(request)
         if request.method == "GET" and "eksternRef=" in request.path:  # the eksternRef lookup: nothing found
             key = "forsendelser" if request.path.split("?")[0].endswith("/metadata") else "forsendelseIds"
             return Reply(body=json.dumps({key: []}).encode())

@@ -25,7 +25,7 @@ from click.testing import CliRunner
 
 import svarut
 from svarut import models
-from svarut.cli import bindings
+from svarut.cli import flags
 from svarut.cli.app import cli
 from svarut.cli.config import KEYS
 from svarut.cli.progress import ProgressLine, ProgressReader
@@ -504,11 +504,11 @@ def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path: Path, monkeypat
 
 
 def test_every_declared_flag_applies_to_a_send_operation_of_the_locked_spec() -> None:
-    assert bindings.unused_bindings(SEND_OPERATIONS) == []
+    assert flags.unused_flags(SEND_OPERATIONS) == []
     for operation in SEND_OPERATIONS.values():
         if operation.document_model is not None:  # each file fills in its document's filnavn and mimeType
             fields = operation.document_model.model_fields
-            assert {bindings.DOCUMENT_NAME_FIELD, bindings.DOCUMENT_TYPE_FIELD} <= set(fields), operation.kind
+            assert {flags.DOCUMENT_NAME_FIELD, flags.DOCUMENT_TYPE_FIELD} <= set(fields), operation.kind
 
 
 def test_a_flag_whose_path_left_every_model_fails_by_flag_and_path() -> None:
@@ -517,16 +517,16 @@ def test_a_flag_whose_path_left_every_model_fails_by_flag_and_path() -> None:
         mime_type: str
 
     stripped = {kind: dataclasses.replace(op, model=Bare, document_model=Bare) for kind, op in SEND_OPERATIONS.items()}
-    problems = bindings.unused_bindings(stripped)
+    problems = flags.unused_flags(stripped)
     assert "--mottaker-navn: the forsendelse path mottaker.navn is in no send operation's model" in problems
     assert (
         "--ekskluder-fra-utskrift: the document path skalEkskluderesFraUtskrift is in no send operation's model"
         in problems
     )
-    assert len(problems) == len(bindings.BINDINGS)  # every one of them
-    gone = bindings.Binding("--fodselsnummer", "mottaker.digitalId", "", kinds=frozenset({"person"}))
+    assert len(problems) == len(flags.FLAGS)  # every one of them
+    gone = flags.Flag("--fodselsnummer", "mottaker.digitalId", "", kinds=frozenset({"person"}))
     without_person = {k: op for k, op in SEND_OPERATIONS.items() if k != "person"}
-    assert bindings.unused_bindings(without_person, [gone]) == [
+    assert flags.unused_flags(without_person, [gone]) == [
         "--fodselsnummer: restricted to person, which is no send operation",
         "--fodselsnummer: the forsendelse path mottaker.digitalId is in no send operation's model",
     ]
@@ -541,8 +541,8 @@ def test_each_send_operation_is_a_subcommand_with_the_flags_its_model_has(bare_e
         assert result.exit_code == 0, result.output
         text = " ".join(result.output.split())
         assert " ".join(operation.summary.split())[:60] in text
-        for binding in bindings.BINDINGS:
-            offered = bindings.applies(binding, kind, operation.model, operation.document_model)
+        for binding in flags.FLAGS:
+            offered = flags.applies(binding, kind, operation.model, operation.document_model)
             assert (f"{binding.flag} " in text or f"{binding.flag}," in text) == offered, (kind, binding.flag)
     nhn = " ".join(invoke(["send", "nhn", "--help"], bare_env).output.split())
     assert "[FASTLEGE|HER_ID]" in nhn  # the choices come from the model's enum

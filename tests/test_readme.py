@@ -1,4 +1,4 @@
-"""The README's examples run as written, against the simulator."""
+"""The README's examples, and the CLI guide's (docs/cli.md), run as written, against the simulator."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from pathlib import Path
 
 from svarut import statuses
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+CLI_GUIDE = ROOT / "docs" / "cli.md"
 
 
 def python_blocks() -> list[str]:
@@ -41,21 +43,22 @@ def test_quick_start_runs_as_written(svarut_simulator, tmp_path: Path) -> None:
 
 
 def cli_section() -> str:
+    """The CLI guide: its one `sh` block of examples, `json` forsendelse and `text` command summary."""
+    return CLI_GUIDE.read_text()
+
+
+def readme_cli_lines() -> str:
     text = README.read_text()
-    start = text.index("## Command line\n")
-    return text[start : text.index("\n## ", start + 1)]
+    start = text.index("## The command line in five lines\n")
+    (script,) = blocks(text[start : text.index("\n## ", start + 1)], "sh")
+    return script
 
 
 def blocks(section: str, language: str) -> list[str]:
     return re.findall(rf"```{language}\n(.*?)```", section, flags=re.S)
 
 
-def test_command_line_examples_run_as_written(svarut_simulator, tmp_path: Path) -> None:
-    section = cli_section()
-    (script,) = blocks(section, "sh")
-    (forsendelse_json,) = blocks(section, "json")
-    assert "forsendelse.json" in script and not re.search(r"\.\.\.|\|", script)  # no placeholders, no "a|b"
-    (tmp_path / "forsendelse.json").write_text(forsendelse_json)
+def run_script(script: str, svarut_simulator, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     (tmp_path / "vedtak.pdf").write_bytes(b"%PDF-1.7\n% vedtak\n%%EOF\n")
     (tmp_path / "kart.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(32))
     env = {
@@ -64,9 +67,39 @@ def test_command_line_examples_run_as_written(svarut_simulator, tmp_path: Path) 
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
     }
-    result = subprocess.run(
+    return subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
     )
+
+
+def test_readme_command_line_lines_run_as_written(svarut_simulator, tmp_path: Path) -> None:
+    script = readme_cli_lines()
+    assert len(script.strip().splitlines()) == 5 and not re.search(r"\.\.\.|\|", script)
+    letter = {
+        "ref": "vedtak-0001",
+        "kind": "person",
+        "forsendelse": {
+            "tittel": "Vedtak",
+            "mottaker": {"navn": "Kari Nordmann", "digitalId": "21883649874"},
+            "dokumenter": [{"filnavn": "vedtak.pdf", "mimeType": "application/pdf"}],
+        },
+        "dokumenter": {"vedtak.pdf": "vedtak.pdf"},
+    }
+    (tmp_path / "brev.jsonl").write_text(json.dumps(letter) + "\n")
+    result = run_script(script, svarut_simulator, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (received,) = svarut_simulator.received  # batch check sends nothing
+    assert received.channel == "person" and received.metadata["tittel"] == "Vedtak"
+    assert (tmp_path / "vedtak.pdf.cms").stat().st_size > 0
+
+
+def test_command_line_examples_run_as_written(svarut_simulator, tmp_path: Path) -> None:
+    section = cli_section()
+    (script,) = blocks(section, "sh")
+    (forsendelse_json,) = blocks(section, "json")
+    assert "forsendelse.json" in script and not re.search(r"\.\.\.|\|", script)  # no placeholders, no "a|b"
+    (tmp_path / "forsendelse.json").write_text(forsendelse_json)
+    result = run_script(script, svarut_simulator, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
 
     by_channel = {r.channel: r for r in svarut_simulator.received}

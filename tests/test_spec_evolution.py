@@ -3,7 +3,7 @@
 status value, a removed send endpoint. Each is applied to a copy of the
 specs, locked and generated into a copy of the project, and checked in a
 subprocess that imports the copy. The status binding's verifier
-(``generator/status_binding.py``) is checked in-process against the same
+(``generator/check_statuses.py``) is checked in-process against the same
 kinds of change.
 """
 
@@ -18,8 +18,8 @@ import pytest
 from generator_helpers import SEND, STATUS, locked_documents, official_specs
 from project_copy import copy_project, generate, relock, run_in
 
+from generator.check_statuses import status_binding_warnings, verify_status_binding
 from generator.normalize import build_api
-from generator.status_binding import status_binding_warnings, verify_status_binding
 
 PERSON = "/v3/kontoer/{kontoId}/forsendelser/person"
 PRINT = "/v3/kontoer/{kontoId}/forsendelser/print"

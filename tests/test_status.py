@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -11,11 +10,12 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
+from conftest import Recorded, RecordingServer, Reply
 
 import svarut
 from svarut import errors, models, statuses
@@ -320,7 +320,7 @@ def _history_api(version: str) -> Any:
 def test_the_binding_fits_every_older_spec_version(version) -> None:
     from generator_helpers import require_history
 
-    from generator.status_binding import status_binding_warnings, verify_status_binding
+    from generator.check_statuses import status_binding_warnings, verify_status_binding
 
     (folder,) = require_history().glob(f"{version}-*")
     api = _history_api(folder.name)
@@ -339,8 +339,8 @@ def test_the_binding_fits_every_older_spec_version(version) -> None:
 def test_the_binding_fits_the_locked_spec_and_states_removals() -> None:
     from generator_helpers import STATUS, official_specs
 
+    from generator.check_statuses import status_binding_warnings, verify_status_binding
     from generator.normalize import build_api
-    from generator.status_binding import status_binding_warnings, verify_status_binding
 
     locked = official_specs()
     assert verify_status_binding(build_api(locked)) == []
@@ -357,8 +357,8 @@ def test_the_binding_fits_the_locked_spec_and_states_removals() -> None:
 def test_a_status_declared_both_added_and_removed_is_a_problem(monkeypatch) -> None:
     from generator_helpers import official_specs
 
+    from generator.check_statuses import verify_status_binding
     from generator.normalize import build_api
-    from generator.status_binding import verify_status_binding
 
     monkeypatch.setitem(statuses.REMOVED_LATER, "SENDT_ALTINN", "spec version 99")
     (problem,) = verify_status_binding(build_api(official_specs()))
@@ -389,52 +389,29 @@ async def test_without_a_status_search_the_status_helpers_say_so(api, server, mo
 # --- the wait's timeout bounds each poll ---------------------------------------------
 
 
-class _Stall(BaseHTTPRequestHandler):
-    """Answers nothing until the test releases it."""
+@dataclass
+class Stalling:
+    """The recording server, answering nothing until the test ends."""
 
-    protocol_version = "HTTP/1.1"
-    server: _StallServer
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        self.server.arrived.set()
-        self.server.release.wait(30)
-        with contextlib.suppress(OSError):
-            self.send_response(503)
-            self.send_header("Content-Length", "0")
-            self.send_header("Connection", "close")
-            self.end_headers()
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-class _StallServer(ThreadingHTTPServer):
-    block_on_close = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Stall)
-        self.arrived = threading.Event()
-        self.release = threading.Event()
+    server: RecordingServer
+    arrived: threading.Event
 
 
 @pytest.fixture
-def stalling():
-    srv = _StallServer()
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield srv
-    finally:
-        srv.release.set()
-        srv.shutdown()
-        thread.join()
-        srv.server_close()
+def stalling(server: RecordingServer) -> Stalling:
+    arrived = threading.Event()
+
+    def stall(request: Recorded) -> Reply:
+        arrived.set()
+        return Reply(503, delay=30)  # the server's teardown ends the wait, unanswered
+
+    server.responder = stall
+    return Stalling(server, arrived)
 
 
 @pytest.mark.parametrize("kind", ["sync", "async"])
 async def test_a_stalling_server_cannot_hold_vent_pa_status_past_its_timeout(stalling, kind) -> None:
-    base_url = f"http://127.0.0.1:{stalling.server_address[1]}/api"
+    base_url = stalling.server.base_url
     timeouts: list[dict[str, float]] = []
     # The default retry policy retries a timed-out status search; the wait's time bounds that too.
     options = {"base_url": base_url}
@@ -454,7 +431,7 @@ async def test_a_stalling_server_cannot_hold_vent_pa_status_past_its_timeout(sta
                 await aclient.vent_pa_status(**wait)
 
     # It gave up while the server still held the request: the poll's own timeout ended it.
-    assert stalling.arrived.is_set() and not stalling.release.is_set()
+    assert stalling.arrived.is_set() and not stalling.server.stopping.is_set()
     assert isinstance(caught.value.__cause__, errors.APITimeoutError)
     assert caught.value.ventende == wait["ids"]
     assert timeouts and all(0 < t[k] <= 0.5 for t in timeouts for k in ("connect", "read", "write", "pool"))

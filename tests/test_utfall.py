@@ -16,8 +16,8 @@ import pytest
 from generator_helpers import LOOKUP, official_specs
 
 import svarut
+from generator.check_utfall import utfall_binding_warnings, verify_utfall_binding
 from generator.normalize import build_api
-from generator.utfall_binding import utfall_binding_warnings, verify_utfall_binding
 from svarut import _client, errors, models, utfall
 from svarut.simulator import Simulator
 

@@ -12,8 +12,9 @@ so that a crash at any point loses none and sends none twice.
 ``await svarut.batch.arun(async_client, ...)`` is :func:`run` for the async
 client (:func:`asettle` for :func:`settle`). The manifest format is in
 :mod:`svarut.batch.manifest`, the journal and its states in
-:mod:`svarut.batch.journal` (SQLite) and :mod:`svarut.batch.postgres`
-(several workers), the loops in :mod:`svarut.batch.runner`, settling unknown
+:mod:`svarut.batch.journal` (its backends side by side in
+:mod:`svarut.batch._journals`: SQLite, and PostgreSQL for several workers),
+the loops in :mod:`svarut.batch.runner`, settling unknown
 outcomes by asking SvarUt in :mod:`svarut.batch.settle`; the README's "Batch
 sending" says what each choice risks.
 """

@@ -1,53 +1,8 @@
-"""The batch journal in PostgreSQL (``pip install 'fiks-svarut[postgres]'``,
-psycopg 3): several workers, on any machines, share one run.
+"""The batch journal in PostgreSQL: several workers, on any machines, share
+one run. It lives in :mod:`svarut.batch._journals.postgres`, beside the
+SQLite one; :func:`svarut.batch.open_journal` opens it for a
+``postgresql://`` URL."""
 
-Claims take waiting letters with ``FOR UPDATE SKIP LOCKED``, so two workers
-never get the same letter; each claim carries a lease that its worker renews
-while it lives. A dead worker's letters are taken over once the lease has
-expired: those it had only claimed are simply claimed again, those it was
-sending become ``unknown``. Times are the database's clock, so the workers'
-clocks need not agree. Every commit is synchronous (PostgreSQL's default
-``synchronous_commit=on``, which the journal insists on).
-"""
+from svarut.batch._journals.postgres import PostgresJournal
 
-from __future__ import annotations
-
-from typing import Any
-
-from svarut.batch.journal import Journal, JournalError
-
-
-class PostgresJournal(Journal):
-    paramstyle = "%s"
-    now_sql = "extract(epoch from clock_timestamp())::double precision"
-    skip_locked = "FOR UPDATE SKIP LOCKED"
-
-    def __init__(self, url: str) -> None:
-        super().__init__()
-        try:
-            import psycopg
-        except ModuleNotFoundError:
-            raise JournalError("a PostgreSQL journal needs psycopg: pip install 'fiks-svarut[postgres]'") from None
-        try:
-            self._db = psycopg.connect(url, autocommit=False)
-        except psycopg.Error as exc:
-            # psycopg's message names host and database, never the password.
-            raise JournalError(f"cannot connect to the PostgreSQL journal: {exc}") from None
-        with self._db.cursor() as cur:
-            cur.execute("SET synchronous_commit = on")
-        self._db.commit()
-
-    def _connection(self) -> Any:
-        return self._db
-
-    def _begin(self, cursor: Any, *, durable: bool, single_statement: bool) -> None:
-        if not durable:
-            # A claim or a lease: lost in a crash, the letter is just claimed again.
-            cursor.execute("SET LOCAL synchronous_commit = off")
-
-    def _setup_lock(self, cursor: Any) -> None:
-        # Several workers starting at once must not race to create the tables.
-        cursor.execute("SELECT pg_advisory_xact_lock(4242004200)")
-
-    def _close(self) -> None:
-        self._db.close()
+__all__ = ["PostgresJournal"]

@@ -15,7 +15,7 @@ mimeType guessed from it, ``--mime-type kart.png=image/png`` to override);
 ``--metadata forsendelse.json`` starts from a JSON forsendelse instead (the
 spec's camelCase names), ``--felt PATH=JSON`` sets any field, and flags
 override both. The subcommands and their flags follow the specs
-(:mod:`svarut.cli.send`, :mod:`svarut.cli.bindings`). ``--kryptert`` encrypts
+(:mod:`svarut.cli.send`, :mod:`svarut.cli.flags`). ``--kryptert`` encrypts
 the documents for SvarUt's certificate. On a terminal, uploads over a few MB
 show their progress on stderr, then the wait for SvarUt's answer.
 

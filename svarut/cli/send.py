@@ -5,7 +5,7 @@ whatever comes next), named by its kind and described by the spec's summary.
 The forsendelse is built as the spec's JSON, so the pieces mix freely, later
 ones overriding earlier ones: a ``--metadata`` JSON file, then ``--felt
 PATH=JSON`` (any field, e.g. ``--felt konteringskode='"K-1"'``), then the
-convenience flags of :mod:`svarut.cli.bindings`. The operation's model reads
+convenience flags of :mod:`svarut.cli.flags` (the flag table). The operation's model reads
 it: a field it refuses is a validation error (exit 3) before anything is
 sent. Documents are described in the order given (``filnavn`` from each
 file's name, ``mimeType`` guessed unless ``--mime-type FILNAVN=TYPE``), unless
@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import click
 
-from svarut.cli import bindings
+from svarut.cli import flags
 from svarut.cli.common import (
     CliError,
     DuplicateFailure,
@@ -58,7 +58,7 @@ __all__ = ["build_metadata", "send"]
 _MIME_OVERRIDE = re.compile(r"^(?P<name>.+?)=(?P<type>[\w.+-]+/.+)$")
 _FELT = re.compile(r"^(?P<path>[A-Za-z_][\w.\[\]]*)=(?P<value>.*)$", re.S)
 _INDEXED = re.compile(r"^(?P<name>[^\[\]]+)\[(?P<index>\d+)\]$")
-_EKSTERN_REFERANSE = next(b for b in bindings.BINDINGS if b.flag == "--ekstern-referanse").path
+_EKSTERN_REFERANSE = next(b for b in flags.FLAGS if b.flag == "--ekstern-referanse").path
 
 
 def _operations() -> Mapping[str, SendOperation]:
@@ -89,27 +89,25 @@ def send() -> None:
     """
 
 
-def _bindings(operation: SendOperation) -> list[bindings.Binding]:
-    return [
-        b for b in bindings.BINDINGS if bindings.applies(b, operation.kind, operation.model, operation.document_model)
-    ]
+def _flags(operation: SendOperation) -> list[flags.Flag]:
+    return [b for b in flags.FLAGS if flags.applies(b, operation.kind, operation.model, operation.document_model)]
 
 
-def _option(binding: bindings.Binding, operation: SendOperation) -> click.Option:
-    names = [binding.flag, *binding.aliases, binding.name]
-    if binding.target == "dokument":
-        return click.Option(names, multiple=True, metavar="FILNAVN", help=binding.help)
-    if binding.repeat > 1:
-        return click.Option(names, multiple=True, help=binding.help)
-    kind = bindings.leaf_type(bindings.resolve(operation.model, binding.path))
+def _option(entry: flags.Flag, operation: SendOperation) -> click.Option:
+    names = [entry.flag, *entry.aliases, entry.name]
+    if entry.target == "dokument":
+        return click.Option(names, multiple=True, metavar="FILNAVN", help=entry.help)
+    if entry.repeat > 1:
+        return click.Option(names, multiple=True, help=entry.help)
+    kind = flags.leaf_type(flags.resolve(operation.model, entry.path))
     if kind is bool:
-        return click.Option(names, is_flag=True, default=None, help=binding.help)
+        return click.Option(names, is_flag=True, default=None, help=entry.help)
     if kind is int:
-        return click.Option(names, type=click.INT, help=binding.help)
+        return click.Option(names, type=click.INT, help=entry.help)
     if isinstance(kind, type) and issubclass(kind, enum.Enum):
         values = [str(member.value) for member in kind]
-        return click.Option(names, type=click.Choice(values), help=binding.help)
-    return click.Option(names, help=binding.help)
+        return click.Option(names, type=click.Choice(values), help=entry.help)
+    return click.Option(names, help=entry.help)
 
 
 def _command(operation: SendOperation) -> click.Command:
@@ -128,7 +126,7 @@ def _command(operation: SendOperation) -> click.Command:
             help="Set any field by the spec's path, e.g. --felt 'konteringskode=\"K-1\"' "
             "(a value that is not JSON is taken as text; repeatable).",
         ),
-        *(_option(b, operation) for b in _bindings(operation)),
+        *(_option(b, operation) for b in _flags(operation)),
         click.Option(
             ["--mime-type", "mime_types"],
             multiple=True,
@@ -220,7 +218,7 @@ def _felt(operation: SendOperation, value: str) -> tuple[str, Any]:
     if match is None:
         raise usage_error(f"--felt {value!r}: expected PATH=JSON, e.g. --felt 'konteringskode=\"K-1\"'")
     path = match["path"]
-    if bindings.resolve(operation.model, path) is None:
+    if flags.resolve(operation.model, path) is None:
         raise usage_error(f"--felt {path}: the {operation.kind} forsendelse has no such field")
     try:
         parsed = json.loads(match["value"])
@@ -232,8 +230,8 @@ def _felt(operation: SendOperation, value: str) -> tuple[str, Any]:
 def _document_keys(operation: SendOperation) -> tuple[str, str]:
     assert operation.document_model is not None
     return (
-        bindings.field_alias(operation.document_model, bindings.DOCUMENT_NAME_FIELD),
-        bindings.field_alias(operation.document_model, bindings.DOCUMENT_TYPE_FIELD),
+        flags.field_alias(operation.document_model, flags.DOCUMENT_NAME_FIELD),
+        flags.field_alias(operation.document_model, flags.DOCUMENT_TYPE_FIELD),
     )
 
 
@@ -259,24 +257,24 @@ def build_metadata(operation: SendOperation, options: Mapping[str, Any], paths: 
     for value in options.get("felt") or ():
         path, parsed = _felt(operation, value)
         _put(meta, path, parsed, what="--felt")
-    for binding in _bindings(operation):
-        value = options.get(binding.name)
+    for entry in _flags(operation):
+        value = options.get(entry.name)
         if value is None or value == () or value is False:
             continue
-        if binding.target == "dokument":
+        if entry.target == "dokument":
             name_key, _ = _document_keys(operation)
             names = [e.get(name_key) for e in entries]
             for name in value:
                 if name not in names:
-                    raise usage_error(f"{binding.flag} {name}: no document has that filnavn")
-                _put(entries[names.index(name)], binding.path, True, what=binding.flag)
-        elif binding.repeat > 1:
-            if len(value) > binding.repeat:
-                raise usage_error(f"at most {binding.repeat} {binding.flag}")
-            for path, item in zip(binding.paths, value, strict=False):
-                _put(meta, path, item, what=binding.flag)
+                    raise usage_error(f"{entry.flag} {name}: no document has that filnavn")
+                _put(entries[names.index(name)], entry.path, True, what=entry.flag)
+        elif entry.repeat > 1:
+            if len(value) > entry.repeat:
+                raise usage_error(f"at most {entry.repeat} {entry.flag}")
+            for path, item in zip(entry.paths, value, strict=False):
+                _put(meta, path, item, what=entry.flag)
         else:
-            _put(meta, binding.path, value, what=binding.flag)
+            _put(meta, entry.path, value, what=entry.flag)
     if not meta.get(_EKSTERN_REFERANSE):
         # Known here, so it can be printed: what to look the forsendelse up by if the outcome is unknown.
         meta[_EKSTERN_REFERANSE] = f"fiks-svarut-{uuid.uuid4()}"
@@ -296,30 +294,30 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
 def flag_for(operation: SendOperation, field: str, entries: list[Any]) -> str:
     """The flag that sets ``field`` (a spec path from a validation problem),
     or the field itself when no flag does."""
-    offered = _bindings(operation)
-    for binding in offered:
-        if binding.target == "forsendelse" and field in binding.paths:
-            return binding.flag
+    offered = _flags(operation)
+    for entry in offered:
+        if entry.target == "forsendelse" and field in entry.paths:
+            return entry.flag
     if operation.described_by is not None:
         match = re.match(rf"^{re.escape(operation.described_by)}\[(\d+)\]\.(.+)$", field)
         if match:
             index, rest = int(match[1]), match[2]
             name_key, type_key = _document_keys(operation)
-            entry = entries[index] if index < len(entries) and isinstance(entries[index], dict) else {}
-            filnavn = entry.get(name_key, f"#{index + 1}")
+            document = entries[index] if index < len(entries) and isinstance(entries[index], dict) else {}
+            filnavn = document.get(name_key, f"#{index + 1}")
             if rest == type_key:
                 return f"--mime-type {filnavn}"
-            for binding in offered:
-                if binding.target == "dokument" and rest == binding.path:
-                    return f"{binding.flag} {filnavn}"
+            for entry in offered:
+                if entry.target == "dokument" and rest == entry.path:
+                    return f"{entry.flag} {filnavn}"
     return field
 
 
 def _message(operation: SendOperation, message: str) -> str:
     """``message`` with the spec's names the user sets by flag replaced by those flags."""
-    for binding in _bindings(operation):
-        if "." not in binding.path and binding.repeat == 1:
-            message = re.sub(rf"\b{re.escape(binding.path)}\b", binding.flag, message)
+    for entry in _flags(operation):
+        if "." not in entry.path and entry.repeat == 1:
+            message = re.sub(rf"\b{re.escape(entry.path)}\b", entry.flag, message)
     return message
 
 
@@ -444,14 +442,13 @@ def _send(state: State, operation: SendOperation, options: dict[str, Any]) -> No
     as_json = bool(options.get("as_json"))
     with state.client(validate=not options.get("no_validate")) as client, ExitStack() as stack:
         sources = _sources(paths, stack)
-        arguments = operation.arguments(
-            konto_id=konto_id,
-            forsendelse=model,
-            files=_files(operation, paths, sources, options),
-            kryptering=bool(options.get("kryptert")),
-        )
+        files = _files(operation, paths, sources, options)
         try:
-            forsendelse_id = getattr(client, operation.method_name)(**arguments)
+            # The batch runner's route too: the send checked and built, then sent.
+            prepared = operation.prepare(
+                client, konto_id=konto_id, forsendelse=model, files=files, kryptering=bool(options.get("kryptert"))
+            )
+            forsendelse_id = client.send_prepared(prepared)
         except errors.ForsendelseValidationError as exc:
             raise _validation_failure(operation, exc, meta) from None
         except errors.SendOutcomeUnknownError as exc:

@@ -3,590 +3,85 @@
 :class:`BaseClient` holds everything that does not wait on I/O: turning an
 operation and its arguments into a prepared request (path parameters,
 JSON or multipart body, headers, per-call timeout) and turning a response into
-a result or a typed error. :class:`SyncAPIClient` and :class:`AsyncAPIClient`
-only run the loop around it, and differ in nothing but ``await``.
+a result or a typed error. :class:`SyncAPIClient` runs the loop around it
+(send, read, retry). :class:`AsyncAPIClient` runs that same sync loop for a
+send in a worker thread, through a sync twin of its ``httpx.AsyncClient``
+(:mod:`svarut.runtime.transport`), and waits for it on the event loop; a
+request without a body to stream, or a client the twin cannot copy, goes
+through httpx's async path. Fetching SvarUt's certificate for an encrypted
+send is I/O too: each loop does it (the async client on its event loop), and
+prepares the send again (:class:`SertifikatNeeded`).
 
+The request value types (:class:`Endpoint`, :class:`PreparedSend`, ...) live
+in :mod:`svarut.runtime.request_types` and are importable from here as well.
 This module knows nothing of the generated models beyond ``pydantic.BaseModel``:
 each :class:`Endpoint` carries its own response and error model.
 """
 
 from __future__ import annotations
 
-import functools
-import json
-import logging
 import threading
 import time
-import urllib.parse
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
-from uuid import UUID, uuid4
 
 import httpx
-from pydantic import BaseModel, ValidationError
 
-from svarut.runtime import errors, multipart
-from svarut.runtime.errors import APIConnectionError, APITimeoutError, ForsendelseValidationError, Problem
-from svarut.runtime.files import File, FileSource
-from svarut.runtime.retry import RetryPolicy, is_rejection
+from svarut.runtime.base_client import (
+    DEFAULT_RETRY as DEFAULT_RETRY,
+)
+from svarut.runtime.base_client import (
+    DEFAULT_TIMEOUT as DEFAULT_TIMEOUT,
+)
+from svarut.runtime.base_client import (
+    EKSTERN_REFERANSE_KEY as EKSTERN_REFERANSE_KEY,
+)
+from svarut.runtime.base_client import (
+    INLINE_PARSE_BYTES as INLINE_PARSE_BYTES,
+)
+from svarut.runtime.base_client import (
+    KORRELASJONSID_KEY as KORRELASJONSID_KEY,
+)
+from svarut.runtime.base_client import (
+    KRYPTERT_KEY as KRYPTERT_KEY,
+)
+from svarut.runtime.base_client import (
+    MAX_RESPONSE_BYTES as MAX_RESPONSE_BYTES,
+)
+from svarut.runtime.base_client import (
+    USER_AGENT as USER_AGENT,
+)
+from svarut.runtime.base_client import (
+    BaseClient as BaseClient,
+)
+from svarut.runtime.base_client import (
+    SertifikatNeeded as SertifikatNeeded,
+)
+from svarut.runtime.base_client import (
+    T,
+)
+from svarut.runtime.base_client import (
+    drop_none as drop_none,
+)
+from svarut.runtime.bounded import aread_bounded
+
+# The request value types live in a leaf module; imported from here too, as before.
+from svarut.runtime.request_types import NOT_GIVEN as NOT_GIVEN
+from svarut.runtime.request_types import Endpoint as Endpoint
+from svarut.runtime.request_types import JsonBody as JsonBody
+from svarut.runtime.request_types import MultipartInput as MultipartInput
+from svarut.runtime.request_types import NotGiven as NotGiven
+from svarut.runtime.request_types import Prepared as Prepared
+from svarut.runtime.request_types import PreparedRequest as PreparedRequest
+from svarut.runtime.request_types import PreparedSend as PreparedSend
+from svarut.runtime.request_types import PreSendCheck as PreSendCheck
+from svarut.runtime.request_types import QueryParameter as QueryParameter
+from svarut.runtime.request_types import TimeoutTypes as TimeoutTypes
 
 if TYPE_CHECKING:
-    from svarut.runtime.kryptering import Kryptering
     from svarut.runtime.transport import SyncTwin
-
-# anyio and the async client's transport are imported by the async code that
-# uses them: a program that only sends with the sync client never loads them.
-
-log = logging.getLogger("svarut")
-
-T = TypeVar("T")
-
-# KS recommends 16 minutes for a send, which SvarUt may take 15 to answer; a
-# connection that cannot even be opened should fail fast.
-DEFAULT_TIMEOUT = httpx.Timeout(16 * 60.0, connect=10.0, pool=10.0)
-# Success and error bodies are small JSON documents; a bigger one is not SvarUt.
-MAX_RESPONSE_BYTES = 16 * 1024 * 1024
-USER_AGENT = "fiks-svarut-python"
-# A success body up to this size is parsed on the event loop (well under a
-# millisecond); a bigger one goes to a worker thread.
-INLINE_PARSE_BYTES = 64 * 1024
-DEFAULT_RETRY = RetryPolicy()
-# Keys of the serialized forsendelse that identify it for a later lookup.
-EKSTERN_REFERANSE_KEY = "eksternReferanse"
-KORRELASJONSID_KEY = "korrelasjonsid"
-KRYPTERT_KEY = "kryptert"
-
-
-class NotGiven:
-    """Marks an argument the caller left out (``None`` means "no timeout")."""
-
-    def __repr__(self) -> str:
-        return "NOT_GIVEN"
-
-
-NOT_GIVEN = NotGiven()
-TimeoutTypes = float | httpx.Timeout | None
-
-
-@dataclass(frozen=True)
-class QueryParameter:
-    """A query parameter of an operation, with the bounds its schema states."""
-
-    name: str
-    required: bool = False
-    min_length: int | None = None
-    max_length: int | None = None
-
-    def problem(self, value: object) -> str | None:
-        """Why ``value`` cannot be sent as this parameter, or None."""
-        if value is None:
-            return "is required" if self.required else None
-        if not isinstance(value, str):
-            return f"must be a string, got {type(value).__name__}"
-        if self.min_length is not None and len(value) < self.min_length:
-            return f"must have at least {self.min_length} character(s)"
-        if self.max_length is not None and len(value) > self.max_length:
-            return f"must have at most {self.max_length} characters, got {len(value)}"
-        return None
-
-
-@dataclass(frozen=True)
-class Endpoint(Generic[T]):
-    """One operation of the API, as the generator read it from the spec."""
-
-    operation_id: str
-    method: str
-    path: str
-    response_model: type[BaseModel]
-    unwrap: str | None = None
-    error_model: type[BaseModel] | None = None
-    query: tuple[QueryParameter, ...] = ()
-
-    def parse(self, body: bytes) -> T:
-        model: Any = self.response_model.model_validate_json(body)
-        value: T = getattr(model, self.unwrap) if self.unwrap else model
-        return value
-
-
-@dataclass(frozen=True)
-class JsonBody:
-    """A JSON body: the model and the values the caller gave for it."""
-
-    model: type[BaseModel]
-    values: Mapping[str, Any]
-    content_type: str = "application/json"
-
-
-@dataclass(frozen=True)
-class MultipartInput:
-    """A send: the metadata model and its documents.
-
-    ``described_by`` names the metadata's document list when the documents are
-    keyed by filnavn (``files`` is then a mapping); otherwise ``files`` is the
-    single document.
-    """
-
-    metadata_part: str
-    metadata: BaseModel
-    file_part: str
-    described_by: str | None
-    files: Mapping[str, File | FileSource] | File | FileSource
-    kryptering: bool = False
-
-
-@dataclass(frozen=True)
-class PreparedSend:
-    """What a pre-send check sees: the operation, the metadata exactly as it
-    will be serialized, and the documents in wire order."""
-
-    operation_id: str
-    metadata: dict[str, Any]
-    documents: tuple[multipart.Document, ...]
-    # The client encrypts the documents after the checks (kryptering=True): they see plaintext.
-    encrypting: bool = False
-
-
-PreSendCheck = Callable[[PreparedSend], None]
-
-
-@dataclass
-class PreparedRequest:
-    method: str
-    url: str
-    headers: dict[str, str]
-    content: bytes | None = None
-    body: multipart.MultipartBody | None = None
-    send: PreparedSend | None = None
-    path_params: dict[str, str] = field(default_factory=dict)
-    extensions: dict[str, Any] = field(default_factory=dict)
-    # time.monotonic() by which a call given its own timeout must be over, retries included.
-    deadline: float | None = None
-    # When the last attempt began (wall clock): what settling an unknown outcome measures from.
-    attempt_started: datetime | None = None
-
-
-@dataclass(frozen=True)
-class Prepared(Generic[T]):
-    """A send checked and built, not yet sent: what
-    :meth:`BaseClient.prepare_send` returns and ``send_prepared`` sends.
-    Send it once: sending is not idempotent."""
-
-    endpoint: Endpoint[T]
-    request: PreparedRequest
-
-
-class BaseClient:
-    """What the sync and async clients share: building requests, deciding
-    retries and reading responses, none of which waits on I/O."""
-
-    _owns_http: bool  # close the HTTP client on close(): we made it
-
-    def __init__(
-        self,
-        *,
-        base_url: str,
-        auth: httpx.Auth | None = None,
-        timeout: TimeoutTypes = DEFAULT_TIMEOUT,
-        headers: Mapping[str, str] | None = None,
-        checks: Sequence[PreSendCheck] = (),
-        retry: RetryPolicy = DEFAULT_RETRY,
-        safe_to_repeat: Iterable[str] = (),
-        generate_ekstern_referanse: bool = False,
-        kryptering: Kryptering | None = None,
-    ) -> None:
-        if not base_url.startswith(("http://", "https://")):
-            raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
-        self.base_url = base_url.rstrip("/")
-        self._auth = auth
-        self.timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
-        self._headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **(headers or {})}
-        self._checks = tuple(checks)
-        self._retry = retry
-        self._safe_to_repeat = frozenset(safe_to_repeat)
-        self._generate_ekstern_referanse = generate_ekstern_referanse
-        self._kryptering = kryptering
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(base_url={self.base_url!r})"
-
-    # --- building -------------------------------------------------------
-
-    def _url(
-        self, endpoint: Endpoint[Any], path_params: Mapping[str, Any], query_params: Mapping[str, Any] | None = None
-    ) -> tuple[str, dict[str, str]]:
-        values = {}
-        problems = []
-        for name, value in path_params.items():
-            try:
-                values[name] = str(value) if isinstance(value, UUID) else _uuid_text(str(value))
-            except ValueError:
-                problems.append(Problem(name, "uuid", f"must be a UUID, got {value!r}"))
-        query: list[tuple[str, str]] = []
-        for parameter in endpoint.query:
-            value = (query_params or {}).get(parameter.name)
-            if (why := parameter.problem(value)) is not None:
-                problems.append(Problem(parameter.name, "query", why))
-            elif value is not None:
-                query.append((parameter.name, value))
-        if problems:
-            raise ForsendelseValidationError(problems)
-        # A UUID's text is hex digits and hyphens: nothing in it needs quoting.
-        url = self.base_url + endpoint.path.format(**values)
-        if query:
-            # Every reserved character quoted (":", "/", "&", "=", "+", a space as %20, UTF-8 for æøå),
-            # so the server reads the value exactly as given.
-            url += "?" + urllib.parse.urlencode(query, quote_via=urllib.parse.quote, safe="")
-        return url, values
-
-    def _prepare(
-        self,
-        endpoint: Endpoint[Any],
-        *,
-        path_params: Mapping[str, Any],
-        body: JsonBody | MultipartInput | None,
-        timeout: TimeoutTypes | NotGiven,
-        query_params: Mapping[str, Any] | None = None,
-    ) -> PreparedRequest:
-        """Everything up to the first byte on the wire. Raises
-        :class:`ForsendelseValidationError` for bad input, so nothing is sent."""
-        url, params = self._url(endpoint, path_params, query_params)
-        prepared = PreparedRequest(endpoint.method, url, dict(self._headers), path_params=params)
-        if not isinstance(timeout, NotGiven):
-            per_call = (timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)).as_dict()
-            prepared.extensions["timeout"] = per_call
-            # A timeout given for the call bounds the whole call, retries included.
-            if budget := [v for v in per_call.values() if v is not None]:
-                prepared.deadline = time.monotonic() + max(budget)
-        if isinstance(body, JsonBody):
-            try:
-                model = body.model.model_validate(body.values)
-            except ValidationError as exc:
-                raise ForsendelseValidationError(_problems(exc)) from None
-            prepared.content = model.model_dump_json(by_alias=True, exclude_unset=True).encode()
-            prepared.headers["Content-Type"] = body.content_type
-        elif isinstance(body, MultipartInput):
-            prepared.send, prepared.body = self._encode_multipart(endpoint, body)
-            prepared.headers.update(prepared.body.headers())
-        return prepared
-
-    def check_send(self, endpoint: Endpoint[Any], *, path_params: Mapping[str, Any], body: MultipartInput) -> None:
-        """Run every check a send of ``body`` runs before its first byte (the
-        path parameters, the documents against the metadata, their content
-        types and the pre-send rules), without building the body or
-        connecting. Raises :class:`ForsendelseValidationError` with every
-        problem; a document that cannot be read raises ``OSError``. The rules
-        read only each document's first bytes; a send reads it again."""
-        self._url(endpoint, path_params)
-        self._checked(endpoint, body, preload=False)
-
-    def prepare_send(
-        self,
-        endpoint: Endpoint[T],
-        *,
-        path_params: Mapping[str, Any],
-        body: MultipartInput,
-        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
-    ) -> Prepared[T]:
-        """Everything a send does before its first byte (the checks, reading a
-        small document, encrypting setup, building the body), for
-        ``send_prepared`` to send later: a caller can record that it is about
-        to send once it knows the send will go out. Raises what the send
-        would raise before its first byte. A ``timeout`` runs from now."""
-        return Prepared(endpoint, self._prepare(endpoint, path_params=path_params, body=body, timeout=timeout))
-
-    def _checked(self, endpoint: Endpoint[Any], send: MultipartInput, *, preload: bool) -> PreparedSend:
-        """The send as the checks see it, after they passed: the metadata as it
-        will be serialized and the documents in wire order (plaintext)."""
-        metadata = send.metadata.model_dump(mode="json", by_alias=True, exclude_unset=True)
-        if self._generate_ekstern_referanse and not metadata.get(EKSTERN_REFERANSE_KEY):
-            # Something to look the forsendelse up by if the outcome of the send is unknown.
-            metadata[EKSTERN_REFERANSE_KEY] = f"fiks-svarut-{uuid4()}"
-        if send.kryptering:
-            metadata[KRYPTERT_KEY] = True  # the documents go as CMS, and SvarUt must know
-        if send.described_by is not None:
-            if not isinstance(send.files, Mapping):
-                raise TypeError(
-                    f"{send.file_part} must map each filnavn in {send.metadata_part}.{send.described_by} "
-                    f"to its document, e.g. {{'brev.pdf': Path('brev.pdf')}}"
-                )
-            documents = multipart.match_documents(metadata, send.described_by, send.files, part_name=send.file_part)
-        else:
-            if isinstance(send.files, Mapping):
-                raise TypeError(f"{send.file_part} takes one document (a Path or svarut.File), not a mapping")
-            documents = [multipart.single_document(send.files, part_name=send.file_part)]
-        # Checks and the outcome-unknown hashes see the plaintext; only the wire sees ciphertext.
-        prepared = PreparedSend(endpoint.operation_id, metadata, tuple(documents), encrypting=send.kryptering)
-        if self._checks and preload:
-            # The checks sniff each document, and a small body is read whole before it goes out: one read for both.
-            multipart.preload_small(documents)
-        problems = multipart.content_type_problems(documents, file_part=send.file_part)
-        refused: list[ForsendelseValidationError] = []
-        for check in self._checks:
-            try:
-                check(prepared)
-            except ForsendelseValidationError as exc:
-                refused.append(exc)
-        if len(refused) == 1 and not problems:
-            raise refused[0]  # as the check raised it
-        if problems or refused:
-            # Every problem in one error: ours and each check's.
-            raise ForsendelseValidationError(problems + [p for exc in refused for p in exc.problems])
-        return prepared
-
-    def _encode_multipart(
-        self, endpoint: Endpoint[Any], send: MultipartInput
-    ) -> tuple[PreparedSend, multipart.MultipartBody]:
-        prepared = self._checked(endpoint, send, preload=True)
-        documents = list(prepared.documents)
-        if send.kryptering:
-            documents = self._encrypted(documents)
-        body = multipart.encode(
-            metadata_part=send.metadata_part,
-            # The dict the checks saw is what goes on the wire: one serialization.
-            metadata_json=json.dumps(prepared.metadata, ensure_ascii=False, separators=(",", ":")).encode(),
-            file_part=send.file_part,
-            documents=documents,
-        )
-        return prepared, body
-
-    def _encrypted(self, documents: list[multipart.Document]) -> list[multipart.Document]:
-        from svarut.runtime import kryptering  # cryptography is only imported by those who encrypt
-
-        if self._kryptering is None:
-            # Fetched with the client's own HTTP client: its proxies, TLS settings and hooks apply.
-            url = kryptering.sertifikat_url(self.base_url)
-            http = getattr(self, "_http", None)
-            if isinstance(http, httpx.AsyncClient):
-                import anyio.from_thread
-
-                # The async client prepares a send in a worker thread; the fetch runs on its event loop.
-                sertifikat = anyio.from_thread.run(kryptering.ahent_sertifikat, http, url)
-            elif isinstance(http, httpx.Client):
-                sertifikat = kryptering.hent_sertifikat(http, url)
-            else:
-                raise TypeError(f"{type(self).__name__} has no HTTP client to fetch SvarUt's certificate with")
-            self._kryptering = kryptering.Kryptering(sertifikat)
-        return [
-            d
-            if kryptering.is_enveloped_data(d.source.head(64))  # already encrypted by the caller
-            else multipart.Document(d.filnavn, d.mime_type, self._kryptering.wrap(d.source))
-            for d in documents
-        ]
-
-    @staticmethod
-    def _request_for(
-        http: httpx.Client | httpx.AsyncClient,
-        prepared: PreparedRequest,
-        stream: httpx.SyncByteStream | httpx.AsyncByteStream | None,
-    ) -> httpx.Request:
-        request = http.build_request(
-            prepared.method,
-            _parsed_url(prepared.url),
-            headers=prepared.headers,
-            content=prepared.content,
-            extensions=prepared.extensions,
-        )
-        if stream is not None:
-            # Our stream replaces the empty body httpx prepared; its framing
-            # comes from our headers (exact Content-Length, else chunked).
-            request.stream = stream
-            if "Content-Length" not in prepared.headers:
-                request.headers.pop("Content-Length", None)
-                request.headers["Transfer-Encoding"] = "chunked"
-        return request
-
-    # --- sending (sync; the async client runs it in a worker thread) ---------
-
-    def _exchange(
-        self,
-        http: httpx.Client,
-        builder: httpx.Client | httpx.AsyncClient,
-        endpoint: Endpoint[T],
-        prepared: PreparedRequest,
-        abort: threading.Event | None = None,
-    ) -> T:
-        """Send ``prepared`` through ``http`` until it succeeds, fails for
-        good, or the retry policy says stop. ``abort`` stops a body mid-write."""
-        started = time.perf_counter()
-        attempt = 0
-        while True:
-            if abort is not None and abort.is_set():
-                # Cancelled while waiting to retry: the caller has gone, so no further attempt.
-                raise multipart.StreamAborted("the send was cancelled before its next attempt")
-            stream = prepared.body.sync_stream(abort) if prepared.body else None
-            request = self._request_for(builder, prepared, stream)
-            prepared.attempt_started = datetime.now(UTC)
-            try:
-                response = http.send(request, auth=self._auth, stream=True)
-                try:
-                    data = b"".join(_bounded(response.iter_bytes()))
-                finally:
-                    response.close()
-            except httpx.TransportError as exc:
-                if (delay := self._retry_after_error(endpoint, prepared, attempt, exc)) is None:
-                    failure = self._failure(endpoint, prepared, exc, request)
-                    self._log_send(endpoint, prepared, request, started, failure)
-                    raise failure from exc
-            else:
-                if (delay := self._retry_after_response(endpoint, prepared, attempt, response)) is None:
-                    return self._finish(endpoint, prepared, response, data, started)
-            time.sleep(delay)
-            attempt += 1
-
-    def _finish(
-        self, endpoint: Endpoint[T], prepared: PreparedRequest, response: httpx.Response, body: bytes, started: float
-    ) -> T:
-        """:meth:`_result`, and the log line of a send."""
-        if prepared.send is None:
-            return self._result(endpoint, prepared, response, body)
-        try:
-            result = self._result(endpoint, prepared, response, body)
-        except errors.APIError as exc:
-            self._log_send(endpoint, prepared, response.request, started, exc)
-            raise
-        self._log_send(endpoint, prepared, response.request, started, result=result)
-        return result
-
-    @staticmethod
-    def _log_send(
-        endpoint: Endpoint[Any],
-        prepared: PreparedRequest,
-        request: httpx.Request,
-        started: float,
-        error: BaseException | None = None,
-        result: object = None,
-    ) -> None:
-        """One INFO line per send: what went where, how big, how long, and
-        how it ended. Nothing from the headers, so no secret can leak."""
-        if prepared.send is None or not log.isEnabledFor(logging.INFO):
-            return
-        stream = request.stream
-        sent = stream.sent if isinstance(stream, (multipart.SyncStream, multipart.AsyncStream)) else None
-        konto = ", ".join(prepared.path_params.values())
-        ekstern_referanse = prepared.send.metadata.get(EKSTERN_REFERANSE_KEY)
-        duration = time.perf_counter() - started
-        failure = None if error is None else type(error).__name__
-        log.info(
-            "%s konto=%s forsendelse=%s eksternReferanse=%s bytes=%s duration=%.3fs%s",
-            endpoint.operation_id,
-            konto,
-            result if error is None else "-",
-            ekstern_referanse,
-            sent,
-            duration,
-            "" if failure is None else f" failed: {failure}",
-            extra={
-                "svarut_operation": endpoint.operation_id,
-                "svarut_konto": konto,
-                "svarut_forsendelse_id": None if error is not None else result,
-                "svarut_ekstern_referanse": ekstern_referanse,
-                "svarut_bytes": sent,
-                "svarut_duration": duration,
-                "svarut_error": failure,
-            },
-        )
-
-    # --- deciding -------------------------------------------------------
-
-    def _replayable(self, prepared: PreparedRequest) -> bool:
-        return prepared.body is None or prepared.body.replayable
-
-    def _retry_after_error(
-        self, endpoint: Endpoint[Any], prepared: PreparedRequest, attempt: int, exc: httpx.TransportError
-    ) -> float | None:
-        delay = self._retry.delay(
-            attempt=attempt,
-            safe_to_repeat=endpoint.operation_id in self._safe_to_repeat,
-            replayable=self._replayable(prepared),
-            error=exc,
-        )
-        return _within_deadline(prepared, delay)
-
-    def _retry_after_response(
-        self, endpoint: Endpoint[Any], prepared: PreparedRequest, attempt: int, response: httpx.Response
-    ) -> float | None:
-        if response.is_success:
-            return None
-        delay = self._retry.delay(
-            attempt=attempt,
-            safe_to_repeat=endpoint.operation_id in self._safe_to_repeat,
-            replayable=self._replayable(prepared),
-            response=response,
-        )
-        return _within_deadline(prepared, delay)
-
-    def _may_have_arrived(self, endpoint: Endpoint[Any], request: httpx.Request) -> bool:
-        """Whether a failed send may have been accepted: SvarUt had the whole
-        body. A body the transport never finished cannot have been accepted."""
-        if endpoint.operation_id in self._safe_to_repeat or not isinstance(
-            request.stream, (multipart.SyncStream, multipart.AsyncStream)
-        ):
-            return False
-        return request.stream.completed
-
-    # --- handling -------------------------------------------------------
-
-    def _result(self, endpoint: Endpoint[T], prepared: PreparedRequest, response: httpx.Response, body: bytes) -> T:
-        log.debug("%s %s -> %s", endpoint.method, endpoint.operation_id, response.status_code)
-        if response.is_success:
-            try:
-                return endpoint.parse(body)
-            except ValidationError as exc:
-                invalid = exc
-            # Raised outside the except block: pydantic's error quotes the body, secrets and all.
-            unreadable = errors.APIResponseValidationError(response=response, body=body, cause=invalid)
-            if prepared.send is not None and endpoint.operation_id not in self._safe_to_repeat:
-                # SvarUt said yes, but not with the id: it may well have the forsendelse.
-                raise self._outcome_unknown(prepared, unreadable, response.request) from unreadable
-            raise unreadable
-        # A gateway may echo the request headers: nothing derived from the body may hold them.
-        body = errors.redact(body, errors.request_secrets(response.request))
-        # An error body is parsed once: for the model, the error class and the error's fields.
-        data = errors.json_object(body)
-        fields = data or {}
-        error_message = _lenient(endpoint.error_model, data) if endpoint.error_model else None
-        cls = errors.status_error_class(response.status_code, fields)
-        error = cls(response=response, body=body, error_message=error_message, fields=fields)
-        if (
-            response.status_code >= 500
-            and not is_rejection(response)
-            and self._may_have_arrived(endpoint, response.request)
-        ):
-            raise self._outcome_unknown(prepared, error, response.request) from error
-        raise error
-
-    def _failure(
-        self, endpoint: Endpoint[Any], prepared: PreparedRequest, exc: httpx.TransportError, request: httpx.Request
-    ) -> errors.APIError:
-        what = f"{request.method} {request.url.copy_with(query=None)}"
-        error: errors.APIError
-        if isinstance(exc, httpx.TimeoutException):
-            error = APITimeoutError(f"{what} timed out ({type(exc).__name__})", request=request)
-        else:
-            error = APIConnectionError(f"{what} failed: {type(exc).__name__}: {exc}", request=request)
-        if self._may_have_arrived(endpoint, request):
-            return self._outcome_unknown(prepared, error, request)
-        return error
-
-    @staticmethod
-    def _outcome_unknown(
-        prepared: PreparedRequest, cause: Exception, request: httpx.Request | None
-    ) -> errors.SendOutcomeUnknownError:
-        assert prepared.send is not None
-        metadata = prepared.send.metadata
-        return errors.SendOutcomeUnknownError(
-            operation_id=prepared.send.operation_id,
-            konto_id=", ".join(prepared.path_params.values()),
-            ekstern_referanse=metadata.get(EKSTERN_REFERANSE_KEY),
-            korrelasjonsid=metadata.get(KORRELASJONSID_KEY),
-            dokumenter_sha256={d.filnavn: d.sha256() for d in prepared.send.documents},
-            cause=cause,
-            request=request,
-            sendt=prepared.attempt_started,
-        )
 
 
 class SyncAPIClient(BaseClient):
@@ -619,10 +114,39 @@ class SyncAPIClient(BaseClient):
         body: JsonBody | MultipartInput | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
     ) -> T:
-        prepared = self._prepare(
-            endpoint, path_params=path_params, query_params=query_params, body=body, timeout=timeout
-        )
+        try:
+            prepared = self._prepare(
+                endpoint, path_params=path_params, query_params=query_params, body=body, timeout=timeout
+            )
+        except SertifikatNeeded:
+            self._fetch_sertifikat()
+            prepared = self._prepare(
+                endpoint, path_params=path_params, query_params=query_params, body=body, timeout=timeout
+            )
         return self._exchange(self._http, self._http, endpoint, prepared)
+
+    def prepare_send(
+        self,
+        endpoint: Endpoint[T],
+        *,
+        path_params: Mapping[str, Any],
+        body: MultipartInput,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+    ) -> Prepared[T]:
+        try:
+            return super().prepare_send(endpoint, path_params=path_params, body=body, timeout=timeout)
+        except SertifikatNeeded:
+            self._fetch_sertifikat()
+            return super().prepare_send(endpoint, path_params=path_params, body=body, timeout=timeout)
+
+    prepare_send.__doc__ = BaseClient.prepare_send.__doc__
+
+    def _fetch_sertifikat(self) -> None:
+        """Fetch SvarUt's certificate for a send the checks passed, with the
+        client's own HTTP client (its proxies, TLS settings and hooks apply)."""
+        from svarut.runtime.sertifikat import hent_sertifikat
+
+        self._use_sertifikat(hent_sertifikat(self._http, self._sertifikat_url()))
 
     def send_prepared(self, prepared: Prepared[T]) -> T:
         """Send what :meth:`prepare_send` built, with the client's retry policy."""
@@ -678,12 +202,20 @@ class AsyncAPIClient(BaseClient):
 
         await self._make_http()
         if isinstance(body, MultipartInput):
-            if (twin := self._sync_twin()).http is not None:
-                return await twin.run(self._send_in_thread, endpoint, path_params, body, timeout)
-            # Preparing a send stats (and may sniff) files: keep that off the event loop.
-            prepared = await anyio.to_thread.run_sync(
-                lambda: self._prepare(endpoint, path_params=path_params, body=body, timeout=timeout)
-            )
+            for fetched in (False, True):
+                try:
+                    if (twin := self._sync_twin()).http is not None:
+                        return await twin.run(self._send_in_thread, endpoint, path_params, body, timeout)
+                    # Preparing a send stats (and may sniff) files: keep that off the event loop.
+                    prepared = await anyio.to_thread.run_sync(
+                        lambda: self._prepare(endpoint, path_params=path_params, body=body, timeout=timeout)
+                    )
+                    break
+                except SertifikatNeeded:
+                    if fetched:
+                        raise
+                    # The checks passed in the worker thread; the certificate is fetched here, on the event loop.
+                    await self._afetch_sertifikat()
         else:
             # A JSON body touches no file: a worker-thread trip would cost more than the work.
             prepared = self._prepare(
@@ -698,6 +230,31 @@ class AsyncAPIClient(BaseClient):
         if prepared.request.body is not None and (twin := self._sync_twin()).http is not None:
             return await twin.run(self._exchange_in_thread, prepared.endpoint, prepared.request)
         return await self._aexchange(prepared.endpoint, prepared.request)
+
+    def prepare_send(
+        self,
+        endpoint: Endpoint[T],
+        *,
+        path_params: Mapping[str, Any],
+        body: MultipartInput,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+    ) -> Prepared[T]:
+        """:meth:`BaseClient.prepare_send`, to be called in a worker thread (it
+        may read files); SvarUt's certificate, if a send needs it, is fetched
+        on the client's event loop."""
+        try:
+            return super().prepare_send(endpoint, path_params=path_params, body=body, timeout=timeout)
+        except SertifikatNeeded:
+            import anyio.from_thread
+
+            anyio.from_thread.run(self._afetch_sertifikat)
+            return super().prepare_send(endpoint, path_params=path_params, body=body, timeout=timeout)
+
+    async def _afetch_sertifikat(self) -> None:
+        """:meth:`SyncAPIClient._fetch_sertifikat` with the async HTTP client."""
+        from svarut.runtime.sertifikat import ahent_sertifikat
+
+        self._use_sertifikat(await ahent_sertifikat(self._http, self._sertifikat_url()))
 
     async def _make_http(self) -> None:
         if not self._lazy_http.made:
@@ -725,17 +282,17 @@ class AsyncAPIClient(BaseClient):
             try:
                 response = await self._http.send(request, auth=self._auth, stream=True)
                 try:
-                    data = b"".join([chunk async for chunk in _abounded(response.aiter_bytes())])
+                    data, _ = await aread_bounded(response.aiter_bytes(), MAX_RESPONSE_BYTES)
                 finally:
                     await response.aclose()
             except httpx.TransportError as exc:
-                if (delay := self._retry_after_error(endpoint, prepared, attempt, exc)) is None:
+                if (delay := self._retry_after(endpoint, prepared, attempt, error=exc)) is None:
                     # Hashing the documents for the error reads them: not on the event loop.
                     failure = await anyio.to_thread.run_sync(self._failure, endpoint, prepared, exc, request)
                     self._log_send(endpoint, prepared, request, started, failure)
                     raise failure from exc
             else:
-                if (delay := self._retry_after_response(endpoint, prepared, attempt, response)) is None:
+                if (delay := self._retry_after(endpoint, prepared, attempt, response=response)) is None:
                     if response.is_success and len(data) <= INLINE_PARSE_BYTES:
                         return self._finish(endpoint, prepared, response, data, started)
                     # An error may hash the documents (SendOutcomeUnknownError), and a big
@@ -802,78 +359,3 @@ class _LazyHttp(Generic[_H]):
 
 _S = TypeVar("_S", bound=SyncAPIClient)
 _A = TypeVar("_A", bound=AsyncAPIClient)
-
-
-def _bounded(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    total = 0
-    for chunk in chunks:
-        total += len(chunk)
-        if total > MAX_RESPONSE_BYTES:
-            break
-        yield chunk
-
-
-async def _abounded(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    total = 0
-    async for chunk in chunks:
-        total += len(chunk)
-        if total > MAX_RESPONSE_BYTES:
-            break
-        yield chunk
-
-
-@functools.lru_cache(maxsize=256)
-def _parsed_url(url: str) -> httpx.URL:
-    """``url`` parsed once: httpx checks a URL character by character (~20 us
-    a send), and a program sends to the same few konto URLs over and over.
-    An ``httpx.URL`` is immutable, so requests can share it."""
-    return httpx.URL(url)
-
-
-@functools.lru_cache(maxsize=256)
-def _uuid_text(value: str) -> str:
-    """The canonical text of the UUID ``value`` (ValueError if it is none);
-    cached, as a program sends from the same few kontoer over and over."""
-    return str(UUID(value))
-
-
-def _problems(exc: ValidationError) -> list[Problem]:
-    return [Problem(".".join(str(p) for p in e["loc"]), e["type"], e["msg"]) for e in exc.errors()]
-
-
-def _lenient(model: type[BaseModel], data: dict[str, Any] | None) -> BaseModel | None:
-    """Read an error body (``data``: it parsed as a JSON object, or None)
-    into ``model``, dropping the fields that do not have the spec's type (the
-    live server sends ``errorJson`` as an object where the spec says string),
-    so the rest is still available."""
-    if data is None:
-        return None
-    for _ in range(len(data) + 1):
-        try:
-            return model.model_validate(data)
-        except ValidationError as exc:
-            bad = {e["loc"][0] for e in exc.errors() if e["loc"]}
-            if not bad & data.keys():
-                return None
-            data = {k: v for k, v in data.items() if k not in bad}
-    return None
-
-
-def _within_deadline(prepared: PreparedRequest, delay: float | None) -> float | None:
-    """``delay`` if the next attempt still fits the call's own timeout, which
-    it then gets only the rest of; None when that time would run out first."""
-    if delay is None or prepared.deadline is None:
-        return delay
-    left = prepared.deadline - time.monotonic() - delay
-    if left <= 0:
-        log.info("no retry: the call's timeout runs out before the next attempt")
-        return None
-    prepared.extensions["timeout"] = {
-        phase: left if value is None else min(value, left) for phase, value in prepared.extensions["timeout"].items()
-    }
-    return delay
-
-
-def drop_none(values: Mapping[str, Any]) -> dict[str, Any]:
-    """The keyword arguments the caller gave, so unset fields stay unset."""
-    return {k: v for k, v in values.items() if v is not None}

@@ -180,7 +180,7 @@ class APIResponseValidationError(APIError):
         body = redact(body, secrets)
         self.response = redacted_response(response, body)
         self.status_code = response.status_code
-        self.raw_body = _excerpt(body)
+        self.raw_body = excerpt(body)
         # pydantic quotes the bad input: the body, or a part of it.
         reason = redact(str(cause).encode(), secrets).decode("utf-8", errors="replace")
         super().__init__(
@@ -221,7 +221,7 @@ class APIStatusError(APIError):
         error_message = _redacted_model(error_message, secrets)
         self.response = redacted_response(response, body)
         self.status_code = response.status_code
-        self.raw_body = _excerpt(body)
+        self.raw_body = excerpt(body)
         self.error_message = error_message
         fields = json_fields(body) if fields is None else fields
         self.error_id: str | None = _str(fields.get("errorId"))
@@ -422,10 +422,15 @@ def _redacted_model(model: Any, secrets: tuple[bytes, ...]) -> Any:
     return model.model_copy(update=update) if update else model
 
 
-def _excerpt(body: bytes) -> str:
-    text = body[: RAW_BODY_EXCERPT * 4].decode("utf-8", errors="replace")
-    if len(text) > RAW_BODY_EXCERPT or len(body) > RAW_BODY_EXCERPT * 4:
-        return text[:RAW_BODY_EXCERPT] + f"… [{len(body)} bytes in all]"
+def excerpt(body: bytes, limit: int = RAW_BODY_EXCERPT, *, one_line: bool = False, count: bool = True) -> str:
+    """At most ``limit`` characters of ``body`` (UTF-8, undecodable bytes
+    replaced) for a message; ``one_line`` squeezes every run of whitespace to
+    one space. A cut is marked ``…``, with the body's size if ``count``."""
+    text = body[: limit * 4].decode("utf-8", errors="replace")  # no character takes more than 4 bytes
+    if one_line:
+        text = " ".join(text.split())
+    if len(text) > limit or len(body) > limit * 4:
+        return text[:limit] + (f"… [{len(body)} bytes in all]" if count else "…")
     return text
 
 

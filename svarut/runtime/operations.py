@@ -30,7 +30,10 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
-from svarut.runtime.client import NOT_GIVEN, BaseClient, Endpoint, MultipartInput, NotGiven, Prepared, TimeoutTypes
+from svarut.runtime.request_types import NOT_GIVEN, Endpoint, MultipartInput, NotGiven, Prepared, TimeoutTypes
+
+if typing.TYPE_CHECKING:
+    from svarut.runtime.client import BaseClient
 
 __all__ = ["ModelShape", "SendOperation", "model_shape", "shape_of"]
 

@@ -84,8 +84,8 @@ and counts as 0). MIME types compare case-insensitively, without parameters.
 
 The check never imports the generated models: it reads the dict that will be
 sent. Every spec name a rule reads (operation, field path, enum value,
-multipart part) is declared once, in the binding table below (:data:`BINDINGS`),
-and the rule code reads only through it. ``generator.bindings.verify_bindings``
+multipart part) is declared once, in the binding table (:data:`BINDINGS`, in
+:mod:`svarut.runtime.rule_bindings`), and the rule code reads only through it. ``generator.check_rules.verify_bindings``
 checks the table against the locked spec whenever the client is generated, so
 a field renamed upstream fails the build, naming the rule, instead of silently
 switching the rule off.
@@ -96,31 +96,108 @@ send operation of the generated client registers what its models have
 enum value or a part the operation does not have refuses every send of that
 operation with a problem under the rule's own id (``cannot check
 her_id_required: this client's NhnForsendelse has no field mottakertype``)
-rather than letting through what it exists to stop. ``skip={rule}`` still
+rather than letting through what it exists to stop (:func:`binding_problems`). ``skip={rule}`` still
 switches such a rule off, deliberately. An operation no generated client
 registered (a runtime client with endpoints of its own) is checked by the
 rules alone.
+
+This module is the rules and :class:`ForsendelseRules`. What they read from
+lives beside it, and every name of it is importable from here too: the
+binding table (:mod:`svarut.runtime.rule_bindings`), the identifier checks
+(:mod:`svarut.runtime.identifiers`), Tomcat's multipart limits
+(:mod:`svarut.runtime.tomcat`) and the byte sniff (:mod:`svarut.runtime.sniff`).
 """
 
 from __future__ import annotations
 
-import operator
 import unicodedata
 from collections.abc import Callable, Collection, Iterator, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cache, cached_property
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from svarut.runtime import operations
-from svarut.runtime.client import PreparedSend
 from svarut.runtime.errors import ForsendelseValidationError, Problem
-from svarut.runtime.files import Source
-
-# The encoder's own part-header builder: the header sizes the rules count are the
-# bytes the client writes, whatever quoting the encoder does.
-from svarut.runtime.multipart import _head as _part_head
+from svarut.runtime.identifiers import fodselsnummer_problem, organisasjonsnummer_problem
+from svarut.runtime.identifiers import valid_fodselsnummer as valid_fodselsnummer
+from svarut.runtime.identifiers import valid_organisasjonsnummer as valid_organisasjonsnummer
 from svarut.runtime.multipart import quote_param
+from svarut.runtime.request_types import PreparedSend
+
+# The public names of the modules the rules read from, importable from here as before.
+from svarut.runtime.rule_bindings import BINDINGS as BINDINGS
+from svarut.runtime.rule_bindings import (
+    DIRECT,
+    DOKUMENTER,
+    EKSPONERT_FOR,
+    FILE_PART_OF,
+    FILNAVN,
+    KAN_SVARE_VIA_EDIALOG,
+    KRYPTERT,
+    KUN_DIGITAL_LEVERING,
+    MIME_TYPE,
+    MOTTAKER_HER_ID,
+    MOTTAKERTYPE,
+    MOTTAKERTYPE_HER_ID,
+    NHN,
+    NHN_DOKUMENT,
+    ORGANISASJON_DIGITAL_ID,
+    PASIENT_FODSELSNUMMER,
+    PERSON_DIGITAL_ID,
+    PRINT,
+    R_CONTENT_MISMATCH,
+    R_EDIALOG_REQUIRES_ORG,
+    R_FILENAME_CHARS,
+    R_FILENAME_LENGTH,
+    R_FILENAME_UNIQUE,
+    R_FILENAME_WHITESPACE,
+    R_FODSELSNUMMER,
+    R_HER_ID_REQUIRED,
+    R_HOYESTE_REQUIRES_KRYPTERT,
+    R_KRYPTERT_REQUIRES_CMS,
+    R_NHN_PDF,
+    R_NHN_SINGLE_DOCUMENT,
+    R_NHN_SIZE,
+    R_ORGANISASJONSNUMMER,
+    R_PART_COUNT,
+    R_PART_HEADER_SIZE,
+    R_PRINT_PDF,
+    R_PRINTABLE,
+    R_SIGNATURE_PDF,
+    R_SIGNERING_EXPIRY,
+    R_SIGNERING_REQUIRED,
+    R_SINGLE_SIGNATURE,
+    R_TOTAL_SIZE,
+    SIGNERING,
+    SIGNERING_UTLOPER,
+    SIKKERHETSNIVA,
+    SIKKERHETSNIVA_HOYESTE,
+    SKAL_EKSKLUDERES,
+    SKAL_SIGNERES,
+    SVAR_DIGITAL_ID,
+    SVAR_TIL_ORGANISASJON,
+    SVAR_TIL_PERSON,
+    SVAR_TYPE,
+)
+from svarut.runtime.rule_bindings import RULE_IDS as RULE_IDS
+from svarut.runtime.rule_bindings import Binding as Binding
+from svarut.runtime.rule_bindings import SpecEnum as SpecEnum
+from svarut.runtime.rule_bindings import SpecField as SpecField
+from svarut.runtime.rule_bindings import SpecOperation as SpecOperation
+from svarut.runtime.rule_bindings import SpecPart as SpecPart
+from svarut.runtime.rule_bindings import SpecRef as SpecRef
+from svarut.runtime.rule_bindings import binding_problems as binding_problems
+from svarut.runtime.rule_view import RuleSend as _Send
+from svarut.runtime.rule_view import aware as _aware
+from svarut.runtime.rule_view import rule_docs as _docs
+from svarut.runtime.sniff import CMS_HEAD_BYTES, MAGIC, PDF, SNIFF_BYTES, is_cms_enveloped_data
+from svarut.runtime.tomcat import (
+    JAVA_TRIMMED,
+    MAX_PART_COUNT,
+    MAX_PART_HEADER_SIZE,
+    empty_header_size,
+    part_header_size,
+    tomcat_filename,
+)
 
 __all__ = [
     "BINDINGS",
@@ -153,450 +230,9 @@ NHN_MAX_BYTES = 18 * MB
 TOTAL_MAX_BYTES = 350 * MB
 FILENAME_MAX_LENGTH = 226
 FORBIDDEN_FILENAME_CHARS = frozenset('*:"\\/<>|?')
-PDF = "application/pdf"
 
-# Tomcat's defaults for a multipart request (Connector maxPartCount and maxPartHeaderSize;
-# Spring Boot: server.tomcat.max-part-count and server.tomcat.max-part-header-size).
-# Tomcat 10.1.42 shipped maxPartCount 10 and 10.1.43 raised it to 50 (bug 69710), as did
-# the Spring Boot releases that set it; the header limit has been 512 bytes throughout.
-MAX_PART_COUNT = 50
-MAX_PART_HEADER_SIZE = 512
-#: What Java's ``String.trim()`` removes from either end: every character up to U+0020.
-JAVA_TRIMMED = "".join(map(chr, range(0x21)))
-# Any boundary does: the boundary line is not counted (see part_header_size).
-_BOUNDARY = "b"
-_BOUNDARY_LINE = len(f"--{_BOUNDARY}\r\n")
 
-_ZIP = (b"PK\x03\x04",)
-# Declared type -> the prefixes a file of that type starts with.
-MAGIC: dict[str, tuple[bytes, ...]] = {
-    PDF: (b"%PDF-",),
-    "image/png": (b"\x89PNG\r\n\x1a\n",),
-    "image/jpeg": (b"\xff\xd8\xff",),
-    "image/gif": (b"GIF87a", b"GIF89a"),
-    "application/zip": (*_ZIP, b"PK\x05\x06"),
-    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": _ZIP,
-    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": _ZIP,
-    "application/vnd.openxmlformats-officedocument.presentationml.presentation": _ZIP,
-}
-_SNIFF_BYTES = max(len(m) for prefixes in MAGIC.values() for m in prefixes)
-
-# A CMS ContentInfo is a DER SEQUENCE whose first element is the content type:
-# OBJECT IDENTIFIER 1.2.840.113549.1.7.3 (id-envelopedData).
-_ENVELOPED_DATA_OID = bytes.fromhex("06092a864886f70d010703")
-_CMS_HEAD_BYTES = 2 + 4 + len(_ENVELOPED_DATA_OID)  # SEQUENCE, at most a 4-byte length, the OID
-
-_FNR_WEIGHTS = ((3, 7, 6, 1, 8, 9, 4, 5, 2, 1), (5, 4, 3, 2, 7, 6, 5, 4, 3, 2, 1))
-# Remainders of the first weighted sum (9 digits and k1) accepted from 2032; today's numbers have 0.
-_FNR_K1_REMAINDERS = frozenset({0, 1, 2, 3})
-_ORGNR_WEIGHTS = (3, 2, 7, 6, 5, 4, 3, 2)
-
-
-# --- the binding table: every spec name a rule reads ---------------------------------
-#
-# Rule code below reads the forsendelse only through these objects, never by a
-# string of its own; generator/bindings.py verifies each against the spec.
-
-
-@dataclass(frozen=True)
-class SpecOperation:
-    """A send operation, by its operationId.
-
-    ``optional``: a spec without the operation is not an error (an older spec
-    before it existed); the rules for it then never run. Every field read
-    through an operation the spec does have must exist.
-    """
-
-    operation_id: str
-    optional: bool = False
-
-
-@dataclass(frozen=True)
-class SpecField:
-    """A field of the forsendelse part of ``operations``, by its JSON path from
-    that part's root (``svarSendesTil.type``); ``dokumenter[].skalSigneres`` is
-    a key of each item of ``dokumenter``. A rule reads it only in sends of
-    those operations."""
-
-    path: str
-    operations: tuple[SpecOperation, ...]
-    since: str = ""
-    """The upstream commit that added the field, where older specs lack it:
-    generating from a spec the history at hand shows to be older is fine (the
-    rule cannot read what that client cannot send); from any other spec its
-    absence is a broken binding."""
-
-    @property
-    def binding_key(self) -> str:
-        """How the generator names this field when the spec predates it (``SendOperation.predated``)."""
-        return self.path
-
-    @property
-    def key(self) -> str:
-        """The last step of the path: the key in its parent object."""
-        return self.path.rsplit(".", 1)[-1]
-
-    @property
-    def in_documents(self) -> bool:
-        return "[]." in self.path
-
-    # Worked out once per field, not on every read of every send (cached in the
-    # instance's __dict__, so neither a dataclass field nor part of eq or hash).
-    @cached_property
-    def steps(self) -> tuple[str, ...]:
-        """The keys of ``path`` from the root."""
-        return tuple(self.path.split("."))
-
-    @cached_property
-    def operation_ids(self) -> frozenset[str]:
-        return frozenset(o.operation_id for o in self.operations)
-
-    def applies_to(self, operation_id: str) -> bool:
-        return operation_id in self.operation_ids
-
-
-@dataclass(frozen=True)
-class SpecEnum:
-    """One value of the enum ``field`` holds."""
-
-    field: SpecField
-    value: str
-
-
-@dataclass(frozen=True)
-class SpecPart:
-    """The file part of a multipart operation, by its name; ``since`` as for :class:`SpecField`."""
-
-    operation: SpecOperation
-    name: str
-    since: str = ""
-
-    @property
-    def binding_key(self) -> str:
-        return f"part {self.name}"
-
-
-SpecRef = SpecOperation | SpecField | SpecEnum | SpecPart
-
-
-@dataclass(frozen=True)
-class Binding:
-    """A rule id and every spec name the rule reads."""
-
-    rule: str
-    reads: tuple[SpecRef, ...]
-
-    def operations(self) -> tuple[SpecOperation, ...]:
-        """Every operation the rule reads something of, in declaration order."""
-        found: dict[SpecOperation, None] = {}
-        for ref in self.reads:
-            match ref:
-                case SpecOperation():
-                    found[ref] = None
-                case SpecField():
-                    found.update(dict.fromkeys(ref.operations))
-                case SpecEnum():
-                    found.update(dict.fromkeys(ref.field.operations))
-                case SpecPart():
-                    found[ref.operation] = None
-        return tuple(found)
-
-
-PERSON = SpecOperation("sendTilPerson")
-ORGANISASJON = SpecOperation("sendTilOrganisasjon")
-NHN = SpecOperation("sendTilNhn")
-PRINT = SpecOperation("sendTilPrint", optional=True)  # specs before version 10 have no print
-_DIRECT = (PERSON, ORGANISASJON)
-_LISTED = (PERSON, ORGANISASJON, PRINT)  # documents described by the metadata's list
-
-DOKUMENTER = SpecField("dokumenter", _LISTED)
-FILNAVN = SpecField("dokumenter[].filnavn", _LISTED)
-MIME_TYPE = SpecField("dokumenter[].mimeType", _LISTED)
-NHN_DOKUMENT = SpecPart(NHN, "dokument", since="fa18973")  # "vedlegg" before upstream version 10
-PERSON_DOKUMENTER = SpecPart(PERSON, "dokumenter")
-ORGANISASJON_DOKUMENTER = SpecPart(ORGANISASJON, "dokumenter")
-PRINT_DOKUMENTER = SpecPart(PRINT, "dokumenter")
-PERSON_DIGITAL_ID = SpecField("mottaker.digitalId", (PERSON,))
-ORGANISASJON_DIGITAL_ID = SpecField("mottaker.digitalId", (ORGANISASJON,))
-PASIENT_FODSELSNUMMER = SpecField("pasient.fodselsnummer", (NHN,))
-EKSPONERT_FOR = SpecField("eksponertFor", (PERSON, ORGANISASJON, NHN))
-SVAR_TYPE = SpecField("svarSendesTil.type", _LISTED, since="c75eba9")  # required from upstream version 15
-SVAR_DIGITAL_ID = SpecField("svarSendesTil.digitalId", _LISTED)
-SVAR_TIL_PERSON = SpecEnum(SVAR_TYPE, "PERSON")
-SVAR_TIL_ORGANISASJON = SpecEnum(SVAR_TYPE, "ORGANISASJON")
-MOTTAKERTYPE = SpecField("mottakertype", (NHN,), since="fa18973")
-MOTTAKERTYPE_HER_ID = SpecEnum(MOTTAKERTYPE, "HER_ID")
-MOTTAKER_HER_ID = SpecField("mottakerHerId", (NHN,))
-KUN_DIGITAL_LEVERING = SpecField("kunDigitalLevering", _DIRECT)
-SKAL_EKSKLUDERES = SpecField("dokumenter[].skalEkskluderesFraUtskrift", _DIRECT)
-SKAL_SIGNERES = SpecField("dokumenter[].skalSigneres", (PERSON,))
-SIGNERING = SpecField("signering", (PERSON,))
-SIGNERING_UTLOPER = SpecField("signering.signeringUtloper", (PERSON,))
-KAN_SVARE_VIA_EDIALOG = SpecField("kanSvareViaEdialog", _DIRECT, since="8320373")  # renamed in version 14
-SIKKERHETSNIVA = SpecField("sikkerhetsniva", _DIRECT)
-SIKKERHETSNIVA_HOYESTE = SpecEnum(SIKKERHETSNIVA, "HOYESTE")
-KRYPTERT = SpecField("kryptert", (PERSON, ORGANISASJON, PRINT, NHN))
-
-_DOCUMENTS = (DOKUMENTER, FILNAVN, MIME_TYPE, NHN_DOKUMENT)
-# The part each document goes in: its name is in the part's header, so its size counts.
-_FILE_PARTS = (PERSON_DOKUMENTER, ORGANISASJON_DOKUMENTER, PRINT_DOKUMENTER, NHN_DOKUMENT)
-_SVAR = (SVAR_TYPE, SVAR_DIGITAL_ID)
-
-R_FODSELSNUMMER = Binding(
-    "fodselsnummer", (PERSON_DIGITAL_ID, PASIENT_FODSELSNUMMER, *_SVAR, SVAR_TIL_PERSON, EKSPONERT_FOR)
-)
-R_ORGANISASJONSNUMMER = Binding(
-    "organisasjonsnummer", (ORGANISASJON_DIGITAL_ID, *_SVAR, SVAR_TIL_ORGANISASJON, EKSPONERT_FOR)
-)
-R_FILENAME_LENGTH = Binding("filename_length", _DOCUMENTS)
-R_FILENAME_CHARS = Binding("filename_chars", _DOCUMENTS)
-R_FILENAME_UNIQUE = Binding("filename_unique", _DOCUMENTS)
-R_FILENAME_WHITESPACE = Binding("filename_whitespace", _DOCUMENTS)
-R_PART_COUNT = Binding("part_count", (DOKUMENTER, *_FILE_PARTS))
-R_PART_HEADER_SIZE = Binding("part_header_size", (*_DOCUMENTS, *_FILE_PARTS))
-R_NHN_SINGLE_DOCUMENT = Binding("nhn_single_document", (NHN_DOKUMENT,))
-R_NHN_PDF = Binding("nhn_pdf", (NHN_DOKUMENT, MIME_TYPE))
-R_NHN_SIZE = Binding("nhn_size", (NHN_DOKUMENT,))
-R_HER_ID_REQUIRED = Binding("her_id_required", (MOTTAKERTYPE, MOTTAKERTYPE_HER_ID, MOTTAKER_HER_ID))
-R_PRINT_PDF = Binding("print_pdf", (PRINT, *_DOCUMENTS))
-R_PRINTABLE = Binding("printable", (*_DOCUMENTS, KUN_DIGITAL_LEVERING, SKAL_EKSKLUDERES))
-R_TOTAL_SIZE = Binding("total_size", (PRINT, *_DOCUMENTS, KUN_DIGITAL_LEVERING))
-R_SINGLE_SIGNATURE = Binding("single_signature", (*_DOCUMENTS, SKAL_SIGNERES))
-R_SIGNATURE_PDF = Binding("signature_pdf", (*_DOCUMENTS, SKAL_SIGNERES))
-R_SIGNERING_REQUIRED = Binding("signering_required", (*_DOCUMENTS, SKAL_SIGNERES, SIGNERING))
-R_SIGNERING_EXPIRY = Binding("signering_expiry", (SIGNERING, SIGNERING_UTLOPER))
-R_EDIALOG_REQUIRES_ORG = Binding("edialog_requires_org", (KAN_SVARE_VIA_EDIALOG, SVAR_TYPE, SVAR_TIL_ORGANISASJON))
-R_HOYESTE_REQUIRES_KRYPTERT = Binding("hoyeste_requires_kryptert", (SIKKERHETSNIVA, SIKKERHETSNIVA_HOYESTE, KRYPTERT))
-R_KRYPTERT_REQUIRES_CMS = Binding("kryptert_requires_cms", (KRYPTERT, *_DOCUMENTS))
-R_CONTENT_MISMATCH = Binding("content_mismatch", (KRYPTERT, *_DOCUMENTS))
-
-BINDINGS: tuple[Binding, ...] = (
-    R_FODSELSNUMMER,
-    R_ORGANISASJONSNUMMER,
-    R_FILENAME_LENGTH,
-    R_FILENAME_CHARS,
-    R_FILENAME_UNIQUE,
-    R_FILENAME_WHITESPACE,
-    R_PART_COUNT,
-    R_PART_HEADER_SIZE,
-    R_NHN_SINGLE_DOCUMENT,
-    R_NHN_PDF,
-    R_NHN_SIZE,
-    R_HER_ID_REQUIRED,
-    R_PRINT_PDF,
-    R_PRINTABLE,
-    R_TOTAL_SIZE,
-    R_SINGLE_SIGNATURE,
-    R_SIGNATURE_PDF,
-    R_SIGNERING_REQUIRED,
-    R_SIGNERING_EXPIRY,
-    R_EDIALOG_REQUIRES_ORG,
-    R_HOYESTE_REQUIRES_KRYPTERT,
-    R_KRYPTERT_REQUIRES_CMS,
-    R_CONTENT_MISMATCH,
-)
-RULE_IDS: tuple[str, ...] = tuple(b.rule for b in BINDINGS)
-_FILE_PART_OF = {part.operation.operation_id: part for part in _FILE_PARTS}
-
-
-# --- identifiers ---------------------------------------------------------------
-
-
-def _mod11(digits: str, weights: tuple[int, ...]) -> int | None:
-    """The mod-11 control digit for ``digits``, or None where none exists."""
-    remainder = sum(int(d) * w for d, w in zip(digits, weights, strict=True)) % 11
-    return None if remainder == 1 else (11 - remainder) % 11
-
-
-def _digits(value: object, length: int) -> bool:
-    return isinstance(value, str) and len(value) == length and value.isascii() and value.isdigit()
-
-
-def _weighted(digits: str, weights: tuple[int, ...]) -> int:
-    # Callers pass as many digits as weights (checked by _digits).
-    total: int = sum(map(operator.mul, map(int, digits), weights))
-    return total % 11
-
-
-def fodselsnummer_problem(value: object, *, synthetic: bool = False) -> str | None:
-    """Why ``value`` is not a fødselsnummer or d-nummer, or None if it is one.
-
-    ``synthetic`` also accepts Skatteetaten's synthetic test numbers (Tenor),
-    whose month has 80 added.
-
-    The control digits k1 and k2 (digits 10 and 11), with the weights
-    ``w1 = 3 7 6 1 8 9 4 5 2`` and ``w2 = 5 4 3 2 7 6 5 4 3 2``:
-
-    - k1: ``(Σ w1·d[1..9] + k1) mod 11`` is 0 for numbers issued until 2031,
-      and may also be 1, 2 or 3 for numbers issued from 1 January 2032
-      (Skatteetaten: Nytt fødselsnummer fra 2032). The new rule includes the
-      old one, so a number passes if either holds.
-    - k2: ``(Σ w2·d[1..10] + k2) mod 11`` is 0, as before.
-
-    The date part (DDMM) is still checked; nothing else (such as gender or
-    age) is read from the number.
-    """
-    if not _digits(value, 11):
-        return "must be 11 digits"
-    assert isinstance(value, str)
-    day, month = int(value[:2]), int(value[2:4])
-    if 41 <= day <= 71:
-        day -= 40  # d-nummer
-    if synthetic and 81 <= month <= 92:
-        month -= 80
-    if not (1 <= day <= 31 and 1 <= month <= 12):
-        hint = "" if synthetic or not 81 <= month <= 92 else "; a synthetic test number is accepted only in test"
-        return f"does not start with a valid date (DDMMYY; day +40 for a d-nummer){hint}"
-    k1_ok = _weighted(value[:10], _FNR_WEIGHTS[0]) in _FNR_K1_REMAINDERS
-    if not k1_ok or _weighted(value, _FNR_WEIGHTS[1]) != 0:
-        return "has wrong control digits (check for a typo)"
-    return None
-
-
-def organisasjonsnummer_problem(value: object) -> str | None:
-    """Why ``value`` is not an organisasjonsnummer, or None if it is one."""
-    if not _digits(value, 9):
-        return "must be 9 digits"
-    assert isinstance(value, str)
-    if _mod11(value[:8], _ORGNR_WEIGHTS) != int(value[8]):
-        return "has a wrong control digit (check for a typo)"
-    return None
-
-
-def valid_fodselsnummer(value: str, *, synthetic: bool = False) -> bool:
-    """True if ``value`` is a well-formed fødselsnummer or d-nummer."""
-    return fodselsnummer_problem(value, synthetic=synthetic) is None
-
-
-def valid_organisasjonsnummer(value: str) -> bool:
-    """True if ``value`` is a well-formed organisasjonsnummer."""
-    return organisasjonsnummer_problem(value) is None
-
-
-def is_cms_enveloped_data(head: bytes) -> bool:
-    """Whether ``head``, a document's first bytes, starts a CMS EnvelopedData:
-    a SEQUENCE (any DER length form, or BER's indefinite ``30 80``) whose first
-    element is the OID 1.2.840.113549.1.7.3."""
-    if len(head) < 2 or head[0] != 0x30:
-        return False
-    length = head[1]
-    start = 2 if length <= 0x80 else 2 + (length & 0x7F)
-    return head[start : start + len(_ENVELOPED_DATA_OID)] == _ENVELOPED_DATA_OID
-
-
-def part_header_size(part: str, filnavn: str, mime_type: str) -> int:
-    """The bytes Tomcat counts against ``maxPartHeaderSize`` for the document
-    part the client writes for ``filnavn`` of ``mime_type`` in part ``part``.
-
-    Tomcat's copy of Commons FileUpload (``MultipartStream.readHeaders``, as
-    in FileUpload 1.6 / 2.0.0-M4, merged into Tomcat for CVE-2025-48988) reads
-    the header section byte by byte after ``readBoundary`` has consumed the
-    boundary line and its CRLF, counts every byte it reads, the CRLF ending
-    each header line and the CRLF of the blank line included (it stops after
-    the ``CRLFCRLF``), and throws a size-limit exception as soon as the count
-    passes the limit (``++size > partHeaderSizeMax``): a header section of
-    exactly the limit passes, one byte more is refused. So the size is the
-    encoder's part head minus its boundary line.
-    """
-    return len(_part_head(_BOUNDARY, part, mime_type, filnavn)) - _BOUNDARY_LINE
-
-
-@cache
-def _empty_header_size(part: str) -> int:
-    return part_header_size(part, "", "")
-
-
-def tomcat_filename(filnavn: str) -> str:
-    """The name Tomcat's ``Part.getSubmittedFileName()`` reports for the part
-    the client writes for ``filnavn``: the filename as the encoder quotes it
-    (Tomcat percent-decodes nothing), trimmed as Java's ``String.trim()`` trims."""
-    return quote_param(filnavn).strip(JAVA_TRIMMED)
-
-
-# --- the forsendelse as the rules see it -----------------------------------------
-
-
-@dataclass(slots=True)  # built per send: a frozen init costs a call per field
-class _Doc:
-    path: str  # "dokumenter[2]", or "dokument" for NHN
-    filnavn: str
-    mime_type: str  # as given
-    meta: Mapping[str, Any]  # its item of the metadata's document list; empty for NHN
-    source: Source | None
-
-    @property
-    def kind(self) -> str:
-        """The MIME type in lower case, without parameters."""
-        return self.mime_type.split(";")[0].strip().lower()
-
-    @property
-    def is_pdf(self) -> bool:
-        return self.kind == PDF
-
-    def field(self, field: SpecField) -> str:
-        """The problem path of ``field`` (``dokumenter[].x``) in this document."""
-        return f"{self.path}.{field.key}"
-
-
-@dataclass(slots=True)
-class _Send:
-    operation: str
-    meta: Mapping[str, Any]
-    docs: tuple[_Doc, ...]
-    synthetic: bool
-    encrypting: bool
-    clock: Callable[[], datetime]
-    max_parts: int
-    max_part_header: int
-
-    def now(self) -> datetime:
-        """The current time, aware; asked only by a rule that needs it (few sends do)."""
-        return _aware(self.clock())
-
-    def is_(self, *operations: SpecOperation) -> bool:
-        return self.operation in [o.operation_id for o in operations]  # no generator: called per rule
-
-    def get(self, field: SpecField) -> Any:
-        """The value at ``field``, or None if absent or not a field of this operation."""
-        if self.operation not in field.operation_ids:
-            return None
-        value: Any = self.meta
-        for key in field.steps:
-            # The metadata is plain dicts (model_dump); the ABC check is the slow fallback.
-            if value is None or not isinstance(value, (dict, Mapping)):
-                return None
-            value = value.get(key)
-        return value
-
-    def flag(self, field: SpecField) -> bool:
-        return self.get(field) is True
-
-    def equals(self, enum: SpecEnum) -> bool:
-        return bool(self.get(enum.field) == enum.value)
-
-    def doc(self, d: _Doc, field: SpecField) -> Any:
-        """The value of ``field`` (``dokumenter[].x``) in document ``d``."""
-        return d.meta.get(field.steps[-1]) if self.operation in field.operation_ids else None
-
-    @property
-    def total_size(self) -> int:
-        return sum(d.source.size or 0 for d in self.docs if d.source is not None)
-
-
-def _docs(send: PreparedSend) -> tuple[_Doc, ...]:
-    if send.operation_id == NHN.operation_id:
-        return tuple(_Doc(NHN_DOKUMENT.name, d.filnavn, d.mime_type, {}, d.source) for d in send.documents)
-    listed = DOKUMENTER.applies_to(send.operation_id)
-    items = (send.metadata.get(DOKUMENTER.key) if listed else None) or []
-    docs = []
-    for i in range(max(len(items), len(send.documents))):
-        meta = items[i] if i < len(items) and isinstance(items[i], (dict, Mapping)) else {}
-        doc = send.documents[i] if i < len(send.documents) else None
-        filnavn = doc.filnavn if doc else str(meta.get(FILNAVN.key, ""))
-        mime = doc.mime_type if doc else str(meta.get(MIME_TYPE.key, ""))
-        docs.append(_Doc(f"{DOKUMENTER.path}[{i}]", filnavn, mime, meta, doc.source if doc else None))
-    return tuple(docs)
-
+# The forsendelse as the rules see it: svarut.runtime.rule_view.
 
 # --- the rules: each yields the problems it finds ---------------------------------
 
@@ -706,13 +342,13 @@ def _multipart(s: _Send) -> Iterator[Problem]:
             f"{s.max_parts - 1} documents per forsendelse (or, if your SvarUt accepts more parts, say so with "
             "ForsendelseRules(max_part_count=...))",
         )
-    part = _FILE_PART_OF.get(s.operation)
+    part = FILE_PART_OF.get(s.operation)
     if part is None:
         return  # an operation the table does not know: its part's name, and so its header, is unknown
     for d in sent:
         # Quoted and in UTF-8, no character takes more than 4 bytes: most names are clear of the
         # limit by that bound alone, and the exact count (building the header) is left for the rest.
-        if _empty_header_size(part.name) + 4 * (len(d.filnavn) + len(d.mime_type)) <= s.max_part_header:
+        if empty_header_size(part.name) + 4 * (len(d.filnavn) + len(d.mime_type)) <= s.max_part_header:
             continue
         size = part_header_size(part.name, d.filnavn, d.mime_type)
         if size > s.max_part_header:
@@ -757,7 +393,7 @@ def _printing(s: _Send) -> Iterator[Problem]:
                 yield Problem(
                     d.field(MIME_TYPE), R_PRINT_PDF.rule, f"{d.filnavn!r} is {d.mime_type!r}; print takes only {PDF}"
                 )
-    elif s.is_(*_DIRECT) and not digital_only:
+    elif s.is_(*DIRECT) and not digital_only:
         for d in s.docs:
             if not d.is_pdf and s.doc(d, SKAL_EKSKLUDERES) is not True:
                 yield Problem(
@@ -766,7 +402,7 @@ def _printing(s: _Send) -> Iterator[Problem]:
                     f"{d.filnavn!r} is {d.mime_type!r} and only {PDF} can be printed; set {SKAL_EKSKLUDERES.key} "
                     f"on the document or {KUN_DIGITAL_LEVERING.path} on the forsendelse",
                 )
-    if s.is_(PRINT) or (s.is_(*_DIRECT) and not digital_only):
+    if s.is_(PRINT) or (s.is_(*DIRECT) and not digital_only):
         total = s.total_size
         if total > TOTAL_MAX_BYTES:
             fix = (
@@ -839,7 +475,7 @@ def _encryption(s: _Send) -> Iterator[Problem]:
     for d in s.docs:
         if d.source is None:
             continue
-        head = d.source.head(_CMS_HEAD_BYTES)
+        head = d.source.head(CMS_HEAD_BYTES)
         if not head and d.source.size != 0:
             continue  # cannot be read ahead (a pipe)
         if not is_cms_enveloped_data(head):
@@ -858,7 +494,7 @@ def _content(s: _Send) -> Iterator[Problem]:
         prefixes = MAGIC.get(d.kind)
         if prefixes is None or d.source is None:
             continue
-        head = d.source.head(_CMS_HEAD_BYTES if kryptert else _SNIFF_BYTES)
+        head = d.source.head(CMS_HEAD_BYTES if kryptert else SNIFF_BYTES)
         if not head and d.source.size != 0:
             continue  # cannot be read ahead (a pipe)
         if kryptert and is_cms_enveloped_data(head):
@@ -886,65 +522,6 @@ _RULES: tuple[Rule, ...] = (
 )
 
 
-# --- a rule that cannot read what it checks refuses the send ---------------------------
-
-# Worked out once per operation's shape; the shape is kept here too, so its id is never reused.
-_UNREADABLE: dict[int, tuple[operations.ModelShape, tuple[Problem, ...]]] = {}
-
-
-def binding_problems(shape: operations.ModelShape, operation_id: str) -> tuple[Problem, ...]:
-    """A problem (under the rule's id) for every field, enum value or part a
-    rule reads in sends of ``operation_id`` that ``shape`` does not have:
-    such a rule would read nothing and pass every send, so the send is
-    refused instead. Empty when every binding holds."""
-    cached = _UNREADABLE.get(id(shape))
-    if cached is not None and cached[0] is shape:
-        return cached[1]
-    found: dict[tuple[str, str], Problem] = {}  # (rule, field): one problem each
-    for binding in BINDINGS:
-        for ref in binding.reads:
-            problem = _unreadable(binding.rule, ref, shape, operation_id)
-            if problem is not None:
-                found.setdefault((problem.rule, problem.field), problem)
-    problems = tuple(found.values())
-    _UNREADABLE[id(shape)] = (shape, problems)
-    return problems
-
-
-def _unreadable(rule: str, ref: SpecRef, shape: operations.ModelShape, operation_id: str) -> Problem | None:
-    advice = (
-        "the spec it was generated from no longer matches the rule's binding (make generate says so); update "
-        f"svarut.runtime.validation.BINDINGS and the rule to the spec, or pass ForsendelseRules(skip={{{rule!r}}}) "
-        "to send without this rule"
-    )
-    match ref:
-        case SpecField() | SpecEnum():
-            field = ref if isinstance(ref, SpecField) else ref.field
-            if not field.applies_to(operation_id):
-                return None
-            if field.since and field.binding_key in shape.predated:
-                return None  # generated from a spec older than the field: it cannot be sent, so nothing to check
-            if field.path not in shape.paths:
-                message = f"cannot check {rule}: this client's {shape.model} has no field {field.path}; {advice}"
-                return Problem(field.path, rule, message)
-            values = shape.enums.get(field.path)
-            if isinstance(ref, SpecEnum) and values is not None and ref.value not in values:
-                message = (
-                    f"cannot check {rule}: this client's {shape.model}.{field.path} has no value {ref.value} "
-                    f"(only {', '.join(sorted(values))}); {advice}"
-                )
-                return Problem(field.path, rule, message)
-        case SpecPart():
-            if ref.since and ref.binding_key in shape.predated:
-                return None
-            if ref.operation.operation_id == operation_id and ref.name not in shape.parts:
-                message = f"cannot check {rule}: this client's {operation_id} has no part {ref.name}; {advice}"
-                return Problem(ref.name, rule, message)
-        case SpecOperation():
-            pass  # the send is of the operation it is: nothing to be missing
-    return None
-
-
 def _mb(size: int) -> str:
     return f"{size / MB:.1f} MB ({size} bytes)"
 
@@ -957,10 +534,6 @@ def _parse_datetime(value: object) -> datetime | None:
     except ValueError:
         return None
     return _aware(parsed)
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 class ForsendelseRules:

@@ -83,9 +83,9 @@ _EXPORTS = {
     "KeyPair": "svarut.simulator.keys",
     "ReceivedDocument": "svarut.simulator.records",
     "ReceivedForsendelse": "svarut.simulator.records",
-    "RequestRecord": "svarut.simulator.server",
+    "RequestRecord": "svarut.simulator.intake",
     "Scenarios": "svarut.simulator.scenarios",
-    "Simulator": "svarut.simulator.server",
+    "Simulator": "svarut.simulator.facade",
     "SimulatorKeys": "svarut.simulator.keys",
     "StatusChange": "svarut.simulator.records",
     "generate_key_pair": "svarut.simulator.keys",
@@ -106,10 +106,11 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from svarut.simulator.facade import Simulator
+    from svarut.simulator.intake import RequestRecord
     from svarut.simulator.keys import KeyPair, SimulatorKeys, generate_key_pair, throwaway_keys
     from svarut.simulator.records import ReceivedDocument, ReceivedForsendelse, StatusChange
     from svarut.simulator.scenarios import Scenarios
-    from svarut.simulator.server import RequestRecord, Simulator
 
 
 def __getattr__(name: str) -> Any:

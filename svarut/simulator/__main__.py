@@ -20,7 +20,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from svarut.simulator.server import Simulator, run_until_interrupted
+from svarut.simulator.facade import Simulator
+from svarut.simulator.runner import run_until_interrupted
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -16,7 +16,7 @@ from typing import TextIO
 
 from svarut import models
 from svarut._client import TERMINAL_STATUSES
-from svarut.simulator.server import Simulator
+from svarut.simulator.facade import Simulator
 
 __all__ = ["main", "minimal_pdf"]
 

@@ -44,7 +44,7 @@ ol { margin: 0; padding-left: 1.2rem; }
 
 
 class _Request(Protocol):
-    """What the page shows of a request the simulator answered (``server.RequestRecord``)."""
+    """What the page shows of a request the simulator answered (``intake.RequestRecord``)."""
 
     @property
     def method(self) -> str: ...

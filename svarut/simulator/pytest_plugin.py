@@ -29,9 +29,10 @@ import pytest
 
 if TYPE_CHECKING:
     from svarut import AsyncSvarUtClient, SvarUtClient
+    from svarut.simulator.facade import Simulator
+    from svarut.simulator.intake import RequestRecord
     from svarut.simulator.records import ReceivedForsendelse
     from svarut.simulator.scenarios import Scenarios
-    from svarut.simulator.server import RequestRecord, Simulator
 
 MARKER = "svarut_simulator"
 FIXTURE_STEP_SECONDS = 0.05
@@ -97,7 +98,7 @@ class SvarUtSimulatorFixture:
 def svarut_simulator(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SvarUtSimulatorFixture]:
     """A running SvarUt simulator and a client for it; see :mod:`svarut.simulator.pytest_plugin`."""
     # Imported here: pytest loads this plugin in every run, and most never use the fixture.
-    from svarut.simulator.server import Simulator
+    from svarut.simulator.facade import Simulator
 
     options: dict[str, Any] = {"step_seconds": FIXTURE_STEP_SECONDS, "storage_dir": tmp_path / "svarut-simulator"}
     for marker in reversed(list(request.node.iter_markers(MARKER))):

@@ -28,11 +28,12 @@ import jwt
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from svarut.runtime.errors import CertificateExpiryWarning, KeystoreError
+from svarut.runtime.keys import describe_key
 
 #: A certificate expiring within this many days gives a CertificateExpiryWarning.
 EXPIRY_WARNING_DAYS = 30
@@ -68,7 +69,7 @@ class Keystore:
     ) -> None:
         if not isinstance(private_key, rsa.RSAPrivateKey):
             raise KeystoreError(
-                f"{source}: the private key is {_describe_key(private_key)}, but Maskinporten assertions are "
+                f"{source}: the private key is {describe_key(private_key)}, but Maskinporten assertions are "
                 "signed with RS256 and need an RSA key; use the RSA key of your virksomhetssertifikat"
             )
         if (kid is None) == (not certificates):
@@ -242,16 +243,6 @@ def _load_pem_key(data: bytes, password: Password, name: str) -> PrivateKeyTypes
         raise KeystoreError(f"{name}: the PEM private key cannot be read") from None
     except UnsupportedAlgorithm:
         raise KeystoreError(f"{name}: the PEM private key cannot be read") from None
-
-
-def _describe_key(key: object) -> str:
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        return f"an EC key ({key.curve.name})"
-    if isinstance(key, (ed25519.Ed25519PrivateKey, ed448.Ed448PrivateKey)):
-        return "an EdDSA key"
-    if isinstance(key, dsa.DSAPrivateKey):
-        return "a DSA key"
-    return f"a {type(key).__name__}"
 
 
 def _same_key(key: rsa.RSAPrivateKey, certificate: x509.Certificate) -> bool:

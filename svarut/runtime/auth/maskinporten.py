@@ -37,6 +37,7 @@ import httpx
 from svarut.runtime.auth.environments import environment, normalize_issuer, require_secure_url, token_endpoint_of
 from svarut.runtime.auth.keystore import Keystore
 from svarut.runtime.errors import MaskinportenConnectionError, MaskinportenTokenError, json_fields
+from svarut.runtime.errors import excerpt as errors_excerpt
 
 log = logging.getLogger("svarut.auth")
 
@@ -397,7 +398,7 @@ class MaskinportenTokenProvider:
             error = fields.get("error") if isinstance(fields.get("error"), str) else None
             description = fields.get("error_description")
             description = description if isinstance(description, str) else None
-            excerpt = _excerpt(response.content)
+            excerpt = errors_excerpt(response.content, _ERROR_EXCERPT, one_line=True, count=False)
             if error:
                 reason = f"{error}" + (f": {description}" if description else "")
                 message = f"Maskinporten refused the token request ({status}, {asked}): {reason}"
@@ -426,8 +427,3 @@ class MaskinportenTokenProvider:
         scope = fields.get("scope")
         scope = scope if isinstance(scope, str) else None
         return AccessToken(access_token=token, expires_in=int(expires_in), scope=scope)
-
-
-def _excerpt(body: bytes) -> str:
-    text = " ".join(body[: _ERROR_EXCERPT * 4].decode("utf-8", errors="replace").split())
-    return text[:_ERROR_EXCERPT] + ("…" if len(text) > _ERROR_EXCERPT else "")

@@ -1,11 +1,11 @@
-"""The ``svarut send`` convenience flags, declared as a table: each flag sets
+"""The flag table of ``svarut send``: each convenience flag sets
 one spec JSON path (``--mottaker-navn`` -> ``mottaker.navn``) of the
 forsendelse, or of a named document.
 
 A flag is offered on a ``send`` subcommand exactly when that operation's
 model has the path (found by walking the generated pydantic models by the
 spec's names), so a field that comes or goes upstream takes its flag with it,
-and :func:`unused_bindings` (run by the tests against the locked spec) fails
+and :func:`unused_flags` (run by the tests against the locked spec) fails
 for a flag that no model has any more. The option's type comes from the
 model: a ``bool`` is an on/off flag, an enum a choice of its values, an
 ``int`` an integer. Every other field is reached with ``--metadata`` or
@@ -28,14 +28,14 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
 __all__ = [
-    "BINDINGS",
     "DOCUMENT_NAME_FIELD",
     "DOCUMENT_TYPE_FIELD",
-    "Binding",
+    "FLAGS",
+    "Flag",
     "field_alias",
     "leaf_type",
     "resolve",
-    "unused_bindings",
+    "unused_flags",
 ]
 
 #: The Python names of the document model fields a file fills in: its name and its MIME type.
@@ -44,8 +44,8 @@ DOCUMENT_TYPE_FIELD = "mime_type"
 
 
 @dataclass(frozen=True)
-class Binding:
-    """``flag`` sets ``path`` (the spec's JSON names, dotted).
+class Flag:
+    """A row of the flag table: ``flag`` sets ``path`` (the spec's JSON names, dotted).
 
     ``target="dokument"``: the path is in each document's metadata, and the
     flag takes a filnavn (repeatable) whose document gets ``true`` there.
@@ -72,50 +72,50 @@ class Binding:
         return tuple(self.path.format(i) for i in range(1, self.repeat + 1)) if self.repeat > 1 else (self.path,)
 
 
-BINDINGS: tuple[Binding, ...] = (
-    Binding("--tittel", "tittel", "The title."),
-    Binding("--ekstern-referanse", "eksternReferanse", "Your reference; one is generated if not given."),
-    Binding("--korrelasjonsid", "korrelasjonsid", "Groups forsendelser."),
-    Binding("--avgivende-system", "avgivendeSystem", "The sending system."),
-    Binding("--mottaker-navn", "mottaker.navn", "The mottaker's name."),
-    Binding(
+FLAGS: tuple[Flag, ...] = (
+    Flag("--tittel", "tittel", "The title."),
+    Flag("--ekstern-referanse", "eksternReferanse", "Your reference; one is generated if not given."),
+    Flag("--korrelasjonsid", "korrelasjonsid", "Groups forsendelser."),
+    Flag("--avgivende-system", "avgivendeSystem", "The sending system."),
+    Flag("--mottaker-navn", "mottaker.navn", "The mottaker's name."),
+    Flag(
         "--fodselsnummer",
         "mottaker.digitalId",
         "The person's fødselsnummer or d-nummer.",
         aliases=("--mottaker-id",),
         kinds=frozenset({"person"}),
     ),
-    Binding(
+    Flag(
         "--orgnr",
         "mottaker.digitalId",
         "The organisasjonsnummer.",
         aliases=("--mottaker-id",),
         kinds=frozenset({"organisasjon"}),
     ),
-    Binding("--adresselinje", "mottaker.adresse.adresselinje{}", "An address line (repeat, up to three).", repeat=3),
-    Binding("--postnummer", "mottaker.adresse.postnummer", "Postnummer."),
-    Binding("--poststed", "mottaker.adresse.poststed", "Poststed."),
-    Binding("--landkode", "mottaker.adresse.landkode", "ISO 3166-1 alpha-2 country code (default: Norway)."),
-    Binding("--kun-digital", "kunDigitalLevering", "Never print."),
-    Binding("--sikkerhetsniva", "sikkerhetsniva", "The security level."),
-    Binding("--forsendelsestype", "forsendelsestype", "The type of forsendelse, for the receiving system."),
-    Binding(
+    Flag("--adresselinje", "mottaker.adresse.adresselinje{}", "An address line (repeat, up to three).", repeat=3),
+    Flag("--postnummer", "mottaker.adresse.postnummer", "Postnummer."),
+    Flag("--poststed", "mottaker.adresse.poststed", "Poststed."),
+    Flag("--landkode", "mottaker.adresse.landkode", "ISO 3166-1 alpha-2 country code (default: Norway)."),
+    Flag("--kun-digital", "kunDigitalLevering", "Never print."),
+    Flag("--sikkerhetsniva", "sikkerhetsniva", "The security level."),
+    Flag("--forsendelsestype", "forsendelsestype", "The type of forsendelse, for the receiving system."),
+    Flag(
         "--ekskluder-fra-utskrift",
         "skalEkskluderesFraUtskrift",
         "Leave the document FILNAVN out of print (repeatable).",
         target="dokument",
     ),
-    Binding("--mottakertype", "mottakertype", "FASTLEGE, or HER_ID with --her-id."),
-    Binding("--her-id", "mottakerHerId", "The mottaker's HER-id."),
-    Binding("--beskrivelse", "beskrivelse", "What the forsendelse is about, beyond the title."),
-    Binding("--pasient-fodselsnummer", "pasient.fodselsnummer", "The patient's fødselsnummer."),
-    Binding("--pasient-fornavn", "pasient.fornavn", "The patient's first name."),
-    Binding("--pasient-mellomnavn", "pasient.mellomnavn", "The patient's middle name."),
-    Binding("--pasient-etternavn", "pasient.etternavn", "The patient's last name."),
-    Binding("--avsender-fornavn", "avsenderKontakt.fornavn", "Contact person at the sender: first name."),
-    Binding("--avsender-mellomnavn", "avsenderKontakt.mellomnavn", "Contact person at the sender: middle name."),
-    Binding("--avsender-etternavn", "avsenderKontakt.etternavn", "Contact person at the sender: last name."),
-    Binding("--avsender-telefon", "avsenderKontakt.telefonnummer", "Contact person at the sender: phone."),
+    Flag("--mottakertype", "mottakertype", "FASTLEGE, or HER_ID with --her-id."),
+    Flag("--her-id", "mottakerHerId", "The mottaker's HER-id."),
+    Flag("--beskrivelse", "beskrivelse", "What the forsendelse is about, beyond the title."),
+    Flag("--pasient-fodselsnummer", "pasient.fodselsnummer", "The patient's fødselsnummer."),
+    Flag("--pasient-fornavn", "pasient.fornavn", "The patient's first name."),
+    Flag("--pasient-mellomnavn", "pasient.mellomnavn", "The patient's middle name."),
+    Flag("--pasient-etternavn", "pasient.etternavn", "The patient's last name."),
+    Flag("--avsender-fornavn", "avsenderKontakt.fornavn", "Contact person at the sender: first name."),
+    Flag("--avsender-mellomnavn", "avsenderKontakt.mellomnavn", "Contact person at the sender: middle name."),
+    Flag("--avsender-etternavn", "avsenderKontakt.etternavn", "Contact person at the sender: last name."),
+    Flag("--avsender-telefon", "avsenderKontakt.telefonnummer", "Contact person at the sender: phone."),
 )
 
 
@@ -185,22 +185,22 @@ def leaf_type(annotation: Any) -> type[bool] | type[int] | type[enum.Enum] | typ
     return str
 
 
-def applies(binding: Binding, kind: str, model: type[BaseModel], document_model: type[BaseModel] | None) -> bool:
-    """Whether ``binding`` is a flag of the send operation ``kind``."""
-    if binding.kinds is not None and kind not in binding.kinds:
+def applies(entry: Flag, kind: str, model: type[BaseModel], document_model: type[BaseModel] | None) -> bool:
+    """Whether ``entry`` of the flag table is a flag of the send operation ``kind``."""
+    if entry.kinds is not None and kind not in entry.kinds:
         return False
-    root = model if binding.target == "forsendelse" else document_model
-    return root is not None and all(resolve(root, p) is not None for p in binding.paths)
+    root = model if entry.target == "forsendelse" else document_model
+    return root is not None and all(resolve(root, p) is not None for p in entry.paths)
 
 
-def unused_bindings(operations: Mapping[str, Any], bindings: Iterable[Binding] = BINDINGS) -> list[str]:
-    """The bindings no send operation has the path of (each named with its
-    flag and path); empty when every flag applies somewhere."""
+def unused_flags(operations: Mapping[str, Any], table: Iterable[Flag] = FLAGS) -> list[str]:
+    """The flags of ``table`` no send operation has the path of (each named
+    with its flag and path); empty when every flag applies somewhere."""
     problems = []
-    for binding in bindings:
-        if binding.kinds is not None and (unknown := sorted(binding.kinds - set(operations))):
-            problems.append(f"{binding.flag}: restricted to {', '.join(unknown)}, which is no send operation")
-        if not any(applies(binding, kind, op.model, op.document_model) for kind, op in operations.items()):
-            where = "document" if binding.target == "dokument" else "forsendelse"
-            problems.append(f"{binding.flag}: the {where} path {binding.path} is in no send operation's model")
+    for entry in table:
+        if entry.kinds is not None and (unknown := sorted(entry.kinds - set(operations))):
+            problems.append(f"{entry.flag}: restricted to {', '.join(unknown)}, which is no send operation")
+        if not any(applies(entry, kind, op.model, op.document_model) for kind, op in operations.items()):
+            where = "document" if entry.target == "dokument" else "forsendelse"
+            problems.append(f"{entry.flag}: the {where} path {entry.path} is in no send operation's model")
     return problems

@@ -1,0 +1,219 @@
+"""What the batch commands do besides sending: :func:`check` a manifest,
+:func:`settle` (and :func:`asettle`) the unknown outcomes a journal holds,
+follow the :func:`status` of the letters sent, and :func:`report` every
+letter. None of them sends a letter."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+import anyio.to_thread
+
+from svarut.batch import journal as j
+from svarut.batch.manifest import BatchProblem, check_letters
+from svarut.batch.settle import Settled, SettleSummary, asettle_journal, settle_journal, settle_window
+from svarut.runtime.client import BaseClient
+from svarut.utfall import AVKLARING_VINDU
+
+if TYPE_CHECKING:
+    from svarut._client import SvarUtClient
+
+log = logging.getLogger("svarut.batch")
+
+
+def check(
+    manifest: str | Path, *, client: BaseClient | None = None, konto_id: UUID | str | None = None
+) -> list[BatchProblem]:
+    """Every problem of every line of ``manifest``, sending nothing. The
+    pre-send rules are ``client``'s (default: a client for the production
+    rules that never connects)."""
+    if client is None:
+        from svarut._client import SvarUtClient
+
+        client = SvarUtClient(base_url="https://svarut.invalid/api")
+    problems: list[BatchProblem] = []
+    for letter, _ in check_letters(Path(manifest), client=client, konto_id=konto_id or UUID(int=0)):
+        problems += letter.problems
+    return problems
+
+
+def settle(
+    client: SvarUtClient,
+    *,
+    journal: str | Path | j.Journal,
+    settle_after: timedelta | float = AVKLARING_VINDU,
+    on_settled: Callable[[Settled], None] | None = None,
+) -> SettleSummary:
+    """Settle the letters ``journal`` holds as unknown, sending nothing: ask
+    SvarUt for each by the eksternReferanse it was sent with
+    (``client.avklar_utfall``, window ``settle_after``). Found once: sent,
+    with SvarUt's id; not found although the attempt began longer ago than
+    the window: waiting, and the next :func:`run` sends it again; anything
+    else stays unknown, with what was found. Letters a runner that died left
+    sending are unknown first (SQLite: every one, as this holds the journal;
+    PostgreSQL: those whose lease has expired). See :mod:`svarut.batch.settle`."""
+    window = settle_window(settle_after)
+    jn = journal if isinstance(journal, j.Journal) else j.open_journal(journal)
+    try:
+        if not isinstance(journal, j.Journal):
+            jn.open_existing()
+        _recover_for_settling(jn)
+        return settle_journal(client, jn, window=window, on_settled=on_settled)
+    finally:
+        if not isinstance(journal, j.Journal):
+            jn.close()
+
+
+async def asettle(
+    client: Any,
+    *,
+    journal: str | Path | j.Journal,
+    settle_after: timedelta | float = AVKLARING_VINDU,
+    on_settled: Callable[[Settled], None] | None = None,
+) -> SettleSummary:
+    """:func:`settle` with an :class:`~svarut.AsyncSvarUtClient`."""
+    window = settle_window(settle_after)
+    given = isinstance(journal, j.Journal)
+    jn = journal if isinstance(journal, j.Journal) else await anyio.to_thread.run_sync(j.open_journal, journal)
+    try:
+        if not given:
+            await anyio.to_thread.run_sync(jn.open_existing)
+        await anyio.to_thread.run_sync(_recover_for_settling, jn)
+        return await asettle_journal(client, jn, window=window, on_settled=on_settled)
+    finally:
+        if not given:
+            await anyio.to_thread.run_sync(jn.close)
+
+
+def _recover_for_settling(jn: j.Journal) -> None:
+    # Only a journal held by this process alone may say that every letter sending was left by a dead runner.
+    alone = jn.single_runner and jn.exclusive
+    if recovered := jn.recover(all_sending=alone):
+        log.info("%d letter(s) a runner left sending are unknown now", len(recovered))
+
+
+def status(
+    client: SvarUtClient,
+    *,
+    journal: str | Path | j.Journal,
+    follow: bool = False,
+    interval: float = 10.0,
+    page: int = 1000,
+    on_change: Callable[[j.Row, str, str], None] | None = None,
+) -> dict[str, int]:
+    """Fetch the status of every sent letter not yet in a terminal status,
+    storing each change with its time; with ``follow``, repeat every
+    ``interval`` seconds until all are terminal. Returns letters per latest status."""
+    from svarut._client import TERMINAL_STATUSES
+
+    terminal = set(TERMINAL_STATUSES)
+    jn = journal if isinstance(journal, j.Journal) else j.open_journal(journal, exclusive=False)
+    try:
+        if not isinstance(journal, j.Journal):
+            jn.open_existing()
+        if jn.konto_id is None:
+            raise j.JournalError("the journal has no konto yet: nothing was sent with it")
+        while True:
+            open_rows = 0
+            for chunk in _chunks(
+                (r for r in jn.rows(states=[j.SENT]) if r.forsendelse_id and r.status not in terminal), page
+            ):
+                found = client.hent_statuser(konto_id=jn.konto_id, id=[r.forsendelse_id or "" for r in chunk])
+                by_id = {str(s.id): s for s in found}
+                for row in chunk:
+                    s = by_id.get(row.forsendelse_id or "")
+                    if s is None:
+                        open_rows += 1
+                        continue
+                    value, when = str(s.status), s.siste_status_endring.isoformat()
+                    if jn.record_status(row.ref, row.forsendelse_id or "", value, when) and on_change:
+                        on_change(row, value, when)
+                    if value not in terminal:
+                        open_rows += 1
+            if not follow or open_rows == 0:
+                break
+            time.sleep(interval)
+        counts: dict[str, int] = {}
+        for row in jn.rows(states=[j.SENT]):
+            key = row.status or "(none yet)"
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+    finally:
+        if not isinstance(journal, j.Journal):
+            jn.close()
+
+
+def _chunks(rows: Iterable[j.Row], size: int) -> Iterator[list[j.Row]]:
+    chunk: list[j.Row] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+REPORT_FIELDS = (
+    "ref",
+    "state",
+    "forsendelse_id",
+    "ekstern_referanse",
+    "status",
+    "status_time",
+    "error",
+    "dokumenter_sha256",
+    "attempt_started",
+    "settled",
+    "settled_at",
+    "settled_found",
+    "settled_reason",
+)
+
+
+def _iso(epoch: float | None) -> str | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
+
+
+def report(journal: str | Path | j.Journal) -> Iterator[dict[str, Any]]:
+    """One record per letter, in manifest order: ref, state, forsendelse id,
+    eksternReferanse, latest status and its time, error, the documents'
+    SHA-256 (for a letter whose outcome is unknown), when its last attempt
+    began, and, for a letter whose outcome was unknown, how SvarUt settled
+    it: ``settled`` (mottatt, ikke_mottatt, uavklart), ``settled_at``, the
+    ids found (``settled_found``) and why (``settled_reason``). Times are ISO
+    8601 in UTC."""
+    jn = journal if isinstance(journal, j.Journal) else j.open_journal(journal, exclusive=False)
+    try:
+        if not isinstance(journal, j.Journal):
+            jn.open_existing()
+        for row in jn.rows():
+            yield {
+                "ref": row.ref,
+                "state": row.state,
+                "forsendelse_id": row.forsendelse_id,
+                "ekstern_referanse": row.ekstern_referanse,
+                "status": row.status,
+                "status_time": row.status_time,
+                "error": row.error,
+                "dokumenter_sha256": row.dokumenter_sha256,
+                "attempt_started": _iso(row.attempt_started),
+                "settled": row.settled,
+                "settled_at": _iso(row.settled_at),
+                "settled_found": row.settled_found,
+                "settled_reason": row.settled_reason,
+            }
+    finally:
+        if not isinstance(journal, j.Journal):
+            jn.close()
+
+
+def report_json_line(record: dict[str, Any]) -> str:
+    return json.dumps(record, ensure_ascii=False, sort_keys=False)

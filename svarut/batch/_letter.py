@@ -1,0 +1,361 @@
+"""What a batch run decides per letter, shared by the sync loop
+(:mod:`svarut.batch._threads`) and the async one (:mod:`svarut.batch._tasks`):
+checking and loading the manifest into the journal, the send's arguments from
+a journal row, which state an outcome leaves the letter in, what to claim
+next, the pace, and the counts. Nothing here waits on SvarUt; the journal is
+blocking (SQLite or psycopg), so the async loop calls this in worker threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from svarut.batch import journal as j
+from svarut.batch.manifest import (
+    REF_KEY,
+    UNIQUE_RULE,
+    BatchProblem,
+    check_letters,
+    identify,
+    lines,
+    operations,
+    read_letter,
+)
+from svarut.batch.settle import SettleSummary
+from svarut.runtime import errors
+from svarut.runtime.client import EKSTERN_REFERANSE_KEY, BaseClient
+from svarut.runtime.files import Source
+from svarut.runtime.multipart import Document
+
+if TYPE_CHECKING:
+    from svarut.runtime.request_types import Prepared
+
+log = logging.getLogger("svarut.batch")
+
+DEFAULT_LEASE = 60.0
+# Back-off after a send that surely did not arrive (connection refused, 429/503): doubles per attempt.
+RETRY_BASE = 1.0
+RETRY_MAX = 60.0
+# How long a worker with nothing to claim waits before looking again.
+IDLE_POLL = 0.5
+# How often a worker sharing the journal looks for letters a dead worker left sending.
+RECOVER_EVERY = 1.0
+# Letters claimed at once, per sending thread or task: fewer claim transactions.
+CLAIM_PER_SENDER = 16
+
+
+class ManifestInvalidError(errors.SvarUtError, ValueError):
+    """The manifest does not check; nothing was sent. ``problems`` lists them all."""
+
+    def __init__(self, problems: list[BatchProblem]) -> None:
+        self.problems = problems
+        shown = "; ".join(str(p) for p in problems[:5])
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        super().__init__(f"the manifest has {len(problems)} problem(s), nothing was sent: {shown}{more}")
+
+
+class LineRefused(Exception):
+    """A claimed letter's manifest line no longer checks."""
+
+
+class BatchStoppedError(errors.SvarUtError):
+    """SvarUt refused the integration itself (401/403): no letter can be sent until that is fixed."""
+
+
+@dataclass
+class Progress:
+    """Counts for the progress line: what this run did, and what is left."""
+
+    sent: int = 0
+    refused: int = 0
+    unknown: int = 0
+    retried: int = 0
+    left: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def rate(self) -> float:
+        elapsed = time.monotonic() - self.started
+        return (self.sent + self.refused + self.unknown) / elapsed if elapsed > 0 else 0.0
+
+    def __str__(self) -> str:
+        return (
+            f"{self.rate:.1f} letters/s, sent {self.sent}, refused {self.refused}, "
+            f"unknown {self.unknown}, left {self.left}"
+        )
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The journal's counts after a run: letters per state."""
+
+    counts: dict[str, int]
+    skipped_problems: list[BatchProblem] = field(default_factory=list)
+    #: What settling the unknown letters did before sending (None: not asked to).
+    settled: SettleSummary | None = None
+
+    @property
+    def done(self) -> bool:
+        """Every letter sent (or confirmed to have arrived already)."""
+        return all(n == 0 for s, n in self.counts.items() if s not in (j.SENT, j.DUPLICATE_CONFIRMED))
+
+
+class Pacer:
+    """At most ``rate`` sends a second, shared by all workers."""
+
+    def __init__(self, rate: float | None) -> None:
+        self._interval = 1.0 / rate if rate else 0.0
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def delay(self) -> float:
+        if not self._interval:
+            return 0.0
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next)
+            self._next = slot + self._interval
+            return slot - now
+
+
+class Batch:
+    """One run of a manifest against a journal; everything but the I/O loops."""
+
+    def __init__(
+        self,
+        client: BaseClient,
+        manifest: Path,
+        *,
+        journal: j.Journal,
+        konto_id: UUID | str,
+        lease: float,
+        progress: Callable[[Progress], None] | None,
+    ) -> None:
+        self.client = client
+        self.manifest = manifest
+        self.base_dir = manifest.parent
+        self.journal = journal
+        self.konto_id = str(konto_id)
+        self.lease = lease
+        self.progress = Progress()
+        self._on_progress = progress
+        self._progress_lock = threading.Lock()
+        self.stop = threading.Event()
+        self.fatal: BaseException | None = None
+        self.single_runner = False
+        self._last_recover = 0.0
+        # The async loop's letters handed to senders and not yet done.
+        self.inflight = 0
+
+    # --- before sending -----------------------------------------------------------
+
+    def prepare(self, *, skip_invalid: bool, single_runner: bool) -> list[BatchProblem]:
+        """Check the whole manifest, then record its letters; raises
+        :class:`ManifestInvalidError` (nothing recorded, nothing sent) if it
+        does not check, unless ``skip_invalid``. Letters a dead runner left
+        sending become unknown, to be settled next."""
+        self.single_runner = single_runner
+        self.journal.setup(konto_id=self.konto_id)
+        problems: list[BatchProblem] = []
+        for letter, _ in check_letters(
+            self.manifest, client=self.client, konto_id=self.konto_id, run_id=self.journal.run_id
+        ):
+            problems += letter.problems
+        if problems and not skip_invalid:
+            raise ManifestInvalidError(problems)
+        bad: dict[int, list[str]] = {}
+        for p in problems:
+            bad.setdefault(p.line, []).append(str(p))
+        # A ref's later lines are not recorded: the letter under that ref is its first line's.
+        repeated = {p.line for p in problems if p.field == REF_KEY and p.rule == UNIQUE_RULE}
+        self.journal.load(self._new_letters(bad, repeated))
+        if single_runner:
+            self._recovered(self.journal.recover(all_sending=True))
+            self.journal.release_all()
+        return problems
+
+    def queue(self, *, resend_unknown: bool) -> None:
+        """After settling: the letters this run sends. ``resend_unknown``
+        adds the letters still unknown (those SvarUt could not settle)."""
+        self.journal.retry_waiting()
+        if resend_unknown:
+            log.info("resending %d unknown letter(s)", self.journal.requeue_unknown())
+        counts = self.journal.counts()
+        self.progress.left = counts[j.WAITING] + counts[j.SENDING]
+
+    def _new_letters(self, bad: dict[int, list[str]], repeated: set[int]) -> Iterator[j.NewLetter]:
+        # A second, light pass (the check above ran the rules), so no letter is held in memory.
+        for line, raw in lines(self.manifest):
+            if line in repeated:
+                continue
+            found = identify(raw, run_id=self.journal.run_id)
+            if found is None:
+                continue  # nothing to record it under; the check reported it
+            ref, kind, ekstern = found
+            skipped = "; ".join(bad[line]) if line in bad else None
+            yield j.NewLetter(ref, line, kind, raw, ekstern, skipped)
+
+    def _recovered(self, rows: Iterable[j.Row]) -> None:
+        """Add the documents' hashes to letters found ``sending`` after a
+        crash, so a person can look them up."""
+        for row in rows:
+            self._count("unknown")
+            try:
+                _, arguments = read_letter(row.line, row.letter, base_dir=self.base_dir, run_id=self.journal.run_id)
+            except Exception as exc:  # the hashes are a help, not a must
+                log.debug("no hashes for %s: %s", row.ref, exc)
+                continue
+            if arguments is None:
+                continue
+            files = arguments["files"]
+            paths = files if isinstance(files, dict) else {files.name: files}
+            try:
+                # Hashed as the client hashes the documents of a send whose outcome is unknown.
+                hashes = {name: Document(name, "", Source(p, label=name)).sha256() for name, p in paths.items()}
+                self.journal.set_hashes(row.ref, hashes)
+            except (OSError, errors.SourceChangedError):
+                continue
+
+    # --- per letter ---------------------------------------------------------------
+
+    def ready(self, row: j.Row, client: BaseClient, intent: j.Intent) -> Prepared[Any] | None:
+        """Build a claimed letter's send (the client's checks, its body) while
+        its ``intent`` is being committed, then wait for that: the send to go
+        out, or None when it must not (the claim was lost, or the letter cannot
+        be sent: recorded, and nothing went out)."""
+        try:
+            letter, arguments = read_letter(
+                row.line, row.letter, base_dir=self.base_dir, run_id=self.journal.run_id, open_files=False
+            )
+            if arguments is None or letter.kind is None:
+                # The manifest line no longer checks (edited since the letter was first recorded).
+                raise LineRefused("; ".join(str(p) for p in letter.problems))
+            prepared = operations()[letter.kind].prepare(client, konto_id=self.konto_id, **arguments)
+            sent = prepared.request.send.metadata.get(EKSTERN_REFERANSE_KEY) if prepared.request.send else None
+            if sent != row.ekstern_referanse:
+                # Settling looks the letter up by the journal's reference: it must be the one sent.
+                raise LineRefused(
+                    f"the send carries eksternReferanse {sent!r}, the journal {row.ekstern_referanse!r}; not sent"
+                )
+        except Exception as exc:
+            if intent.wait():
+                self.outcome(row, None, exc, sent_nothing=True)
+            return None
+        return prepared if intent.wait() else None
+
+    def outcome(
+        self,
+        row: j.Row,
+        result: UUID | None,
+        exc: BaseException | None,
+        *,
+        sent_nothing: bool = False,
+        on_the_wire: float = 0.0,
+    ) -> None:
+        """Record what a send did (after the last byte and the answer; with
+        ``sent_nothing``, a send that failed before its first byte;
+        ``on_the_wire``: seconds since the send was handed to the client). The
+        answer is not waited for: it goes into the commit of this sender's
+        next intent, or its flush before it waits for anything else (lost in
+        a crash, the letter is found ``sending`` and becomes unknown: never
+        sent twice)."""
+        if exc is None:
+            self.journal.finish(row.ref, j.SENT, forsendelse_id=str(result), durable=False)
+            self._count("sent")
+        elif isinstance(exc, errors.DuplicateForsendelseError) and row.resend:
+            # SvarUt refuses an identical repeat: the first attempt arrived.
+            self.journal.finish(row.ref, j.DUPLICATE_CONFIRMED, error=str(exc), durable=False)
+            self._count("sent")
+        elif isinstance(exc, errors.SendOutcomeUnknownError):
+            self.journal.finish(
+                row.ref,
+                j.UNKNOWN,
+                error=str(exc),
+                dokumenter_sha256=exc.dokumenter_sha256,
+                attempt_age=_attempt_age(exc, on_the_wire),
+                durable=False,
+            )
+            self._count("unknown")
+        elif isinstance(
+            exc,
+            (
+                errors.AuthenticationError,
+                errors.PermissionDeniedError,
+                errors.MaskinportenTokenError,
+                errors.KeystoreError,
+            ),
+        ):
+            # The integration is refused, not the letter: it did not arrive; stop the run.
+            self.journal.finish(row.ref, j.WAITING, error=str(exc), retry_in=0.0, durable=False)
+            self.fatal = self.fatal or BatchStoppedError(f"SvarUt refused the integration: {exc}")
+            self.stop.set()
+        elif isinstance(
+            exc, (errors.APIConnectionError, errors.MaskinportenConnectionError, errors.KrypteringError)
+        ) or (isinstance(exc, errors.APIStatusError) and (exc.status_code == 429 or exc.status_code >= 500)):
+            # The body never arrived whole (no connection, no token, no certificate to encrypt
+            # for), or SvarUt turned it away: safe to send again later.
+            delay = min(RETRY_BASE * 2**row.attempts, RETRY_MAX)
+            self.journal.finish(row.ref, j.WAITING, error=str(exc), retry_in=delay, durable=False)
+            self._count("retried")
+        elif isinstance(
+            exc, (errors.ForsendelseValidationError, errors.APIStatusError, errors.SourceChangedError, LineRefused)
+        ):
+            self.journal.finish(row.ref, j.REFUSED, error=str(exc), durable=False)
+            self._count("refused")
+        elif isinstance(exc, OSError) or sent_nothing:
+            # A document could not be read, or the send failed before its first byte: SvarUt cannot have it.
+            self.journal.finish(row.ref, j.REFUSED, error=f"{type(exc).__name__}: {exc}", durable=False)
+            self._count("refused")
+        else:
+            # Anything else: we cannot tell how far the send got, nor when its last attempt began (the
+            # journal takes the time it records this, never too early).
+            self.journal.finish(row.ref, j.UNKNOWN, error=f"{type(exc).__name__}: {exc}", durable=False)
+            self._count("unknown")
+
+    def _count(self, what: str) -> None:
+        with self._progress_lock:
+            setattr(self.progress, what, getattr(self.progress, what) + 1)
+            if what != "retried":
+                self.progress.left = max(0, self.progress.left - 1)
+            if self._on_progress is not None:
+                self._on_progress(self.progress)
+
+    def next_claim(self, limit: int) -> list[j.Row] | float | None:
+        """Letters to send, or seconds to wait before asking again (letters
+        are held by other workers or backing off), or None: nothing left."""
+        if self.stop.is_set():
+            return None
+        if not self.single_runner and time.monotonic() - self._last_recover > RECOVER_EVERY:
+            # Letters a dead worker was sending become unknown once its lease has expired.
+            self._recovered(self.journal.recover(all_sending=False))
+            self._last_recover = time.monotonic()
+        rows = self.journal.claim(limit, lease=self.lease)
+        if rows:
+            return sorted(rows, key=lambda r: r.line)
+        count, soonest = self.journal.pending()
+        if count == 0:
+            return None
+        wait = IDLE_POLL if soonest is None else max(0.05, min(soonest - time.time(), IDLE_POLL * 4))
+        return min(wait, self.lease / 4)
+
+    def summary(self, skipped: list[BatchProblem], settled: SettleSummary | None) -> Summary:
+        return Summary(self.journal.counts(), skipped, settled)
+
+
+def _attempt_age(exc: errors.SendOutcomeUnknownError, on_the_wire: float) -> float:
+    """How long ago the attempt that may have arrived began: by the client's
+    wall clock (it may have tried more than once), but never longer than the
+    send has been on the wire by the monotonic clock, so a wall clock that
+    jumped cannot make the attempt look older than it is. Unknown: 0 (now)."""
+    if exc.sendt is None:
+        return 0.0
+    began = exc.sendt if exc.sendt.tzinfo is not None else exc.sendt.replace(tzinfo=UTC)
+    return max(0.0, min((datetime.now(UTC) - began).total_seconds(), on_the_wire))
