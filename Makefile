@@ -17,7 +17,7 @@ endif
 # The tests find the specs as the generator does; SPECS_DIR= reaches them too.
 TEST_ENV = $(if $(SPECS_DIR),SVARUT_SPECS_DIR=$(abspath $(SPECS_DIR)),)
 
-.PHONY: help install generate check-generated update-specs check-upstream lint test check demo bench bench-batch docs docs-serve
+.PHONY: help install generate check-generated update-specs check-upstream lint test check demo bench bench-batch docs docs-serve docs-check
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -75,3 +75,6 @@ docs: $(INSTALLED)  ## the documentation site (guides, API and CLI reference) in
 
 docs-serve: docs  ## serve site/ on http://127.0.0.1:8000/ (DOCS_PORT=<port>)
 	$(PYTHON) -m http.server --bind 127.0.0.1 --directory site $(or $(DOCS_PORT),8000)
+
+docs-check: docs  ## open site/ in headless Chromium (Debian's chromium): screenshots into site/screenshots/, navigation and search checked
+	SVARUT_DOCS_SITE=site SVARUT_DOCS_SCREENSHOTS=site/screenshots $(PYTHON) -m pytest tests/test_docs_browser.py

@@ -4,7 +4,9 @@
 
 Errors live in :mod:`svarut.errors` (the tree is drawn in
 :mod:`svarut.runtime.errors`), authentication in :mod:`svarut.auth`,
-encryption in :mod:`svarut.kryptering`.
+encryption in :mod:`svarut.kryptering`. The API speaks SvarUt's Norwegian:
+forsendelse, mottaker, konto, eksternReferanse, kryptert, avsender, digitalId
+and utfall are explained in the :doc:`glossary </glossary>`.
 
 The names below are imported on first use (PEP 562), as pydantic does: the
 models and clients take a tenth of a second to build, which a program that

@@ -230,6 +230,30 @@ class _SvarUtClientBase(BaseClient, Generic[_H]):
         left open when the client closes. The other
         options are the constructor's. Closing the client closes the token
         provider it created.
+
+        Args:
+            environment: ``"test"`` or ``"prod"``.
+            integrasjon_id: The SvarUt integration's id (``IntegrasjonId``).
+            integrasjon_passord: The integration's password (``IntegrasjonPassord``).
+            maskinporten: A :class:`~svarut.auth.MaskinportenConfig` to get tokens with.
+            token_provider: Your own :class:`~svarut.auth.TokenProvider`, instead.
+
+        Returns:
+            The client, ready to use (and to close).
+
+        Raises:
+            ValueError: An unknown ``environment``, neither or both of
+                ``maskinporten`` and ``token_provider``, or
+                ``insecure_disable_tls_verification`` with an ``http_client``.
+
+        >>> client = SvarUtClient.for_environment(  # doctest: +SKIP
+        ...     "test",
+        ...     integrasjon_id="...",
+        ...     integrasjon_passord="...",
+        ...     maskinporten=MaskinportenConfig(
+        ...         client_id="...", keystore=Keystore.load("virksomhet.p12", password="...")
+        ...     ),
+        ... )
         """
         if http_client is not None and insecure_disable_tls_verification:
             raise ValueError(
@@ -304,6 +328,19 @@ class _SvarUtClientBase(BaseClient, Generic[_H]):
         Missing required variables are reported together. TLS verification
         cannot be turned off from the environment. ``timeout`` and the other
         options go to :meth:`for_environment`.
+
+        Args:
+            environ: The variables to read (default: ``os.environ``).
+
+        Returns:
+            The client, as :meth:`for_environment` makes it.
+
+        Raises:
+            ValueError: A required variable is missing, or one has a bad value.
+            KeystoreError: The keystore cannot be read.
+
+        >>> with SvarUtClient.from_env() as client:  # doctest: +SKIP
+        ...     print(client.hent_status(konto_id=konto, forsendelse_id=fid).status)
         """
         settings = _settings_from_env(environ)
         return cls.for_environment(
@@ -376,6 +413,9 @@ class SvarUtClient(_SvarUtClientBase[httpx.Client], SyncOperations):
     _http_type = httpx.Client
 
     def close(self) -> None:
+        """Close the connections this client opened, and the Maskinporten token
+        provider :meth:`for_environment` created for it. An ``http_client`` you
+        passed in is left open. Called on leaving a ``with`` block."""
         try:
             super().close()
         finally:
@@ -385,8 +425,29 @@ class SvarUtClient(_SvarUtClientBase[httpx.Client], SyncOperations):
     def hent_statuser(
         self, *, konto_id: UUID | str, id: Sequence[UUID | str], timeout: TimeoutTypes | NotGiven = NOT_GIVEN
     ) -> Statuser:
-        """The statuses of any number of forsendelser, in the order asked
-        for; ``.mangler`` on the result lists ids SvarUt did not return."""
+        """The statuses of any number of forsendelser, in the order asked for.
+
+        Asks SvarUt in chunks, so any number of ids can be given; repeated ids
+        are asked for once.
+
+        Args:
+            konto_id: The konto the forsendelser were sent from.
+            id: The forsendelse ids (UUIDs, or their strings).
+            timeout: The HTTP timeout of each request (default: the client's).
+
+        Returns:
+            A :class:`~svarut.Statuser` (a list of ``ForsendelseStatus``) in the
+            order of ``id``; its ``.mangler`` lists the ids SvarUt returned no
+            status for.
+
+        Raises:
+            ForsendelseValidationError: An id is not a UUID (before any request).
+            StatusSearchUnavailableError: The locked specs have no status search.
+            APIError: A request failed (see :mod:`svarut.errors`).
+
+        >>> found = client.hent_statuser(konto_id=konto, id=[id1, id2])  # doctest: +SKIP
+        >>> [s.status for s in found], found.mangler  # doctest: +SKIP
+        """
         ids = _ids(id)
         found: list[models.ForsendelseStatus] = []
         statuses.require_status_search()
@@ -397,7 +458,22 @@ class SvarUtClient(_SvarUtClientBase[httpx.Client], SyncOperations):
     def hent_status(
         self, *, konto_id: UUID | str, forsendelse_id: UUID | str, timeout: TimeoutTypes | NotGiven = NOT_GIVEN
     ) -> models.ForsendelseStatus:
-        """The status of one forsendelse; raises ForsendelseNotFoundError if SvarUt has none."""
+        """The status of one forsendelse.
+
+        Args:
+            konto_id: The konto the forsendelse was sent from.
+            forsendelse_id: The forsendelse's id.
+            timeout: The HTTP timeout of the request (default: the client's).
+
+        Returns:
+            Its ``ForsendelseStatus``.
+
+        Raises:
+            ForsendelseNotFoundError: SvarUt has no status for it.
+            ForsendelseValidationError: ``forsendelse_id`` is not a UUID.
+            StatusSearchUnavailableError: The locked specs have no status search.
+            APIError: The request failed.
+        """
         return _only(self.hent_statuser(konto_id=konto_id, id=[forsendelse_id], timeout=timeout), forsendelse_id)
 
     def avklar_utfall(
@@ -418,9 +494,27 @@ class SvarUtClient(_SvarUtClientBase[httpx.Client], SyncOperations):
         :class:`~svarut.errors.SendOutcomeUnknownError`:
         ``client.avklar_utfall(**exc.avklaring)``.
 
-        Returns an :class:`~svarut.utfall.Utfall`: ``mottatt`` (its
-        ``forsendelse_id``), ``ikke_mottatt`` (safe to send again) or
-        ``uavklart``. A lookup that fails raises, and settles nothing.
+        Args:
+            konto_id: The konto the send was made from.
+            ekstern_referanse: The eksternReferanse the send carried.
+            sendt: When the send attempt began, or None if not known.
+            vindu: How long after ``sendt`` an empty answer is conclusive.
+            timeout: The HTTP timeout of the lookup (default: the client's).
+
+        Returns:
+            An :class:`~svarut.utfall.Utfall`: ``mottatt`` (its
+            ``forsendelse_id``), ``ikke_mottatt`` (safe to send again) or
+            ``uavklart``.
+
+        Raises:
+            APIError: The lookup failed; it settles nothing, so ask again later.
+
+        >>> try:  # doctest: +SKIP
+        ...     client.send_forsendelse(...)
+        ... except SendOutcomeUnknownError as exc:
+        ...     utfall = client.avklar_utfall(**exc.avklaring)
+        ...     if utfall.trygt_a_sende_pa_nytt:
+        ...         client.send_forsendelse(...)
         """
         endpoint, path_params, query_params = _lookup(konto_id, ekstern_referanse)
         found = self._request(endpoint, path_params=path_params, query_params=query_params, timeout=timeout)
@@ -451,12 +545,28 @@ class SvarUtClient(_SvarUtClientBase[httpx.Client], SyncOperations):
         that wait.
 
         Polls every ``interval`` seconds, backing off by half each time (to
-        at most a minute). Returns the latest status per id, in input order;
-        raises :class:`~svarut.errors.VentPaStatusTimeoutError` (with the
-        statuses so far) after ``timeout`` seconds, which also bounds each
-        poll's HTTP timeout. A status this client does not know is logged and
-        waited past, not fatal. Without a status search in the specs, raises
-        :class:`~svarut.statuses.StatusSearchUnavailableError`.
+        at most a minute). A status this client does not know is logged and
+        waited past, not fatal.
+
+        Args:
+            konto_id: The konto the forsendelser were sent from.
+            ids: The forsendelse ids to wait for.
+            until: The wanted statuses (None: wait for a terminal one).
+            terminal: The statuses that end the wait for an id in any case.
+            timeout: Seconds to wait in all; also bounds each poll's HTTP timeout.
+            interval: Seconds before the first repeated poll.
+
+        Returns:
+            The latest ``ForsendelseStatus`` per id, in input order.
+
+        Raises:
+            VentPaStatusTimeoutError: ``timeout`` passed first (or SvarUt could
+                not be reached until then); it carries the statuses so far.
+            StatusSearchUnavailableError: The locked specs have no status search.
+            ForsendelseValidationError: An id is not a UUID.
+            APIError: A poll failed with an HTTP error.
+
+        >>> done = client.vent_pa_status(konto_id=konto, ids=[fid], until={"LEVERT_ALTINN"})  # doctest: +SKIP
         """
         waiter = _Waiter(ids, until, terminal, timeout, interval, self.timeout)
         while True:
@@ -475,6 +585,7 @@ class AsyncSvarUtClient(_SvarUtClientBase[httpx.AsyncClient], AsyncOperations):
     _http_type = httpx.AsyncClient
 
     async def close(self) -> None:
+        """See :meth:`SvarUtClient.close`; called on leaving an ``async with`` block."""
         try:
             await super().close()
         finally:
@@ -495,7 +606,7 @@ class AsyncSvarUtClient(_SvarUtClientBase[httpx.AsyncClient], AsyncOperations):
     async def hent_status(
         self, *, konto_id: UUID | str, forsendelse_id: UUID | str, timeout: TimeoutTypes | NotGiven = NOT_GIVEN
     ) -> models.ForsendelseStatus:
-        """The status of one forsendelse; raises ForsendelseNotFoundError if SvarUt has none."""
+        """See :meth:`SvarUtClient.hent_status`."""
         return _only(await self.hent_statuser(konto_id=konto_id, id=[forsendelse_id], timeout=timeout), forsendelse_id)
 
     async def avklar_utfall(

@@ -116,7 +116,11 @@ class Journey:
     """The spec versions it was declared for, in words."""
 
     def applies(self, known: Collection[str]) -> bool:
-        """Whether specs with the statuses ``known`` have every status of this journey."""
+        """Whether specs with the statuses ``known`` have every status of this journey.
+
+        Args:
+            known: The status values the specs have.
+        """
         return all(s in known for s in self.statuses)
 
 
@@ -179,11 +183,18 @@ def spec_statuses() -> tuple[str, ...] | None:
 
 
 def has_status_search() -> bool:
+    """Whether the specs this client was generated from have a status search
+    (``hent_statuser``); without one, status methods raise
+    :class:`StatusSearchUnavailableError`."""
     return spec_statuses() is not None
 
 
 def require_status_search() -> None:
-    """Raise :class:`StatusSearchUnavailableError` unless the specs have a status search."""
+    """Raise :class:`StatusSearchUnavailableError` unless the specs have a status search.
+
+    Raises:
+        StatusSearchUnavailableError: The specs have no status search.
+    """
     if not has_status_search():
         raise StatusSearchUnavailableError(
             "the specs this client was generated from have no status search "
@@ -203,6 +214,13 @@ def applicable(known: Collection[str], kinds: Collection[str] | None = None) -> 
     A journey lacking one of its statuses is left out whole rather than cut
     short: MOTTATT → AKSEPTERT → SENDT_DIGITALT → LEST, the VARSLET journey on a
     spec without VARSLET, is a path SvarUt never takes.
+
+    Args:
+        known: The status values the specs have.
+        kinds: The send kinds to keep journeys of (None: every kind).
+
+    Returns:
+        The journeys, in the order :data:`JOURNEYS` declares them.
     """
     return tuple(j for j in JOURNEYS if j.applies(known) and (kinds is None or j.kind in kinds))
 
@@ -231,7 +249,14 @@ def failure_statuses() -> frozenset[str]:
 def why_absent(status: object) -> str | None:
     """Why ``status`` is not one of the specs' statuses, when the binding
     knows: only newer specs have it, or newer specs removed it. None when the
-    specs have it, or the binding does not know it."""
+    specs have it, or the binding does not know it.
+
+    Args:
+        status: A status value or a ``ForsendelseStatus``.
+
+    Returns:
+        The reason in words, or None.
+    """
     value = _value(status)
     if value in (spec_statuses() or ()):
         return None
@@ -249,12 +274,22 @@ def _value(status: object) -> str:
 
 def is_failure(status: object) -> bool:
     """Whether ``status`` (a status value or a ``ForsendelseStatus``) means
-    the letter did not and will not reach the mottaker."""
+    the letter did not and will not reach the mottaker (a status in
+    :data:`FAILURES` the specs have).
+
+    >>> is_failure("AVVIST"), is_failure("LEST")  # doctest: +SKIP
+    (True, False)
+    """
     return _value(status) in failure_statuses()
 
 
 def is_terminal(status: object) -> bool:
-    """Whether ``status`` (a status value or a ``ForsendelseStatus``) changes no more."""
+    """Whether ``status`` (a status value or a ``ForsendelseStatus``) changes
+    no more (a status in :data:`TERMINAL` the specs have).
+
+    >>> is_terminal("LEST"), is_terminal("MOTTATT")  # doctest: +SKIP
+    (True, False)
+    """
     return _value(status) in terminal_statuses()
 
 
@@ -268,6 +303,18 @@ def passed(status: object, wanted: Collection[object], *, seen: Collection[objec
     no journey has passed nothing but itself, and a wanted status the specs do
     not have (VARSLET on a spec from version 16 on) is never passed: only a
     terminal or failure status ends such a wait.
+
+    Args:
+        status: The current status (a value or a ``ForsendelseStatus``).
+        wanted: The statuses waited for.
+        seen: Statuses this forsendelse had earlier, to tell its channel.
+
+    Returns:
+        True when ``status`` is in ``wanted`` or comes after one of them on
+        every journey it can be on.
+
+    >>> passed("LEST", {"LEVERT_ALTINN"})  # doctest: +SKIP
+    True
     """
     current = _value(status)
     targets = {_value(w) for w in wanted}

@@ -1,5 +1,5 @@
 """Settling an unknown send outcome from SvarUt itself: which forsendelser of
-a konto carry an eksternReferanse.
+a konto carry an eksternReferanse (the words are in the :doc:`glossary </glossary>`).
 
 A send whose answer was lost after its body went out raises
 :class:`~svarut.errors.SendOutcomeUnknownError`: SvarUt may have the letter.
@@ -103,7 +103,8 @@ class Utfall:
 
     @property
     def trygt_a_sende_pa_nytt(self) -> bool:
-        """Whether sending the letter again cannot make a second copy."""
+        """Whether sending the letter again cannot make a second copy: True
+        only for ``ikke_mottatt``."""
         return self.tilstand == "ikke_mottatt"
 
 
@@ -130,7 +131,32 @@ def avgjor(
     """The :class:`Utfall` of a lookup of ``ekstern_referanse`` that found
     ``found`` (SvarUt's ids, with each one's date in ``datert`` where the
     lookup said it), for an attempt that began at ``sendt`` (None: not known;
-    a naive datetime is taken as UTC), checked at ``now``."""
+    a naive datetime is taken as UTC), checked at ``now``.
+
+    This is the decision :meth:`svarut.SvarUtClient.avklar_utfall` makes from
+    SvarUt's answer; call it yourself when you did the lookup another way.
+
+    Args:
+        ekstern_referanse: The eksternReferanse looked up.
+        found: The ids of the forsendelser SvarUt has with it.
+        sendt: When the send attempt began, or None if not known.
+        now: When the lookup was made (default: now).
+        vindu: How long after ``sendt`` an empty answer proves SvarUt did not
+            take the letter (default :data:`AVKLARING_VINDU`).
+        datert: Each found id's date, where the lookup gave one; a forsendelse
+            dated before ``sendt`` means the reference was used before.
+
+    Returns:
+        ``mottatt`` for exactly one id, ``ikke_mottatt`` for none once
+        ``vindu`` has passed, else ``uavklart``; ``grunn`` says why.
+
+    >>> from datetime import datetime, timedelta, UTC
+    >>> began = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    >>> avgjor("ref-1", [], sendt=began, now=began + timedelta(hours=1)).tilstand
+    'ikke_mottatt'
+    >>> avgjor("ref-1", [], sendt=began, now=began + timedelta(minutes=1)).tilstand
+    'uavklart'
+    """
     checked = _aware(now or datetime.now(UTC))
     began = _aware(sendt) if sendt is not None else None
     ids = tuple(dict.fromkeys(_id(i) for i in found))

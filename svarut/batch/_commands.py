@@ -33,7 +33,23 @@ def check(
 ) -> list[BatchProblem]:
     """Every problem of every line of ``manifest``, sending nothing. The
     pre-send rules are ``client``'s (default: a client for the production
-    rules that never connects)."""
+    rules that never connects).
+
+    Args:
+        manifest: The manifest file (:mod:`svarut.batch.manifest`).
+        client: The client whose pre-send rules apply; it is not called.
+        konto_id: The konto to check the letters for (default: a placeholder).
+
+    Returns:
+        Each problem as a :class:`BatchProblem` (line, field, rule, message);
+        empty when every line checks.
+
+    Raises:
+        OSError: The manifest cannot be read.
+
+    >>> for problem in svarut.batch.check("brev.jsonl"):  # doctest: +SKIP
+    ...     print(problem)
+    """
     if client is None:
         from svarut._client import SvarUtClient
 
@@ -58,7 +74,28 @@ def settle(
     the window: waiting, and the next :func:`run` sends it again; anything
     else stays unknown, with what was found. Letters a runner that died left
     sending are unknown first (SQLite: every one, as this holds the journal;
-    PostgreSQL: those whose lease has expired). See :mod:`svarut.batch.settle`."""
+    PostgreSQL: those whose lease has expired). See :mod:`svarut.batch.settle`.
+
+    Args:
+        client: A :class:`~svarut.SvarUtClient` for the konto of the journal.
+        journal: The journal: a SQLite path, a ``postgresql://`` URL, or an
+            open :class:`Journal` (left open).
+        settle_after: The window, a timedelta or seconds (default
+            :data:`svarut.utfall.AVKLARING_VINDU`).
+        on_settled: Called with each :class:`Settled` letter.
+
+    Returns:
+        A :class:`SettleSummary`: what became of each letter asked about.
+
+    Raises:
+        JournalError: The journal does not exist, or another runner holds it.
+        ValueError: ``settle_after`` is negative.
+
+    A lookup that fails raises nothing: that letter stays unknown, and when
+    the lookup itself is unavailable the summary's ``stopped`` says why.
+
+    >>> settled = svarut.batch.settle(client, journal="brev.jsonl.journal.sqlite")  # doctest: +SKIP
+    """
     window = settle_window(settle_after)
     jn = journal if isinstance(journal, j.Journal) else j.open_journal(journal)
     try:
@@ -78,7 +115,8 @@ async def asettle(
     settle_after: timedelta | float = AVKLARING_VINDU,
     on_settled: Callable[[Settled], None] | None = None,
 ) -> SettleSummary:
-    """:func:`settle` with an :class:`~svarut.AsyncSvarUtClient`."""
+    """:func:`settle` with an :class:`~svarut.AsyncSvarUtClient`; the
+    arguments, result and errors are :func:`settle`'s."""
     window = settle_window(settle_after)
     given = isinstance(journal, j.Journal)
     jn = journal if isinstance(journal, j.Journal) else await anyio.to_thread.run_sync(j.open_journal, journal)
@@ -110,7 +148,29 @@ def status(
 ) -> dict[str, int]:
     """Fetch the status of every sent letter not yet in a terminal status,
     storing each change with its time; with ``follow``, repeat every
-    ``interval`` seconds until all are terminal. Returns letters per latest status."""
+    ``interval`` seconds until all are terminal.
+
+    Args:
+        client: A :class:`~svarut.SvarUtClient` for the journal's konto.
+        journal: The journal (a SQLite path, a ``postgresql://`` URL, or an
+            open :class:`Journal`); read alongside a running batch.
+        follow: Repeat until every sent letter is in a terminal status.
+        interval: Seconds between rounds when following.
+        page: Letters read from the journal at a time.
+        on_change: Called with the journal row, the old and the new status of
+            each letter whose status changed.
+
+    Returns:
+        The number of letters per latest status.
+
+    Raises:
+        JournalError: The journal does not exist, or nothing was sent with it.
+        StatusSearchUnavailableError: The specs have no status search.
+        APIError: A status request failed.
+
+    >>> svarut.batch.status(client, journal="brev.jsonl.journal.sqlite")  # doctest: +SKIP
+    {'LEST': 950, 'SENDT_PRINT': 50}
+    """
     from svarut._client import TERMINAL_STATUSES
 
     terminal = set(TERMINAL_STATUSES)
@@ -189,7 +249,22 @@ def report(journal: str | Path | j.Journal) -> Iterator[dict[str, Any]]:
     began, and, for a letter whose outcome was unknown, how SvarUt settled
     it: ``settled`` (mottatt, ikke_mottatt, uavklart), ``settled_at``, the
     ids found (``settled_found``) and why (``settled_reason``). Times are ISO
-    8601 in UTC."""
+    8601 in UTC.
+
+    Args:
+        journal: The journal (a SQLite path, a ``postgresql://`` URL, or an
+            open :class:`Journal`); read without taking it over.
+
+    Returns:
+        An iterator of one dict per letter, read lazily.
+
+    Raises:
+        JournalError: The journal does not exist.
+
+    >>> import csv, sys  # doctest: +SKIP
+    >>> rows = list(svarut.batch.report("brev.jsonl.journal.sqlite"))  # doctest: +SKIP
+    >>> csv.DictWriter(sys.stdout, fieldnames=rows[0]).writerows(rows)  # doctest: +SKIP
+    """
     jn = journal if isinstance(journal, j.Journal) else j.open_journal(journal, exclusive=False)
     try:
         if not isinstance(journal, j.Journal):

@@ -83,6 +83,7 @@ class Progress:
 
     @property
     def rate(self) -> float:
+        """Letters finished a second (sent, refused or unknown) since the run began."""
         elapsed = time.monotonic() - self.started
         return (self.sent + self.refused + self.unknown) / elapsed if elapsed > 0 else 0.0
 
@@ -95,7 +96,11 @@ class Progress:
 
 @dataclass(frozen=True)
 class Summary:
-    """The journal's counts after a run: letters per state."""
+    """The journal's counts after a run: letters per state.
+
+    ``counts`` maps each state (:data:`~svarut.batch.STATES`) to its number of
+    letters, ``skipped_problems`` lists the problems of the lines a
+    ``skip_invalid`` run left out, and ``settled`` what settling did first."""
 
     counts: dict[str, int]
     skipped_problems: list[BatchProblem] = field(default_factory=list)
@@ -104,7 +109,8 @@ class Summary:
 
     @property
     def done(self) -> bool:
-        """Every letter sent (or confirmed to have arrived already)."""
+        """Whether every letter is sent (or confirmed to have arrived already):
+        nothing waiting, refused, unknown or skipped."""
         return all(n == 0 for s, n in self.counts.items() if s not in (j.SENT, j.DUPLICATE_CONFIRMED))
 
 

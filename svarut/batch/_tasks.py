@@ -37,7 +37,13 @@ async def arun(
     settle_after: timedelta | float | None = AVKLARING_VINDU,
     on_settled: Callable[[Settled], None] | None = None,
 ) -> Summary:
-    """:func:`run` with an :class:`~svarut.AsyncSvarUtClient`: ``concurrency`` tasks."""
+    """:func:`run` with an :class:`~svarut.AsyncSvarUtClient`: ``concurrency`` tasks.
+
+    The arguments, the result and the errors are those of :func:`run`; the
+    journal is worked in a thread, so the event loop is not blocked.
+
+    >>> summary = await svarut.batch.arun(async_client, "brev.jsonl", konto_id=konto_id)  # doctest: +SKIP
+    """
     manifest = Path(manifest)
     window = None if settle_after is None else settle_window(settle_after)
     jn = await anyio.to_thread.run_sync(j.open_given, journal, manifest)

@@ -52,7 +52,39 @@ def run(
     (see :func:`settle`; ``settle_after`` is the window, a timedelta or
     seconds, None: do not ask): those it has become sent, those it surely
     does not have are sent again in this run, the rest stay unknown
-    (``resend_unknown`` sends those again, relying on SvarUt's duplicate check)."""
+    (``resend_unknown`` sends those again, relying on SvarUt's duplicate check).
+
+    Args:
+        client: A :class:`~svarut.SvarUtClient`; its pre-send rules check the manifest.
+        manifest: The manifest, a JSON Lines file (:mod:`svarut.batch.manifest`).
+        konto_id: The konto to send from.
+        journal: Where each letter's state is kept (see above).
+        concurrency: How many letters are sent at a time (threads).
+        rate: At most this many sends a second (None: no limit).
+        resend_unknown: Send the letters still unknown after settling again.
+        skip_invalid: Send the lines that check and skip the rest, instead of
+            refusing the whole manifest.
+        lease: Seconds a claimed letter is held before another runner may take
+            it over (PostgreSQL journals, renewed while sending).
+        progress: Called with a :class:`Progress` as the run goes.
+        settle_after: The settling window (see above); None: do not settle.
+        on_settled: Called with each :class:`Settled` letter.
+
+    Returns:
+        A :class:`Summary`: letters per state, the skipped lines' problems,
+        and what settling did. ``summary.done`` says whether every letter is sent.
+
+    Raises:
+        ManifestInvalidError: A line does not check (unless ``skip_invalid``);
+            nothing was recorded or sent.
+        BatchStoppedError: SvarUt refused the integration (authentication or
+            permission): the run stopped, and the journal says where.
+        JournalError: The journal cannot be used: held by another runner,
+            kept for another konto, or unreadable.
+
+    >>> summary = svarut.batch.run(client, "brev.jsonl", konto_id=konto_id, concurrency=8)  # doctest: +SKIP
+    >>> summary.done, summary.counts  # doctest: +SKIP
+    """
     manifest = Path(manifest)
     window = None if settle_after is None else settle_window(settle_after)
     with j.Held(journal, manifest) as jn:

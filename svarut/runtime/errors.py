@@ -57,12 +57,22 @@ SECRET_HEADERS = ("authorization", "proxy-authorization", "integrasjonpassord")
 
 
 class SvarUtError(Exception):
-    """Base class of every error raised by this client."""
+    """Base class of every error raised by this client.
+
+    >>> try:  # doctest: +SKIP
+    ...     client.send_til_person(...)
+    ... except svarut.errors.SendOutcomeUnknownError as exc:
+    ...     ...  # settle before sending again: see avklar_utfall
+    ... except svarut.errors.SvarUtError as exc:
+    ...     log.error("not sent: %s", exc)
+    """
 
 
 @dataclass(frozen=True)
 class Problem:
-    """One reason a forsendelse was rejected before sending."""
+    """One reason a forsendelse was rejected before sending: the ``field``
+    (its path in the forsendelse, such as ``mottaker.digitalId``), the
+    ``rule`` it broke, and a ``message`` for a person."""
 
     field: str
     rule: str
@@ -157,7 +167,10 @@ class SertifikatError(KrypteringError):
 
 
 class APIError(SvarUtError):
-    """A request to SvarUt failed."""
+    """A request to SvarUt failed.
+
+    ``request`` is the request sent (secrets masked), when there was one.
+    """
 
     def __init__(self, message: str, *, request: httpx.Request | None = None) -> None:
         super().__init__(message)
@@ -173,7 +186,11 @@ class APITimeoutError(APIConnectionError):
 
 
 class APIResponseValidationError(APIError):
-    """SvarUt answered 2xx with a body that does not have the spec's shape."""
+    """SvarUt answered 2xx with a body that does not have the spec's shape.
+
+    ``status_code``, ``response`` (secrets redacted) and ``raw_body`` (a
+    bounded excerpt) show what came back.
+    """
 
     def __init__(self, *, response: httpx.Response, body: bytes, cause: Exception) -> None:
         secrets = request_secrets(request_of(response))
@@ -196,7 +213,8 @@ class APIStatusError(APIError):
     (None unless the body is a JSON object); ``error_id``, ``error_code``,
     ``message``, ``error_json`` and ``timestamp`` are read from the JSON body
     whatever its types, so they are there even where the model had to leave a
-    field out; ``raw_body`` is a bounded excerpt of the body.
+    field out; ``raw_body`` is a bounded excerpt of the body. ``status_code``
+    and ``response`` (secrets redacted) are the response's.
     """
 
     status_code: int
@@ -257,7 +275,15 @@ class SendOutcomeUnknownError(APIError):
     Settle it by asking SvarUt before sending again:
     ``client.avklar_utfall(**exc.avklaring)`` looks the forsendelse up by its
     ``ekstern_referanse`` (``sendt`` is when the attempt began). ``cause`` is
-    the underlying connection or status error.
+    the underlying connection or status error. ``konto_id``,
+    ``ekstern_referanse``, ``korrelasjonsid``, ``operation_id`` and
+    ``dokumenter_sha256`` (each document's SHA-256, to tell a resend of the
+    same letter) say what was sent.
+
+    >>> try:  # doctest: +SKIP
+    ...     client.send_til_person(...)
+    ... except SendOutcomeUnknownError as exc:
+    ...     utfall = client.avklar_utfall(**exc.avklaring)
     """
 
     def __init__(
@@ -294,7 +320,11 @@ class SendOutcomeUnknownError(APIError):
     @property
     def avklaring(self) -> dict[str, Any]:
         """The arguments of ``client.avklar_utfall`` that settle this outcome:
-        ``konto_id``, ``ekstern_referanse`` and ``sendt``."""
+        ``konto_id``, ``ekstern_referanse`` and ``sendt``.
+
+        Returns:
+            The keyword arguments, for ``client.avklar_utfall(**exc.avklaring)``.
+        """
         return {"konto_id": self.konto_id, "ekstern_referanse": self.ekstern_referanse, "sendt": self.sendt}
 
 

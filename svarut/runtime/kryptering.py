@@ -193,6 +193,21 @@ class Kryptering:
     (:meth:`encrypted_size`). The certificate's validity is checked again at
     the start of each encryption. An instance holds no per-encryption state,
     so threads and tasks can share one.
+
+    Args:
+        certificate: SvarUt's certificate (:func:`~svarut.kryptering.hent_sertifikat`,
+            :meth:`SvarUtSertifikat.load`), or an ``x509.Certificate`` with an RSA key.
+        key_transport: How the content key is encrypted for the certificate:
+            ``"oaep"`` (RSA-OAEP with SHA-256, the default) or ``"pkcs1v15"``.
+
+    Raises:
+        ValueError: An unknown ``key_transport``.
+        SertifikatError: The certificate has no RSA key.
+
+    >>> with httpx.Client() as http:  # doctest: +SKIP
+    ...     kryptering = Kryptering(hent_sertifikat(http, sertifikat_url("test")))
+    >>> der = kryptering.encrypt_bytes(b"%PDF-1.7 ...")  # doctest: +SKIP
+    >>> client = SvarUtClient.from_env(kryptering=kryptering)  # doctest: +SKIP
     """
 
     def __init__(
@@ -223,7 +238,17 @@ class Kryptering:
         return f"Kryptering({self.sertifikat!r}, key_transport={self.key_transport!r})"
 
     def encrypted_size(self, plaintext_size: int) -> int:
-        """The exact size of the DER output for ``plaintext_size`` bytes."""
+        """The exact size of the DER output for ``plaintext_size`` bytes.
+
+        Args:
+            plaintext_size: The size of the document before encryption.
+
+        Returns:
+            The size in bytes of its encryption (every encryption has it).
+
+        Raises:
+            ValueError: ``plaintext_size`` is negative.
+        """
         if plaintext_size < 0:
             raise ValueError(f"plaintext_size must be >= 0, got {plaintext_size}")
         tail = _ciphertext_size(plaintext_size)
@@ -249,8 +274,20 @@ class Kryptering:
     def encrypt_chunks(self, chunks: Iterable[bytes], *, plaintext_size: int) -> Iterator[bytes]:
         """Encrypt ``chunks``, which must total exactly ``plaintext_size``
         bytes, yielding the DER output in pieces about as big as the input
-        chunks. Raises :class:`KrypteringError` (having yielded only part of
-        the output) if they total anything else."""
+        chunks.
+
+        Args:
+            chunks: The document's bytes, in pieces.
+            plaintext_size: Their total size, announced at the start of the output.
+
+        Yields:
+            The DER bytes; :meth:`encrypted_size` of them in all.
+
+        Raises:
+            KrypteringError: The chunks total anything but ``plaintext_size``
+                (raised having yielded only part of the output).
+            SertifikatError: The certificate is not valid now.
+        """
         encryption = self._start(plaintext_size)
         yield encryption.header
         for chunk in chunks:
@@ -262,7 +299,10 @@ class Kryptering:
         """:meth:`encrypt_chunks` over an async iterable. The encryption runs
         on the event loop (about a millisecond per MiB); reading is the
         iterable's business, e.g. :meth:`Source.aiter_bytes
-        <svarut.runtime.files.Source.aiter_bytes>` reads in a worker thread."""
+        <svarut.runtime.files.Source.aiter_bytes>` reads in a worker thread.
+
+        The arguments, output and errors are :meth:`encrypt_chunks`'.
+        """
         encryption = self._start(plaintext_size)
         yield encryption.header
         async for chunk in chunks:
@@ -271,13 +311,36 @@ class Kryptering:
         yield encryption.finish()
 
     def encrypt_bytes(self, data: bytes) -> bytes:
-        """The DER encryption of ``data``, all in memory."""
+        """The DER encryption of ``data``, all in memory.
+
+        Args:
+            data: The document.
+
+        Returns:
+            The CMS EnvelopedData (DER), as SvarUt takes it with ``kryptert``.
+
+        Raises:
+            SertifikatError: The certificate is not valid now.
+        """
         return b"".join(self.encrypt_chunks([data], plaintext_size=len(data)))
 
     def encrypt_file(self, src: BinaryIO, dst: BinaryIO) -> int:
         """Encrypt ``src`` from its current position to its end into ``dst``;
         returns the number of bytes written. ``src`` must be seekable, since
-        the size goes at the start of the output."""
+        the size goes at the start of the output.
+
+        Args:
+            src: A seekable binary file to read.
+            dst: A binary file to write the DER output to.
+
+        Returns:
+            The number of bytes written.
+
+        Raises:
+            KrypteringError: ``src``'s size cannot be told (not seekable), or
+                it changed while being read.
+            SertifikatError: The certificate is not valid now.
+        """
         written = 0
         for chunk in self.wrap(Source(src, label=str(getattr(src, "name", "src")))).iter_bytes():
             dst.write(chunk)
@@ -285,7 +348,18 @@ class Kryptering:
         return written
 
     def wrap(self, source: Source) -> EncryptedSource:
-        """``source``, read as ciphertext."""
+        """``source``, read as ciphertext.
+
+        Args:
+            source: A document source of known size.
+
+        Returns:
+            An :class:`EncryptedSource` that encrypts ``source`` anew at each read.
+
+        Raises:
+            KrypteringError: ``source``'s size is not known.
+            SertifikatError: The certificate is not valid now.
+        """
         return EncryptedSource(source, kryptering=self)
 
 
@@ -353,6 +427,7 @@ class EncryptedSource(Source):
 
     @property
     def replayable(self) -> bool:
+        """Whether it can be read again (as its plaintext can)."""
         return self.plaintext.replayable
 
     def head(self, n: int) -> bytes:
@@ -362,9 +437,11 @@ class EncryptedSource(Source):
         return b""
 
     def iter_bytes(self) -> Iterator[bytes]:
+        """A new encryption of the plaintext, in pieces (:meth:`Kryptering.encrypt_chunks`)."""
         return self.kryptering.encrypt_chunks(self.plaintext.iter_bytes(), plaintext_size=self.plaintext_size)
 
     def aiter_bytes(self) -> AsyncIterator[bytes]:
+        """:meth:`iter_bytes` for async senders (:meth:`Kryptering.aencrypt_chunks`)."""
         return self.kryptering.aencrypt_chunks(self.plaintext.aiter_bytes(), plaintext_size=self.plaintext_size)
 
     def __repr__(self) -> str:
@@ -380,7 +457,23 @@ def encrypt_path(
 ) -> int:
     """Encrypt the file ``src`` into ``dst`` for ``certificate``; returns the
     size written. ``dst`` appears only when complete (written beside it under
-    a temporary name, then renamed), so a failure never leaves half a file."""
+    a temporary name, then renamed), so a failure never leaves half a file.
+
+    Args:
+        src: The file to encrypt.
+        dst: Where to write the encryption (replaced if it exists).
+        certificate: The certificate to encrypt for.
+        key_transport: As for :class:`Kryptering`.
+
+    Returns:
+        The number of bytes written.
+
+    Raises:
+        OSError: ``src`` cannot be read or ``dst`` written.
+        SertifikatError: The certificate is not valid now.
+
+    >>> encrypt_path("vedtak.pdf", "vedtak.pdf.cms", SvarUtSertifikat.load("svarut.pem"))  # doctest: +SKIP
+    """
     kryptering = Kryptering(certificate, key_transport=key_transport)
     source = Source(Path(src), label=str(src))
     target = Path(dst)

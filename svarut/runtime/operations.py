@@ -107,8 +107,18 @@ class SendOperation:
         self, client: BaseClient, *, konto_id: UUID | str, forsendelse: BaseModel, files: Any, kryptering: bool = False
     ) -> None:
         """Run ``client``'s checks on this send without sending it (see
-        :meth:`~svarut.runtime.client.BaseClient.check_send`): raises
-        :class:`~svarut.ForsendelseValidationError` with every problem."""
+        :meth:`~svarut.runtime.client.BaseClient.check_send`).
+
+        Args:
+            client: The client whose pre-send checks apply; nothing is sent.
+            konto_id: The konto it would be sent from.
+            forsendelse: The metadata, an instance of :attr:`model`.
+            files: The documents, as the send method takes them.
+            kryptering: Whether it would be sent kryptert.
+
+        Raises:
+            ForsendelseValidationError: With every problem found.
+        """
         body = self._body(forsendelse, files, kryptering)
         client.check_send(self.endpoint, path_params=self.path_params(konto_id=konto_id), body=body)
 
@@ -123,7 +133,22 @@ class SendOperation:
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
     ) -> Prepared[Any]:
         """This send checked and built by ``client``, for its ``send_prepared``
-        (see :meth:`~svarut.runtime.client.BaseClient.prepare_send`)."""
+        (see :meth:`~svarut.runtime.client.BaseClient.prepare_send`).
+
+        Args:
+            client: The client that checks it and will send it.
+            konto_id: The konto to send from.
+            forsendelse: The metadata, an instance of :attr:`model`.
+            files: The documents, as the send method takes them.
+            kryptering: Whether to send it kryptert (encrypted for SvarUt).
+            timeout: The HTTP timeout of the send (default: the client's).
+
+        Returns:
+            The prepared send, for ``client.send_prepared``.
+
+        Raises:
+            ForsendelseValidationError: It breaks a pre-send rule.
+        """
         return client.prepare_send(
             self.endpoint,
             path_params=self.path_params(konto_id=konto_id),

@@ -75,6 +75,16 @@ class SvarUtSertifikat:
     :data:`EXPIRY_WARNING_DAYS` days remain. The certificate is not checked
     against a trust store: it is trusted for coming from the user or over
     HTTPS from SvarUt.
+
+    Args:
+        certificate: The X.509 certificate.
+        source: Where it came from, for messages (a path or URL).
+
+    Raises:
+        SertifikatError: Not an RSA key of at least 2048 bits, or not valid now.
+
+    >>> sertifikat = SvarUtSertifikat.load("svarut-test.pem")  # doctest: +SKIP
+    >>> sertifikat.not_valid_after, sertifikat.sha256_fingerprint  # doctest: +SKIP
     """
 
     def __init__(self, certificate: x509.Certificate, *, source: str = "the certificate") -> None:
@@ -103,7 +113,19 @@ class SvarUtSertifikat:
 
     @classmethod
     def from_bytes(cls, data: bytes, *, source: str = "the certificate") -> SvarUtSertifikat:
-        """A certificate in PEM (the first one, if there are several) or DER."""
+        """A certificate in PEM (the first one, if there are several) or DER.
+
+        Args:
+            data: The certificate's bytes.
+            source: Where they came from, for messages.
+
+        Returns:
+            The checked certificate.
+
+        Raises:
+            SertifikatError: Not a certificate (a bare public key, say), or
+                one that does not pass the checks of the constructor.
+        """
         data = bytes(data)
         if b"PUBLIC KEY-----" in data and b"-----BEGIN CERTIFICATE" not in data:
             raise SertifikatError(
@@ -121,7 +143,18 @@ class SvarUtSertifikat:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> SvarUtSertifikat:
-        """A certificate from a PEM or DER file."""
+        """A certificate from a PEM or DER file.
+
+        Args:
+            path: The file.
+
+        Returns:
+            The checked certificate.
+
+        Raises:
+            SertifikatError: The file cannot be read, or does not hold a
+                usable certificate (see :meth:`from_bytes`).
+        """
         try:
             data = Path(path).read_bytes()
         except OSError as exc:
@@ -130,18 +163,22 @@ class SvarUtSertifikat:
 
     @property
     def not_valid_before(self) -> datetime:
+        """The start of the validity period (UTC)."""
         return self.certificate.not_valid_before_utc
 
     @property
     def not_valid_after(self) -> datetime:
+        """The end of the validity period (UTC): when to have the next certificate."""
         return self.certificate.not_valid_after_utc
 
     @property
     def serial_number(self) -> int:
+        """The serial number, which with the issuer names the CMS recipient."""
         return self.certificate.serial_number
 
     @property
     def serial_hex(self) -> str:
+        """The serial number in upper-case hex, as messages show it."""
         return format(self.serial_number, "X")
 
     @property
@@ -151,11 +188,19 @@ class SvarUtSertifikat:
 
     @property
     def sha256_fingerprint(self) -> str:
+        """The SHA-256 fingerprint of the DER certificate, in lower-case hex."""
         return self.certificate.fingerprint(hashes.SHA256()).hex()
 
     def check_valid(self, *, now: datetime | None = None) -> None:
         """Raise :class:`SertifikatError` unless ``now`` (default: the current
-        time) is inside the validity period."""
+        time) is inside the validity period.
+
+        Args:
+            now: The time to check (default: now).
+
+        Raises:
+            SertifikatError: Expired, or not yet valid.
+        """
         now = now or datetime.now(UTC)
         if now > self.not_valid_after:
             raise SertifikatError(
@@ -196,7 +241,20 @@ _cache_lock = threading.Lock()
 def sertifikat_url(svarut: str) -> str:
     """Where SvarUt publishes its certificate: for ``"test"``, ``"prod"``, or
     any URL on a SvarUt host (``https://test.svarut.ks.no/api`` →
-    ``https://test.svarut.ks.no/forsendelse/publickey/hent``)."""
+    ``https://test.svarut.ks.no/forsendelse/publickey/hent``).
+
+    Args:
+        svarut: ``"test"``, ``"prod"`` or a URL on the SvarUt host.
+
+    Returns:
+        The certificate's URL.
+
+    Raises:
+        ValueError: Neither a name nor an http(s) URL.
+
+    >>> sertifikat_url("https://test.svarut.ks.no/api")
+    'https://test.svarut.ks.no/forsendelse/publickey/hent'
+    """
     named = {"test": SERTIFIKAT_URL_TEST, "prod": SERTIFIKAT_URL_PROD}
     if svarut in named:
         return named[svarut]
@@ -207,7 +265,7 @@ def sertifikat_url(svarut: str) -> str:
 
 
 def clear_sertifikat_cache() -> None:
-    """Forget every fetched certificate."""
+    """Forget every fetched certificate, so the next :func:`hent_sertifikat` fetches anew."""
     with _cache_lock:
         _cache.clear()
 
@@ -215,7 +273,23 @@ def clear_sertifikat_cache() -> None:
 def hent_sertifikat(http: httpx.Client, url: str, *, max_age: float = CACHE_SECONDS) -> SvarUtSertifikat:
     """SvarUt's certificate from ``url`` (see :func:`sertifikat_url`), fetched
     with ``http`` unless one fetched from the same URL less than ``max_age``
-    seconds ago is still valid."""
+    seconds ago is still valid.
+
+    Args:
+        http: The client to fetch with (its proxies and TLS settings apply).
+        url: The certificate's URL (https; plain http only to localhost).
+        max_age: Seconds a fetched certificate is reused.
+
+    Returns:
+        The checked certificate.
+
+    Raises:
+        SertifikatError: It could not be fetched over HTTPS, or is not a
+            usable certificate.
+
+    >>> with httpx.Client() as http:  # doctest: +SKIP
+    ...     sertifikat = hent_sertifikat(http, sertifikat_url("prod"))
+    """
     _require_secure(url)
     cached = _cached(url, max_age)
     if cached is not None:
@@ -230,7 +304,8 @@ def hent_sertifikat(http: httpx.Client, url: str, *, max_age: float = CACHE_SECO
 
 
 async def ahent_sertifikat(http: httpx.AsyncClient, url: str, *, max_age: float = CACHE_SECONDS) -> SvarUtSertifikat:
-    """:func:`hent_sertifikat` for an async client (sharing its cache)."""
+    """:func:`hent_sertifikat` for an async client (sharing its cache); the
+    arguments, result and errors are the same."""
     _require_secure(url)
     cached = _cached(url, max_age)
     if cached is not None:

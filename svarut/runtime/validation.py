@@ -549,6 +549,20 @@ class ForsendelseRules:
     multipart parser (``part_count``, ``part_header_size``); the defaults are
     Tomcat's (50 parts, 512 bytes). Raise them only for a SvarUt you know
     accepts more.
+
+    The clients add one for their environment unless ``validate=False``; make
+    your own only to change these settings (and pass ``validate=False`` with it).
+
+    Args:
+        environment: ``"test"`` or ``"prod"``.
+        now: The clock (for tests).
+        skip: Rule ids to switch off.
+        max_part_count: The most multipart parts a send may have.
+        max_part_header_size: The largest multipart part header, in bytes.
+
+    Raises:
+        ValueError: An unknown environment or rule id, or a limit below 1.
+        TypeError: A limit that is not an int, or ``skip`` given as one string.
     """
 
     RULES: ClassVar[tuple[str, ...]] = RULE_IDS
@@ -593,7 +607,16 @@ class ForsendelseRules:
         return f"ForsendelseRules(environment={self.environment!r}{skip}{limits})"
 
     def problems(self, send: PreparedSend) -> list[Problem]:
-        """Every problem with ``send``; empty if it may be sent."""
+        """Every problem with ``send``; empty if it may be sent.
+
+        Args:
+            send: The send as the client is about to make it: operation,
+                metadata and documents.
+
+        Returns:
+            Each broken rule as a :class:`~svarut.errors.Problem`; the client
+            raises :class:`~svarut.errors.ForsendelseValidationError` with them.
+        """
         shape = operations.shape_of(send.operation_id)
         unreadable = binding_problems(shape, send.operation_id) if shape is not None else ()
         view = _Send(

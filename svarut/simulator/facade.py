@@ -69,7 +69,11 @@ class Simulator:
     limits of SvarUt's multipart parser (Tomcat's ``maxPartCount`` and
     ``maxPartHeaderSize``; default Tomcat's 50 parts and 512 bytes, None for
     no limit); like ``reject_duplicates`` they may be changed on a running
-    simulator.
+    simulator. ``token_lifetime``: seconds each Maskinporten token lasts.
+
+    Raises:
+        ValueError: No konto in ``konto_ids``, or a part limit below 1.
+        TypeError: A part limit that is not an int or None.
     """
 
     def __init__(
@@ -124,7 +128,15 @@ class Simulator:
     # --- lifecycle ------------------------------------------------------------
 
     def start(self) -> Simulator:
-        """Bind 127.0.0.1 and serve in a background thread."""
+        """Bind 127.0.0.1 and serve in a background thread.
+
+        Returns:
+            The simulator itself, so ``sim = Simulator().start()`` works.
+
+        Raises:
+            RuntimeError: It is running already.
+            OSError: The port cannot be bound.
+        """
         if self._server is not None:
             raise RuntimeError("the simulator is running already")
         if self._storage_arg is None:
@@ -150,7 +162,8 @@ class Simulator:
 
     def stop(self) -> None:
         """Stop serving, close every connection, join every thread, and remove
-        the storage directory if the simulator made it."""
+        the storage directory if the simulator made it. Does nothing if it is
+        not running."""
         server, self._server = self._server, None
         if server is None:
             return
@@ -180,6 +193,7 @@ class Simulator:
 
     @property
     def running(self) -> bool:
+        """Whether it is serving (between :meth:`start` and :meth:`stop`)."""
         return self._server is not None
 
     # --- where it is ------------------------------------------------------------
@@ -191,6 +205,11 @@ class Simulator:
 
     @property
     def port(self) -> int:
+        """The port it listens on (the one picked, for ``port=0``).
+
+        Raises:
+            RuntimeError: It is not running.
+        """
         return int(self._require().server_address[1])
 
     @property
@@ -205,26 +224,36 @@ class Simulator:
 
     @property
     def maskinporten_issuer(self) -> str:
+        """The Maskinporten stand-in's issuer (``MASKINPORTEN_ISSUER``)."""
         return self.url + MASKINPORTEN_PREFIX
 
     @property
     def token_path(self) -> str:
+        """The path of the stand-in's token endpoint, without the host."""
         return MASKINPORTEN_PREFIX + "token"
 
     @property
     def token_endpoint(self) -> str:
+        """The stand-in's token endpoint (``MASKINPORTEN_TOKEN_ENDPOINT``)."""
         return self.url + self.token_path
 
     @property
     def sertifikat_url(self) -> str:
+        """Where the simulator serves SvarUt's encryption certificate."""
         return self.url + PUBLICKEY_PATH
 
     @property
     def page_url(self) -> str:
+        """The simulator's web page: what it received, and its scenarios."""
         return self.url + "/simulator"
 
     @property
     def storage_dir(self) -> Path:
+        """The directory the received documents are written to.
+
+        Raises:
+            RuntimeError: It is not running.
+        """
         if self._storage is None:
             raise RuntimeError("the simulator is not running")
         return self._storage
@@ -241,6 +270,7 @@ class Simulator:
 
     @property
     def keystore(self) -> Keystore:
+        """The client's :class:`~svarut.auth.Keystore`, which the Maskinporten stand-in trusts."""
         return self.keys.client.keystore()
 
     @property
@@ -250,6 +280,11 @@ class Simulator:
 
     @property
     def maskinporten(self) -> MaskinportenStandIn:
+        """The Maskinporten stand-in: the tokens it issued, and its settings.
+
+        Raises:
+            RuntimeError: It is not running.
+        """
         if self._maskinporten is None:
             raise RuntimeError("the simulator is not running")
         return self._maskinporten
@@ -257,7 +292,16 @@ class Simulator:
     # --- clients ----------------------------------------------------------------
 
     def maskinporten_config(self, **options: Any) -> MaskinportenConfig:
-        """A MaskinportenConfig for the stand-in (``options`` override fields)."""
+        """A MaskinportenConfig for the stand-in (``options`` override fields).
+
+        Args:
+            **options: :class:`~svarut.auth.MaskinportenConfig` fields to set,
+                such as ``scopes``.
+
+        Returns:
+            The configuration, with the stand-in's issuer, token endpoint,
+            client id and :attr:`keystore`.
+        """
         settings: dict[str, Any] = {
             "client_id": self.maskinporten_client_id or DEFAULT_CLIENT_ID,
             "keystore": self.keystore,
@@ -279,16 +323,41 @@ class Simulator:
     def client(self, *, environment: str = "test", **options: Any) -> SvarUtClient:
         """A new :class:`~svarut.SvarUtClient` for the simulator, through the
         whole auth path (Maskinporten stand-in, integration headers). Other
-        keyword arguments go to ``for_environment``; close the client when done."""
+        keyword arguments go to ``for_environment``; close the client when done.
+
+        Args:
+            environment: The environment the client is made for (its pre-send
+                rules); the URLs are the simulator's either way.
+            **options: Options of :meth:`svarut.SvarUtClient.for_environment`.
+
+        Returns:
+            The client. It needs the simulator running.
+
+        >>> with Simulator() as sim, sim.client() as client:  # doctest: +SKIP
+        ...     client.hent_status(konto_id=sim.konto_id, forsendelse_id=forsendelse_id)
+        """
         return SvarUtClient.for_environment(environment, **self._client_settings(options))
 
     def async_client(self, *, environment: str = "test", **options: Any) -> AsyncSvarUtClient:
-        """The async :meth:`client`; use it with ``async with``."""
+        """The async :meth:`client`, taking the same arguments; use it with ``async with``.
+
+        Returns:
+            An :class:`~svarut.AsyncSvarUtClient` for the simulator.
+        """
         return AsyncSvarUtClient.for_environment(environment, **self._client_settings(options))
 
     def environ(self, *, environment: str = "test") -> dict[str, str]:
         """The environment variables ``SvarUtClient.from_env`` and the
-        ``svarut`` command read, pointing at this simulator (with ``SVARUT_KONTO_ID``)."""
+        ``svarut`` command read, pointing at this simulator (with ``SVARUT_KONTO_ID``).
+
+        Args:
+            environment: The value of ``SVARUT_ENVIRONMENT``.
+
+        Returns:
+            The variables, to pass as ``environ=`` or to a subprocess's ``env``.
+
+        >>> client = SvarUtClient.from_env(environ=sim.environ())  # doctest: +SKIP
+        """
         return {
             "SVARUT_ENVIRONMENT": environment,
             "SVARUT_BASE_URL": self.base_url,
@@ -309,7 +378,17 @@ class Simulator:
         return self._svarut.received
 
     def get(self, forsendelse_id: uuid.UUID | str) -> ReceivedForsendelse:
-        """The forsendelse with that id; KeyError if the simulator has none."""
+        """The forsendelse with that id, as the simulator received it.
+
+        Args:
+            forsendelse_id: The id SvarUt (the simulator) gave it.
+
+        Returns:
+            Its :class:`ReceivedForsendelse`: metadata, documents, status history.
+
+        Raises:
+            KeyError: The simulator has no forsendelse with that id.
+        """
         return self._svarut.get(forsendelse_id)
 
     @property
@@ -323,7 +402,12 @@ class Simulator:
         self.maskinporten.revoke_all()
 
     def advance(self, seconds: float) -> None:
-        """Move the status clock forward, as if ``seconds`` had passed."""
+        """Move the status clock forward, as if ``seconds`` had passed, so
+        statuses move on without waiting.
+
+        Args:
+            seconds: How far to move it.
+        """
         self._svarut.advance(seconds)
 
     def clear(self) -> None:

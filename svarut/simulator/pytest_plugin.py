@@ -57,10 +57,12 @@ class SvarUtSimulatorFixture:
 
     @property
     def konto_id(self) -> UUID:
+        """The simulator's konto, to send from."""
         return self.simulator.konto_id
 
     @property
     def base_url(self) -> str:
+        """The simulator's SvarUt API root."""
         return self.simulator.base_url
 
     @property
@@ -75,6 +77,7 @@ class SvarUtSimulatorFixture:
 
     @property
     def requests(self) -> list[RequestRecord]:
+        """Every request the simulator answered, oldest first."""
         return self.simulator.requests
 
     def get(self, forsendelse_id: UUID | str) -> ReceivedForsendelse:

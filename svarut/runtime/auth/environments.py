@@ -28,6 +28,7 @@ class Environment:
 
     @property
     def maskinporten_token_endpoint(self) -> str:
+        """The token endpoint of its Maskinporten: the issuer's ``/token``."""
         return token_endpoint_of(self.maskinporten_issuer)
 
 
@@ -38,7 +39,20 @@ ENVIRONMENTS: dict[str, Environment] = {
 
 
 def environment(name: str) -> Environment:
-    """The environment called ``name`` ("test" or "prod")."""
+    """The environment called ``name`` ("test" or "prod").
+
+    Args:
+        name: ``"test"`` or ``"prod"``.
+
+    Returns:
+        Its :class:`Environment`: SvarUt's URL and Maskinporten's issuer.
+
+    Raises:
+        ValueError: An unknown name.
+
+    >>> environment("test").svarut_base_url
+    'https://test.svarut.ks.no/api'
+    """
     try:
         return ENVIRONMENTS[name]
     except KeyError:

@@ -92,7 +92,21 @@ class Keystore:
     @classmethod
     def load(cls, path: os.PathLike[str] | str, *, password: Password = None) -> Keystore:
         """Load a PKCS#12 file (``.p12``/``.pfx``) or a PEM file holding the
-        private key and its certificate chain, whichever ``path`` is."""
+        private key and its certificate chain, whichever ``path`` is.
+
+        Args:
+            path: The file.
+            password: The keystore's (or the PEM key's) password, if it has one.
+
+        Returns:
+            The checked keystore.
+
+        Raises:
+            KeystoreError: The file cannot be read or opened (wrong password),
+                holds no RSA key or no certificate for it, or is a Java keystore.
+
+        >>> keystore = Keystore.load("virksomhet.p12", password="...")  # doctest: +SKIP
+        """
         data, source = _read(path)
         if b"-----BEGIN" in data:
             return cls.from_pem(key=data, password=password, source=source)
@@ -100,7 +114,19 @@ class Keystore:
 
     @classmethod
     def from_pkcs12(cls, keystore: KeySource, *, password: Password, source: str | None = None) -> Keystore:
-        """A PKCS#12 keystore (``.p12``/``.pfx``): the key, its certificate and any chain."""
+        """A PKCS#12 keystore (``.p12``/``.pfx``): the key, its certificate and any chain.
+
+        Args:
+            keystore: A path, or the keystore's bytes.
+            password: Its password (None if it has none).
+            source: A name for it in messages (default: the path).
+
+        Returns:
+            The checked keystore.
+
+        Raises:
+            KeystoreError: Not PKCS#12, a wrong password, or no key or certificate in it.
+        """
         data, name = _read(keystore)
         name = source or name
         _reject_java_keystore(data, name)
@@ -133,6 +159,19 @@ class Keystore:
 
         ``certificate`` may be left out when the key's file also holds the
         certificates.
+
+        Args:
+            key: The PEM private key (a path, bytes or PEM text).
+            certificate: The PEM certificate (chain) of the key.
+            password: The key's password, if it is encrypted.
+            source: A name for it in messages (default: the path).
+
+        Returns:
+            The checked keystore.
+
+        Raises:
+            KeystoreError: The key cannot be read (or is not RSA), no
+                certificate is found, or the certificate is not the key's.
         """
         key_data, name = _read(key)
         name = source or name
@@ -151,7 +190,20 @@ class Keystore:
 
     @classmethod
     def from_kid(cls, *, key: KeySource, kid: str, password: Password = None, source: str | None = None) -> Keystore:
-        """A PEM private key registered in Maskinporten as ``kid`` (no certificate)."""
+        """A PEM private key registered in Maskinporten as ``kid`` (no certificate).
+
+        Args:
+            key: The PEM private key (a path, bytes or PEM text).
+            kid: The key id it is registered with.
+            password: The key's password, if it is encrypted.
+            source: A name for it in messages (default: the path).
+
+        Returns:
+            The keystore, signing with ``kid`` in the JWT header.
+
+        Raises:
+            KeystoreError: An empty ``kid``, or a key that cannot be read or is not RSA.
+        """
         key_data, name = _read(key)
         name = source or name
         if not kid:
@@ -175,7 +227,14 @@ class Keystore:
         return {"kid": self.kid} if self.kid is not None else {"x5c": list(self._x5c)}
 
     def sign(self, claims: Mapping[str, Any]) -> str:
-        """An RS256 JWT of ``claims`` whose header holds ``alg`` and ``x5c``/``kid``, nothing else."""
+        """An RS256 JWT of ``claims`` whose header holds ``alg`` and ``x5c``/``kid``, nothing else.
+
+        Args:
+            claims: The JWT's claims.
+
+        Returns:
+            The signed, compact-serialised JWT.
+        """
         if self.certificate is not None:
             _check_validity(self.certificate, self.source, datetime.datetime.now(datetime.UTC))
         # pyjwt adds "typ": "JWT" unless told not to; Maskinporten's format has no typ.

@@ -65,6 +65,29 @@ class MaskinportenConfig:
     expires (at most half its lifetime, so short-lived tokens are still reused).
     ``insecure_disable_tls_verification`` turns off certificate checks for the
     token requests only.
+
+    Args:
+        client_id: The Maskinporten client (integration) id.
+        keystore: The :class:`Keystore` whose key signs the assertions.
+        scopes: The scopes to ask for (default ``ks:fiks``).
+        resource: The optional ``resource`` claim (audience-restricted tokens).
+        consumer_org: The optional ``consumer_org`` claim (acting for another
+            organisation, when delegated).
+        issuer: Maskinporten's issuer URL (default: the environment's).
+        token_endpoint: Its token endpoint (default: the issuer's ``/token``).
+        assertion_lifetime: Seconds each signed assertion is valid (at most 120).
+        refresh_margin: See above.
+        timeout: The token requests' timeout.
+        insecure_disable_tls_verification: See above.
+
+    Raises:
+        ValueError: An empty ``client_id`` or ``scopes``, an out-of-range
+            lifetime or margin, or an issuer that is not https.
+        TypeError: ``keystore`` is not a :class:`Keystore`.
+
+    >>> config = MaskinportenConfig(  # doctest: +SKIP
+    ...     client_id="...", keystore=Keystore.load("virksomhet.p12", password="...")
+    ... )
     """
 
     client_id: str
@@ -111,6 +134,16 @@ class MaskinportenConfig:
         ``MASKINPORTEN_CLIENT_ID`` and ``MASKINPORTEN_KEYSTORE`` are required;
         the others are optional. See :meth:`svarut.SvarUtClient.from_env` for
         the list.
+
+        Args:
+            environ: The variables, such as ``os.environ``.
+
+        Returns:
+            The configuration.
+
+        Raises:
+            ValueError: A required variable is missing, or a value is invalid.
+            KeystoreError: The keystore cannot be read.
         """
         missing = [name for name in ("MASKINPORTEN_CLIENT_ID", "MASKINPORTEN_KEYSTORE") if not environ.get(name)]
         if missing:
@@ -140,7 +173,17 @@ class MaskinportenConfig:
 
     def for_environment(self, name: str) -> MaskinportenConfig:
         """This configuration with the issuer and token endpoint of environment
-        ``name`` filled in where they were not given."""
+        ``name`` filled in where they were not given.
+
+        Args:
+            name: ``"test"`` or ``"prod"``.
+
+        Returns:
+            A new configuration; this one is unchanged.
+
+        Raises:
+            ValueError: An unknown environment.
+        """
         issuer = self.issuer or environment(name).maskinporten_issuer
         return replace(self, issuer=issuer, token_endpoint=self.token_endpoint or token_endpoint_of(issuer))
 
@@ -201,6 +244,15 @@ class MaskinportenTokenProvider:
     ``http_client`` replaces the client the provider would create for its
     token requests, sync and async alike (it is then not closed by it).
     ``clock`` is the monotonic clock the cache runs on.
+
+    Args:
+        config: The :class:`MaskinportenConfig`.
+        environment: ``"test"`` or ``"prod"``, for the issuer.
+        http_client: Your own ``httpx.Client`` for the token requests.
+        clock: The clock (for tests).
+
+    Raises:
+        ValueError: No issuer: neither in ``config`` nor by ``environment``.
     """
 
     def __init__(
@@ -237,13 +289,19 @@ class MaskinportenTokenProvider:
     # --- the TokenProvider interface ---------------------------------------
 
     def get_token(self) -> str:
+        """The bearer token for the configured scopes (see :meth:`get_access_token`)."""
         return self.get_access_token().access_token
 
     async def aget_token(self) -> str:
+        """The async :meth:`get_token`."""
         return (await self.aget_access_token()).access_token
 
     def invalidate(self, token: str) -> None:
-        """Forget ``token`` (SvarUt rejected it), so the next request fetches a fresh one."""
+        """Forget ``token`` (SvarUt rejected it), so the next request fetches a fresh one.
+
+        Args:
+            token: The rejected access token.
+        """
         with self._state:
             for key, entry in list(self._cache.items()):
                 if entry.token.access_token == token:
@@ -254,7 +312,23 @@ class MaskinportenTokenProvider:
     def get_access_token(
         self, *, scopes: Sequence[str] | None = None, resource: str | None = None, consumer_org: str | None = None
     ) -> AccessToken:
-        """A token for ``scopes`` (default: the configured ones), from the cache when it is fresh."""
+        """A token for ``scopes`` (default: the configured ones), from the cache when it is fresh.
+
+        Threads asking at once share one token request.
+
+        Args:
+            scopes: The scopes (default: the configuration's).
+            resource: The ``resource`` claim (default: the configuration's).
+            consumer_org: The ``consumer_org`` claim (default: the configuration's).
+
+        Returns:
+            The :class:`AccessToken`, with its scope and expiry.
+
+        Raises:
+            MaskinportenConnectionError: Maskinporten could not be reached.
+            MaskinportenTokenError: Maskinporten refused (``invalid_client``,
+                ``invalid_scope``, ...) or answered with no usable token.
+        """
         key = self._key(scopes, resource, consumer_org)
         if (cached := self._cached(key)) is not None:
             return cached
@@ -276,7 +350,8 @@ class MaskinportenTokenProvider:
         self, *, scopes: Sequence[str] | None = None, resource: str | None = None, consumer_org: str | None = None
     ) -> AccessToken:
         """The async :meth:`get_access_token`: the same cache, and the same one
-        token request for every thread and event loop, run in a worker thread."""
+        token request for every thread and event loop, run in a worker thread.
+        The arguments, result and errors are :meth:`get_access_token`'s."""
         if (cached := self._cached(self._key(scopes, resource, consumer_org))) is not None:
             return cached
         fetch = functools.partial(self.get_access_token, scopes=scopes, resource=resource, consumer_org=consumer_org)
@@ -285,7 +360,17 @@ class MaskinportenTokenProvider:
     def assertion(
         self, *, scopes: Sequence[str] | None = None, resource: str | None = None, consumer_org: str | None = None
     ) -> str:
-        """A fresh signed assertion, as the token request would send it."""
+        """A fresh signed assertion, as the token request would send it (for
+        debugging a refused token request: decode it at a JWT debugger).
+
+        Args:
+            scopes: The scopes (default: the configuration's).
+            resource: The ``resource`` claim.
+            consumer_org: The ``consumer_org`` claim.
+
+        Returns:
+            The signed JWT.
+        """
         return self._sign(self._key(scopes, resource, consumer_org))
 
     # --- lifecycle --------------------------------------------------------------

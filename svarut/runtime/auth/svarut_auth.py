@@ -32,6 +32,15 @@ class SvarUtAuth(httpx.Auth):
     ...     integrasjon_id=..., integrasjon_passord=..., token_provider=StaticToken("...")
     ... )
     >>> SvarUtClient(base_url=..., auth=auth)  # doctest: +SKIP
+
+    Args:
+        integrasjon_id: The SvarUt integration's id (a UUID), sent as ``IntegrasjonId``.
+        integrasjon_passord: Its password, sent as ``IntegrasjonPassord``.
+        token_provider: Where the bearer token comes from (:class:`TokenProvider`).
+
+    Raises:
+        ValueError: ``integrasjon_id`` is not a UUID, or the password is empty.
+        TypeError: ``token_provider`` lacks the :class:`TokenProvider` methods.
     """
 
     # Reading the body up front would load every document into memory.

@@ -20,17 +20,51 @@ class TokenProvider(Protocol):
     one; both should return a cached token while it is valid. ``invalidate``
     is called with a token SvarUt answered 401 to; the next call should return
     a different one if it can.
+
+    >>> class GatewayToken:  # doctest: +SKIP
+    ...     def get_token(self) -> str:
+    ...         return my_gateway.token()
+    ...     async def aget_token(self) -> str:
+    ...         return await my_gateway.atoken()
+    ...     def invalidate(self, token: str) -> None:
+    ...         my_gateway.forget(token)
+    >>> SvarUtClient.for_environment("test", token_provider=GatewayToken(), ...)  # doctest: +SKIP
     """
 
-    def get_token(self) -> str: ...
+    def get_token(self) -> str:
+        """A valid bearer token (cached while it lasts), for the sync client.
 
-    async def aget_token(self) -> str: ...
+        Raises:
+            MaskinportenError: Or your own error, when no token can be had;
+                the request fails with it.
+        """
+        ...
 
-    def invalidate(self, token: str) -> None: ...
+    async def aget_token(self) -> str:
+        """:meth:`get_token` for the async client."""
+        ...
+
+    def invalidate(self, token: str) -> None:
+        """Forget ``token``, which SvarUt answered 401 to.
+
+        Args:
+            token: The rejected token; the next :meth:`get_token` should not return it.
+        """
+        ...
 
 
 class StaticToken:
-    """Always the same token (tests, or a token obtained elsewhere)."""
+    """Always the same token (tests, or a token obtained elsewhere).
+
+    Args:
+        token: The bearer token.
+
+    Raises:
+        ValueError: ``token`` is empty.
+
+    >>> StaticToken("eyJ...").get_token()
+    'eyJ...'
+    """
 
     def __init__(self, token: str) -> None:
         if not token:
@@ -38,13 +72,19 @@ class StaticToken:
         self._token = token
 
     def get_token(self) -> str:
+        """The token."""
         return self._token
 
     async def aget_token(self) -> str:
+        """The token."""
         return self._token
 
     def invalidate(self, token: str) -> None:
-        """Nothing to refresh: a rejected static token stays rejected."""
+        """Nothing to refresh: a rejected static token stays rejected.
+
+        Args:
+            token: The rejected token (ignored).
+        """
 
     def __repr__(self) -> str:
         return "StaticToken(<hidden>)"
