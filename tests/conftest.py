@@ -214,3 +214,30 @@ def tmp_lock(tmp_path: Path) -> Path:
     path = tmp_path / "lock.json"
     shutil.copyfile(LOCK_PATH, path)
     return path
+
+
+@pytest.fixture(scope="session")
+def docs_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The documentation site, built once a session with ``sphinx-build -W``
+    (warnings are errors), or the one ``SVARUT_DOCS_SITE`` names (``make docs-check``)."""
+    import os
+    import subprocess
+    import sys
+
+    given = os.environ.get("SVARUT_DOCS_SITE")
+    if given:
+        site = Path(given).resolve()
+        assert (site / "index.html").is_file(), f"SVARUT_DOCS_SITE={given} holds no built site"
+        return site
+    pytest.importorskip("sphinx", reason="sphinx is not installed (the docs extra; dev includes it)")
+    root = Path(__file__).resolve().parent.parent
+    site = tmp_path_factory.mktemp("site")
+    result = subprocess.run(
+        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html", str(root / "docs"), str(site)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, f"sphinx-build -W failed:\n{result.stdout}\n{result.stderr}"
+    return site

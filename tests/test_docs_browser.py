@@ -21,7 +21,6 @@ import re
 import shutil
 import struct
 import subprocess
-import sys
 import tempfile
 import threading
 import urllib.error
@@ -201,24 +200,9 @@ def chromium() -> str:
 
 
 @pytest.fixture(scope="module")
-def site(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The built site: ``SVARUT_DOCS_SITE`` (built by `make docs`), else built here as tests/test_docs.py does."""
-    given = os.environ.get("SVARUT_DOCS_SITE")
-    if given:
-        out = Path(given).resolve()
-        assert (out / "index.html").is_file(), f"SVARUT_DOCS_SITE={given} holds no built site"
-        return out
-    pytest.importorskip("sphinx", reason="sphinx is not installed (the docs extra; dev includes it)")
-    out = tmp_path_factory.mktemp("site")
-    result = subprocess.run(
-        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html", str(DOCS), str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, f"sphinx-build -W failed:\n{result.stdout}\n{result.stderr}"
-    return out
+def site(chromium: str, docs_site: Path) -> Path:
+    """The built site (the session's one build, or ``SVARUT_DOCS_SITE`` from `make docs`)."""
+    return docs_site
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):

@@ -83,6 +83,8 @@ from svarut.runtime.request_types import TimeoutTypes as TimeoutTypes
 if TYPE_CHECKING:
     from svarut.runtime.transport import SyncTwin
 
+_P = TypeVar("_P")
+
 
 class SyncAPIClient(BaseClient):
     def __init__(self, *, http_client: httpx.Client | None = None, **kwargs: Any) -> None:
@@ -114,15 +116,11 @@ class SyncAPIClient(BaseClient):
         body: JsonBody | MultipartInput | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
     ) -> T:
-        try:
-            prepared = self._prepare(
+        prepared = self._with_sertifikat(
+            lambda: self._prepare(
                 endpoint, path_params=path_params, query_params=query_params, body=body, timeout=timeout
             )
-        except SertifikatNeeded:
-            self._fetch_sertifikat()
-            prepared = self._prepare(
-                endpoint, path_params=path_params, query_params=query_params, body=body, timeout=timeout
-            )
+        )
         return self._exchange(self._http, self._http, endpoint, prepared)
 
     def prepare_send(
@@ -133,13 +131,19 @@ class SyncAPIClient(BaseClient):
         body: MultipartInput,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
     ) -> Prepared[T]:
-        try:
-            return super().prepare_send(endpoint, path_params=path_params, body=body, timeout=timeout)
-        except SertifikatNeeded:
-            self._fetch_sertifikat()
-            return super().prepare_send(endpoint, path_params=path_params, body=body, timeout=timeout)
+        prepare = super().prepare_send
+        return self._with_sertifikat(lambda: prepare(endpoint, path_params=path_params, body=body, timeout=timeout))
 
     prepare_send.__doc__ = BaseClient.prepare_send.__doc__
+
+    def _with_sertifikat(self, prepare: Callable[[], _P]) -> _P:
+        """``prepare()``; where a send needs SvarUt's certificate first (the
+        base client does no I/O), fetch it and prepare again."""
+        try:
+            return prepare()
+        except SertifikatNeeded:
+            self._fetch_sertifikat()
+            return prepare()
 
     def _fetch_sertifikat(self) -> None:
         """Fetch SvarUt's certificate for a send the checks passed, with the
