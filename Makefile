@@ -78,3 +78,9 @@ docs-serve: docs  ## serve site/ on http://127.0.0.1:8000/ (DOCS_PORT=<port>)
 
 docs-check: docs  ## open site/ in headless Chromium (Debian's chromium): screenshots into site/screenshots/, navigation and search checked
 	SVARUT_DOCS_SITE=site SVARUT_DOCS_SCREENSHOTS=site/screenshots $(PYTHON) -m pytest tests/test_docs_browser.py
+
+.PHONY: dist
+DIST ?= dist
+dist: $(INSTALLED)  ## sdist and wheel into dist/ (DIST=<dir>), built offline by the venv's pinned hatchling; the README says how to install the wheel
+	rm -f $(DIST)/fiks_svarut-*
+	$(PYTHON) -m build --no-isolation --outdir $(DIST) .

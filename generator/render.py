@@ -22,6 +22,7 @@ import jinja2
 
 from generator.ir import Api, Operation
 from generator.specs import ROOT, LockedSpec
+from svarut import statuses  # the declared binding: which enum holds the statuses
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 RUNTIME_MODELS = "svarut.runtime.models"
@@ -128,7 +129,36 @@ def _models(api: Api, head: str) -> str:
             text=True,
         )
         code = target.read_text()
-    return constraints.annotate(_add_validation_aliases(code), field_extras)
+    return _open_enums(constraints.annotate(_add_validation_aliases(code), field_extras), api.schemas)
+
+
+_OPEN_ENUM = re.compile(r"\b([A-Z]\w*) \| str\b")
+_RUNTIME_IMPORT = re.compile(rf"^from {re.escape(RUNTIME_MODELS)} import .*$", re.M)
+# A received enum is open (a newer server may send a value these specs lack). As ``Status | str``
+# a type checker sees only ``str`` (a StrEnum is a str), and completion of the known values is
+# lost; a str subclass of its own keeps the union, and any string still parses.
+_UNKNOWN_VALUE = '''
+
+class UnknownValue(str):
+    """A value of an open enum these specs do not list (sent by a newer
+    server): a ``str``, told apart from the enum's members by its type."""
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: object, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(cls, core_schema.str_schema())
+'''
+
+
+def _open_enums(code: str, schemas: dict[str, object]) -> str:
+    """Open enums as ``Enum | UnknownValue`` instead of ``Enum | str``."""
+    code = _OPEN_ENUM.sub(lambda m: f"{m[1]} | UnknownValue" if _is_enum(schemas.get(m[1])) else m[0], code)
+    if "| UnknownValue" not in code:
+        return code
+    imports = "from pydantic import GetCoreSchemaHandler\nfrom pydantic_core import CoreSchema, core_schema\n"
+    runtime = _RUNTIME_IMPORT.search(code)
+    assert runtime is not None, "the generated models import their base classes"
+    head, tail = code[: runtime.start()], code[runtime.end() :]
+    return head + imports + runtime[0] + "\n" + _UNKNOWN_VALUE + tail
 
 
 _SERIALIZATION_ALIAS = re.compile(r"serialization_alias=('[^'\\]*')")
@@ -149,10 +179,16 @@ def _add_validation_aliases(code: str) -> str:
 
 def _view(api: Api, head: str) -> dict[str, Any]:
     operations = [_operation_view(op) for op in api.operations]
-    # ENDPOINTS and SEND_OPERATIONS are typed Mapping[str, ...], Endpoint[Any].
-    typing_names = sorted({n for op in operations for n in op["typing_names"]} | {"Any", "Mapping"})
+    # ENDPOINTS is a Mapping[str, Endpoint[Any]]; SEND_OPERATIONS' lookups are overloads on Literal kinds.
+    typing_names = sorted(
+        {n for op in operations for n in op["typing_names"]} | {"Any", "Mapping", "Literal", "overload"}
+    )
+    status_enum = api.schemas.get(statuses.STATUS_ENUM)
+    status_names = [repr(v) for v in status_enum["enum"]] if _is_enum(status_enum) else []  # type: ignore[index]
     return {
         "header": head,
+        "status_enum": statuses.STATUS_ENUM,
+        "status_names": status_names,
         "operations": operations,
         "send_operations": [_send_operation_view(op) for op in api.operations if op.kind],
         "imports": _imports(typing_names),
@@ -171,6 +207,8 @@ _TYPING_SOURCES = {
     "Mapping": "collections.abc",
     "Sequence": "collections.abc",
     "Any": "typing",
+    "Literal": "typing",
+    "overload": "typing",
 }
 
 

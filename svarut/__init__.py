@@ -26,6 +26,7 @@ logging.getLogger("svarut").addHandler(logging.NullHandler())
 
 _EXPORTS = {
     "AsyncSvarUtClient": "svarut._client",
+    "DEFAULT_LOOKUP_TIMEOUT": "svarut.runtime.client",
     "DEFAULT_TIMEOUT": "svarut.runtime.client",
     "File": "svarut.runtime.files",
     "ForsendelseRules": "svarut.runtime.validation",
@@ -42,6 +43,7 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "DEFAULT_LOOKUP_TIMEOUT",
     "DEFAULT_TIMEOUT",
     "NOT_GIVEN",
     "NO_RETRIES",
@@ -63,7 +65,7 @@ if TYPE_CHECKING:
     from svarut import errors, statuses
     from svarut._client import TERMINAL_STATUSES, AsyncSvarUtClient, Statuser, SvarUtClient
     from svarut.generated import SERVERS, models
-    from svarut.runtime.client import DEFAULT_TIMEOUT, NOT_GIVEN
+    from svarut.runtime.client import DEFAULT_LOOKUP_TIMEOUT, DEFAULT_TIMEOUT, NOT_GIVEN
     from svarut.runtime.files import File
     from svarut.runtime.retry import NO_RETRIES, RetryPolicy
     from svarut.runtime.validation import ForsendelseRules

@@ -8,10 +8,12 @@ from __future__ import annotations
 import logging
 import os
 import time
+import warnings
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeAlias, TypeVar
 from uuid import UUID
 
 import httpx
@@ -24,6 +26,7 @@ from svarut._status_search import Statuser as Statuser
 from svarut._status_search import _chunks, _ids, _only, _ordered, _Waiter
 from svarut.generated import ENDPOINTS, AsyncOperations, SyncOperations, models
 from svarut.runtime.client import (
+    DEFAULT_LOOKUP_TIMEOUT,
     DEFAULT_RETRY,
     DEFAULT_TIMEOUT,
     NOT_GIVEN,
@@ -35,6 +38,7 @@ from svarut.runtime.client import (
 )
 from svarut.runtime.errors import (
     APIConnectionError,
+    ConfigurationError,
     ForsendelseValidationError,
     Problem,
 )
@@ -42,35 +46,41 @@ from svarut.runtime.retry import RetryPolicy
 from svarut.runtime.validation import ForsendelseRules
 
 if TYPE_CHECKING:
+    # Specs without a status search (the first v3 spec) have no StatusName, so only the type checker reads it.
+    from svarut.generated import StatusName
+
     # Maskinporten brings pyjwt and cryptography: imported when a client uses it.
     from svarut.runtime.auth import MaskinportenConfig, MaskinportenTokenProvider, SvarUtAuth, TokenProvider
+    from svarut.runtime.auth.environments import EnvironmentName
     from svarut.runtime.kryptering import Kryptering
 
+    #: A status ``vent_pa_status`` can wait for: a member of the specs' status
+    #: enum, or its name (a type checker rejects a name the specs do not have).
+    WantedStatus: TypeAlias = models.Status | StatusName
+
 log = logging.getLogger("svarut")
-
-_REQUIRED_ENV = (
-    "SVARUT_ENVIRONMENT",
-    "SVARUT_INTEGRASJON_ID",
-    "SVARUT_INTEGRASJON_PASSORD",
-    "MASKINPORTEN_CLIENT_ID",
-    "MASKINPORTEN_KEYSTORE",
-)
-
 
 # The status search and the eksternRef lookup only read, so repeating them is harmless.
 SAFE_TO_REPEAT = frozenset({statuses.STATUS_OPERATION, utfall.LOOKUP_OPERATION, utfall.METADATA_OPERATION})
 
 
-def _checks(*, environment: str, validate: bool, checks: Sequence[PreSendCheck]) -> list[PreSendCheck]:
+def _checks(*, environment: EnvironmentName, validate: bool, checks: Sequence[PreSendCheck]) -> list[PreSendCheck]:
     """The pre-send rules (unless ``validate`` is off), then the caller's own checks."""
-    rules: list[PreSendCheck] = (
-        [ForsendelseRules(environment="test" if environment == "test" else "prod")] if validate else []
-    )
+    rules: list[PreSendCheck] = [ForsendelseRules(environment=environment)] if validate else []
     return [*rules, *checks]
 
 
+def _environment(value: str) -> EnvironmentName:
+    """``SVARUT_ENVIRONMENT`` as the name it must be."""
+    if value == "test":
+        return "test"
+    if value == "prod":
+        return "prod"
+    raise ConfigurationError(f"SVARUT_ENVIRONMENT must be test or prod, got {value!r}")
+
+
 def _authenticate(
-    environment: str,
+    environment: EnvironmentName,
     *,
     integrasjon_id: UUID | str,
     integrasjon_passord: str,
@@ -111,22 +121,30 @@ def _insecure_options(timeout: TimeoutTypes, base_url: str) -> tuple[httpx.Timeo
 
 @dataclass(frozen=True)
 class _EnvSettings:
-    environment: str
+    environment: EnvironmentName
     integrasjon_id: str
     integrasjon_passord: str = field(repr=False)
     base_url: str | None
     maskinporten: MaskinportenConfig
 
 
-def _settings_from_env(environ: Mapping[str, str] | None) -> _EnvSettings:
+def _settings_from_env(environ: Mapping[str, str] | None, config: str | os.PathLike[str] | None = None) -> _EnvSettings:
+    """The settings from ``environ`` over those in the config file ``config``
+    (the ``svarut`` command's precedence, flags aside)."""
+    from svarut import _config
     from svarut.runtime.auth import MaskinportenConfig
 
     env = os.environ if environ is None else environ
-    missing = [name for name in _REQUIRED_ENV if not env.get(name)]
+    if config is not None:
+        env = _config.resolve(flags={}, config_path=Path(config), environ=env).values
+    missing = [name for name in _config.REQUIRED if not env.get(name)]
+    if missing and config is None:
+        plural = "s" * (len(missing) > 1)
+        raise ConfigurationError(f"missing environment variable{plural}: {', '.join(missing)}", missing=missing)
     if missing:
-        raise ValueError(f"missing environment variable{'s' * (len(missing) > 1)}: {', '.join(missing)}")
+        raise _config.missing_error(missing)
     return _EnvSettings(
-        environment=env["SVARUT_ENVIRONMENT"],
+        environment=_environment(env["SVARUT_ENVIRONMENT"]),
         integrasjon_id=env["SVARUT_INTEGRASJON_ID"],
         integrasjon_passord=env["SVARUT_INTEGRASJON_PASSORD"],
         base_url=env.get("SVARUT_BASE_URL") or None,
@@ -151,11 +169,12 @@ class _SvarUtClientBase(BaseClient, Generic[_H]):
         self,
         *,
         base_url: str,
-        environment: str = "prod",
+        environment: EnvironmentName = "prod",
         validate: bool = True,
         checks: Sequence[PreSendCheck] = (),
         auth: httpx.Auth | None = None,
         timeout: TimeoutTypes = DEFAULT_TIMEOUT,
+        lookup_timeout: TimeoutTypes = DEFAULT_LOOKUP_TIMEOUT,
         headers: Mapping[str, str] | None = None,
         retry: RetryPolicy = DEFAULT_RETRY,
         generate_ekstern_referanse: bool = True,
@@ -166,8 +185,11 @@ class _SvarUtClientBase(BaseClient, Generic[_H]):
         synthetic test fødselsnumre). ``validate``: run the pre-send rules
         (:class:`~svarut.runtime.validation.ForsendelseRules`); ``checks``:
         your own, run after them. ``auth``: an ``httpx.Auth`` for every SvarUt
-        request. ``timeout``: for each call (default 16 minutes, 10 s to
-        connect). ``headers``: added to every request. ``retry``: a
+        request. ``timeout``: for each send (default :data:`~svarut.DEFAULT_TIMEOUT`,
+        16 minutes, KS's advice, 10 s to connect); ``lookup_timeout``: for each
+        call that only reads, the status search and the eksternRef lookups
+        (default :data:`~svarut.DEFAULT_LOOKUP_TIMEOUT`, 1 minute, 10 s to
+        connect); a call's own ``timeout=`` overrides either. ``headers``: added to every request. ``retry``: a
         :class:`~svarut.runtime.retry.RetryPolicy`. ``generate_ekstern_referanse``
         (default on): give a forsendelse without an eksternReferanse one
         (``fiks-svarut-<uuid4>``), so an unknown outcome can be settled by
@@ -183,6 +205,7 @@ class _SvarUtClientBase(BaseClient, Generic[_H]):
             http_client=http_client,
             auth=auth,
             timeout=timeout,
+            lookup_timeout=lookup_timeout,
             headers=headers,
             retry=retry,
             generate_ekstern_referanse=generate_ekstern_referanse,
@@ -194,7 +217,7 @@ class _SvarUtClientBase(BaseClient, Generic[_H]):
     @classmethod
     def for_environment(
         cls,
-        environment: str,
+        environment: EnvironmentName,
         *,
         integrasjon_id: UUID | str,
         integrasjon_passord: str,
@@ -202,6 +225,7 @@ class _SvarUtClientBase(BaseClient, Generic[_H]):
         token_provider: TokenProvider | None = None,
         base_url: str | None = None,
         timeout: TimeoutTypes = DEFAULT_TIMEOUT,
+        lookup_timeout: TimeoutTypes = DEFAULT_LOOKUP_TIMEOUT,
         insecure_disable_tls_verification: bool = False,
         validate: bool = True,
         checks: Sequence[PreSendCheck] = (),
@@ -277,6 +301,7 @@ class _SvarUtClientBase(BaseClient, Generic[_H]):
             base_url=url,
             auth=auth,
             timeout=timeout,
+            lookup_timeout=lookup_timeout,
             http_client=http,
             environment=environment,
             validate=validate,
@@ -295,7 +320,9 @@ class _SvarUtClientBase(BaseClient, Generic[_H]):
         cls,
         *,
         environ: Mapping[str, str] | None = None,
+        config: str | os.PathLike[str] | None = None,
         timeout: TimeoutTypes = DEFAULT_TIMEOUT,
+        lookup_timeout: TimeoutTypes = DEFAULT_LOOKUP_TIMEOUT,
         validate: bool = True,
         checks: Sequence[PreSendCheck] = (),
         headers: Mapping[str, str] | None = None,
@@ -325,24 +352,31 @@ class _SvarUtClientBase(BaseClient, Generic[_H]):
         - ``MASKINPORTEN_RESOURCE``, ``MASKINPORTEN_CONSUMER_ORG``: the optional claims
         - ``SVARUT_BASE_URL``, ``MASKINPORTEN_ISSUER``, ``MASKINPORTEN_TOKEN_ENDPOINT``: URL overrides
 
-        Missing required variables are reported together. TLS verification
-        cannot be turned off from the environment. ``timeout`` and the other
-        options go to :meth:`for_environment`.
+        With ``config``, the settings not in the environment are read from
+        that TOML file, the one the ``svarut`` command reads (keys in
+        :mod:`svarut._config`; :meth:`from_config` finds it where the command
+        does). Missing required settings are reported together. TLS
+        verification cannot be turned off from the environment. ``timeout``
+        and the other options go to :meth:`for_environment`.
 
         Args:
             environ: The variables to read (default: ``os.environ``).
+            config: A config file to read what ``environ`` lacks (default: none).
 
         Returns:
             The client, as :meth:`for_environment` makes it.
 
         Raises:
-            ValueError: A required variable is missing, or one has a bad value.
+            ConfigurationError: A required setting is missing (``.missing``
+                names them), the config file cannot be read, or
+                ``SVARUT_ENVIRONMENT`` is not ``test`` or ``prod``.
+            ValueError: A setting has a bad value.
             KeystoreError: The keystore cannot be read.
 
         >>> with SvarUtClient.from_env() as client:  # doctest: +SKIP
         ...     print(client.hent_status(konto_id=konto, forsendelse_id=fid).status)
         """
-        settings = _settings_from_env(environ)
+        settings = _settings_from_env(environ, config)
         return cls.for_environment(
             settings.environment,
             integrasjon_id=settings.integrasjon_id,
@@ -350,6 +384,7 @@ class _SvarUtClientBase(BaseClient, Generic[_H]):
             maskinporten=settings.maskinporten,
             base_url=settings.base_url,
             timeout=timeout,
+            lookup_timeout=lookup_timeout,
             validate=validate,
             checks=checks,
             headers=headers,
@@ -358,6 +393,80 @@ class _SvarUtClientBase(BaseClient, Generic[_H]):
             kryptering=kryptering,
             http_client=http_client,
         )
+
+    @classmethod
+    def from_config(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        environ: Mapping[str, str] | None = None,
+        timeout: TimeoutTypes = DEFAULT_TIMEOUT,
+        lookup_timeout: TimeoutTypes = DEFAULT_LOOKUP_TIMEOUT,
+        validate: bool = True,
+        checks: Sequence[PreSendCheck] = (),
+        headers: Mapping[str, str] | None = None,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        generate_ekstern_referanse: bool = True,
+        kryptering: Kryptering | None = None,
+        http_client: _H | None = None,
+    ) -> Self:
+        """:meth:`from_env` with the ``svarut`` command's config file: the
+        settings the command would use, environment variables over the file.
+
+        Args:
+            path: The TOML file (default: where the command looks, the
+                platform's config directory: ``%APPDATA%\\svarut\\config.toml``
+                on Windows, ``~/Library/Application Support/svarut/config.toml``
+                on macOS, ``$XDG_CONFIG_HOME/svarut/config.toml`` or
+                ``~/.config/svarut/config.toml`` anywhere).
+            environ: The variables to read (default: ``os.environ``).
+
+        Returns:
+            The client, as :meth:`for_environment` makes it.
+
+        Raises:
+            ConfigurationError: No config file (``path`` not given and none
+                found), one that cannot be read, or missing settings.
+
+        >>> with SvarUtClient.from_config() as client:  # doctest: +SKIP
+        ...     print(client.hent_status(konto_id=konto, forsendelse_id=fid).status)
+        """
+        from svarut import _config
+
+        env = os.environ if environ is None else environ
+        found = Path(path) if path is not None else _config.default_config_path(env)
+        if not found.is_file():
+            where = ", ".join(str(p) for p in ([found] if path is not None else _config.config_paths(env)))
+            raise _config.ConfigFileError(f"no config file at {where}")
+        return cls.from_env(
+            environ=env,
+            config=found,
+            timeout=timeout,
+            lookup_timeout=lookup_timeout,
+            validate=validate,
+            checks=checks,
+            headers=headers,
+            retry=retry,
+            generate_ekstern_referanse=generate_ekstern_referanse,
+            kryptering=kryptering,
+            http_client=http_client,
+        )
+
+
+def _ids_argument(ids: Sequence[UUID | str] | NotGiven, id: Sequence[UUID | str] | NotGiven) -> Sequence[UUID | str]:
+    """``ids``, or the deprecated ``id`` it replaced (one release)."""
+    if not isinstance(id, NotGiven):
+        if not isinstance(ids, NotGiven):
+            raise TypeError("hent_statuser: give ids= only (id= is its old name)")
+        warnings.warn(
+            "hent_statuser(id=...) is deprecated: pass ids=..., as vent_pa_status takes it",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return id
+    if isinstance(ids, NotGiven):
+        raise TypeError("hent_statuser() missing the keyword argument ids=")
+    return ids
 
 
 def _lookup(
@@ -423,7 +532,12 @@ class SvarUtClient(_SvarUtClientBase[httpx.Client], SyncOperations):
                 self._owned_token_provider.close()
 
     def hent_statuser(
-        self, *, konto_id: UUID | str, id: Sequence[UUID | str], timeout: TimeoutTypes | NotGiven = NOT_GIVEN
+        self,
+        *,
+        konto_id: UUID | str,
+        ids: Sequence[UUID | str] | NotGiven = NOT_GIVEN,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        id: Sequence[UUID | str] | NotGiven = NOT_GIVEN,
     ) -> Statuser:
         """The statuses of any number of forsendelser, in the order asked for.
 
@@ -432,28 +546,31 @@ class SvarUtClient(_SvarUtClientBase[httpx.Client], SyncOperations):
 
         Args:
             konto_id: The konto the forsendelser were sent from.
-            id: The forsendelse ids (UUIDs, or their strings).
-            timeout: The HTTP timeout of each request (default: the client's).
+            ids: The forsendelse ids (UUIDs, or their strings), a list even for one.
+            timeout: The HTTP timeout of each request (default: the client's
+                ``lookup_timeout``, 1 minute).
+            id: Deprecated (DeprecationWarning): the old name of ``ids``.
 
         Returns:
             A :class:`~svarut.Statuser` (a list of ``ForsendelseStatus``) in the
-            order of ``id``; its ``.mangler`` lists the ids SvarUt returned no
+            order of ``ids``; its ``.mangler`` lists the ids SvarUt returned no
             status for.
 
         Raises:
+            TypeError: ``ids`` is a single str or UUID.
             ForsendelseValidationError: An id is not a UUID (before any request).
             StatusSearchUnavailableError: The locked specs have no status search.
             APIError: A request failed (see :mod:`svarut.errors`).
 
-        >>> found = client.hent_statuser(konto_id=konto, id=[id1, id2])  # doctest: +SKIP
+        >>> found = client.hent_statuser(konto_id=konto, ids=[id1, id2])  # doctest: +SKIP
         >>> [s.status for s in found], found.mangler  # doctest: +SKIP
         """
-        ids = _ids(id)
+        wanted = _ids(_ids_argument(ids, id))
         found: list[models.ForsendelseStatus] = []
         statuses.require_status_search()
-        for chunk in _chunks(ids):
+        for chunk in _chunks(wanted):
             found += super().hent_statuser(konto_id=konto_id, id=chunk, timeout=timeout)
-        return _ordered(ids, found)
+        return _ordered(wanted, found)
 
     def hent_status(
         self, *, konto_id: UUID | str, forsendelse_id: UUID | str, timeout: TimeoutTypes | NotGiven = NOT_GIVEN
@@ -463,7 +580,7 @@ class SvarUtClient(_SvarUtClientBase[httpx.Client], SyncOperations):
         Args:
             konto_id: The konto the forsendelse was sent from.
             forsendelse_id: The forsendelse's id.
-            timeout: The HTTP timeout of the request (default: the client's).
+            timeout: The HTTP timeout of the request (default: the client's ``lookup_timeout``).
 
         Returns:
             Its ``ForsendelseStatus``.
@@ -474,7 +591,7 @@ class SvarUtClient(_SvarUtClientBase[httpx.Client], SyncOperations):
             StatusSearchUnavailableError: The locked specs have no status search.
             APIError: The request failed.
         """
-        return _only(self.hent_statuser(konto_id=konto_id, id=[forsendelse_id], timeout=timeout), forsendelse_id)
+        return _only(self.hent_statuser(konto_id=konto_id, ids=[forsendelse_id], timeout=timeout), forsendelse_id)
 
     def avklar_utfall(
         self,
@@ -499,7 +616,7 @@ class SvarUtClient(_SvarUtClientBase[httpx.Client], SyncOperations):
             ekstern_referanse: The eksternReferanse the send carried.
             sendt: When the send attempt began, or None if not known.
             vindu: How long after ``sendt`` an empty answer is conclusive.
-            timeout: The HTTP timeout of the lookup (default: the client's).
+            timeout: The HTTP timeout of the lookup (default: the client's ``lookup_timeout``).
 
         Returns:
             An :class:`~svarut.utfall.Utfall`: ``mottatt`` (its
@@ -525,8 +642,8 @@ class SvarUtClient(_SvarUtClientBase[httpx.Client], SyncOperations):
         *,
         konto_id: UUID | str,
         ids: Sequence[UUID | str],
-        until: Collection[str] | None = None,
-        terminal: Collection[str] = TERMINAL_STATUSES,
+        until: Collection[WantedStatus] | None = None,
+        terminal: Collection[WantedStatus] | None = None,
         timeout: float = 600.0,
         interval: float = 2.0,
     ) -> dict[UUID, models.ForsendelseStatus]:
@@ -540,9 +657,9 @@ class SvarUtClient(_SvarUtClientBase[httpx.Client], SyncOperations):
         ``until={"LEVERT_ALTINN"}`` ends at LEST, since a letter is read after
         it reached the Altinn inbox (on specs before version 16, which have
         VARSLET in its place, ``until={"VARSLET"}`` does the same); the
-        channel is inferred from the statuses seen. A wanted status the specs
-        do not have is never reached: only a terminal or failure status ends
-        that wait.
+        channel is inferred from the statuses seen. ``until`` and ``terminal``
+        take members of ``models.Status`` or their names, and only those the
+        specs have (a type checker rejects other names, and so does the call).
 
         Polls every ``interval`` seconds, backing off by half each time (to
         at most a minute). A status this client does not know is logged and
@@ -550,16 +667,22 @@ class SvarUtClient(_SvarUtClientBase[httpx.Client], SyncOperations):
 
         Args:
             konto_id: The konto the forsendelser were sent from.
-            ids: The forsendelse ids to wait for.
-            until: The wanted statuses (None: wait for a terminal one).
-            terminal: The statuses that end the wait for an id in any case.
-            timeout: Seconds to wait in all; also bounds each poll's HTTP timeout.
+            ids: The forsendelse ids to wait for, a list even for one.
+            until: The wanted statuses, a collection even for one, such as
+                ``{"AKSEPTERT"}`` (None: wait for a terminal one).
+            terminal: The statuses that end the wait for an id in any case
+                (None: :data:`TERMINAL_STATUSES`).
+            timeout: Seconds to wait in all; also bounds each poll's HTTP
+                timeout (each poll's is the client's ``lookup_timeout``, cut to the time left).
             interval: Seconds before the first repeated poll.
 
         Returns:
             The latest ``ForsendelseStatus`` per id, in input order.
 
         Raises:
+            TypeError: ``until``, ``terminal`` or ``ids`` is a single str.
+            ValueError: A status in ``until`` or ``terminal`` the specs do not
+                have; the message lists those they have.
             VentPaStatusTimeoutError: ``timeout`` passed first (or SvarUt could
                 not be reached until then); it carries the statuses so far.
             StatusSearchUnavailableError: The locked specs have no status search.
@@ -568,10 +691,10 @@ class SvarUtClient(_SvarUtClientBase[httpx.Client], SyncOperations):
 
         >>> done = client.vent_pa_status(konto_id=konto, ids=[fid], until={"LEVERT_ALTINN"})  # doctest: +SKIP
         """
-        waiter = _Waiter(ids, until, terminal, timeout, interval, self.timeout)
+        waiter = _Waiter(ids, until, terminal, timeout, interval, self.lookup_timeout)
         while True:
             try:
-                found = self.hent_statuser(konto_id=konto_id, id=waiter.pending, timeout=waiter.call_timeout())
+                found = self.hent_statuser(konto_id=konto_id, ids=waiter.pending, timeout=waiter.call_timeout())
             except APIConnectionError as exc:
                 raise waiter.timed_out(exc) from exc
             if waiter.update(found):
@@ -593,21 +716,26 @@ class AsyncSvarUtClient(_SvarUtClientBase[httpx.AsyncClient], AsyncOperations):
                 await self._owned_token_provider.aclose()
 
     async def hent_statuser(
-        self, *, konto_id: UUID | str, id: Sequence[UUID | str], timeout: TimeoutTypes | NotGiven = NOT_GIVEN
+        self,
+        *,
+        konto_id: UUID | str,
+        ids: Sequence[UUID | str] | NotGiven = NOT_GIVEN,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        id: Sequence[UUID | str] | NotGiven = NOT_GIVEN,
     ) -> Statuser:
         """See :meth:`SvarUtClient.hent_statuser`."""
-        ids = _ids(id)
+        wanted = _ids(_ids_argument(ids, id))
         found: list[models.ForsendelseStatus] = []
         statuses.require_status_search()
-        for chunk in _chunks(ids):
+        for chunk in _chunks(wanted):
             found += await super().hent_statuser(konto_id=konto_id, id=chunk, timeout=timeout)
-        return _ordered(ids, found)
+        return _ordered(wanted, found)
 
     async def hent_status(
         self, *, konto_id: UUID | str, forsendelse_id: UUID | str, timeout: TimeoutTypes | NotGiven = NOT_GIVEN
     ) -> models.ForsendelseStatus:
         """See :meth:`SvarUtClient.hent_status`."""
-        return _only(await self.hent_statuser(konto_id=konto_id, id=[forsendelse_id], timeout=timeout), forsendelse_id)
+        return _only(await self.hent_statuser(konto_id=konto_id, ids=[forsendelse_id], timeout=timeout), forsendelse_id)
 
     async def avklar_utfall(
         self,
@@ -628,18 +756,18 @@ class AsyncSvarUtClient(_SvarUtClientBase[httpx.AsyncClient], AsyncOperations):
         *,
         konto_id: UUID | str,
         ids: Sequence[UUID | str],
-        until: Collection[str] | None = None,
-        terminal: Collection[str] = TERMINAL_STATUSES,
+        until: Collection[WantedStatus] | None = None,
+        terminal: Collection[WantedStatus] | None = None,
         timeout: float = 600.0,
         interval: float = 2.0,
     ) -> dict[UUID, models.ForsendelseStatus]:
         """See :meth:`SvarUtClient.vent_pa_status`."""
         import anyio  # here, so the sync client starts without it
 
-        waiter = _Waiter(ids, until, terminal, timeout, interval, self.timeout)
+        waiter = _Waiter(ids, until, terminal, timeout, interval, self.lookup_timeout)
         while True:
             try:
-                found = await self.hent_statuser(konto_id=konto_id, id=waiter.pending, timeout=waiter.call_timeout())
+                found = await self.hent_statuser(konto_id=konto_id, ids=waiter.pending, timeout=waiter.call_timeout())
             except APIConnectionError as exc:
                 raise waiter.timed_out(exc) from exc
             if waiter.update(found):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Collection, Iterable
+from typing import Any
 from uuid import UUID
 
 import httpx
@@ -43,7 +44,12 @@ class Statuser(list["models.ForsendelseStatus"]):
         self.mangler = list(mangler)
 
 
-def _ids(values: Iterable[UUID | str]) -> list[UUID]:
+def _ids(values: Iterable[UUID | str], *, name: str = "ids") -> list[UUID]:
+    if isinstance(values, (str, bytes, UUID)):
+        # A str is iterable too: its characters would be taken for ids.
+        raise TypeError(
+            f"{name} takes a list of forsendelse ids, such as {name}=[forsendelse_id], not one {type(values).__name__}"
+        )
     ids: list[UUID] = []
     problems = []
     for i, value in enumerate(values):
@@ -57,6 +63,33 @@ def _ids(values: Iterable[UUID | str]) -> list[UUID]:
     if problems:
         raise ForsendelseValidationError(problems)
     return ids
+
+
+def _statuses(values: Collection[Any], *, name: str) -> frozenset[str]:
+    """``values`` as status names, each one the specs have.
+
+    Raises:
+        TypeError: ``values`` is a single str (iterating it would give its characters).
+        ValueError: A name the specs do not have; the message lists those they have.
+    """
+    if isinstance(values, (str, bytes)):
+        raise TypeError(
+            f"{name} takes a collection of statuses, such as {name}={{{values!r}}} or "
+            f"{name}={{models.Status.{values if isinstance(values, str) and values.isidentifier() else 'LEST'}}}, "
+            f"not a single {type(values).__name__}"
+        )
+    known = statuses.spec_statuses() or ()
+    wanted = frozenset(str(v) for v in values)
+    unknown = sorted(wanted - set(known))
+    if unknown:
+        why = "; ".join(f"{u}: {reason}" for u in unknown if (reason := statuses.why_absent(u)))
+        verb = "is not a status" if len(unknown) == 1 else "are not statuses"
+        raise ValueError(
+            f"{name}: {', '.join(repr(u) for u in unknown)} {verb}"
+            f" of the specs this client was generated from{f' ({why})' if why else ''}; "
+            f"the statuses are: {', '.join(known)}"
+        )
+    return wanted
 
 
 def _chunks(ids: list[UUID]) -> list[list[UUID]]:
@@ -84,16 +117,16 @@ class _Waiter:
     def __init__(
         self,
         ids: Iterable[UUID | str],
-        until: Collection[str] | None,
-        terminal: Collection[str],
+        until: Collection[Any] | None,
+        terminal: Collection[Any] | None,
         timeout: float,
         interval: float,
         http_timeout: httpx.Timeout,
     ) -> None:
         statuses.require_status_search()
         self.ids = _ids(ids)
-        self.until = frozenset(str(s) for s in until or ())
-        self.terminal = frozenset(str(s) for s in terminal)
+        self.until = _statuses(until or (), name="until")
+        self.terminal = TERMINAL_STATUSES if terminal is None else _statuses(terminal, name="terminal")
         self.latest: dict[UUID, models.ForsendelseStatus] = {}
         self.seen: dict[UUID, set[str]] = {}
         self.deadline = time.monotonic() + timeout

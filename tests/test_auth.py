@@ -685,7 +685,7 @@ def test_a_provider_refreshes_on_a_later_event_loop_than_the_one_it_first_served
             token_provider=provider,
             base_url=svarut_server[1],
         ) as client:
-            await client.hent_statuser(konto_id=KONTO_ID, id=[uuid.uuid4()])
+            await client.hent_statuser(konto_id=KONTO_ID, ids=[uuid.uuid4()])
 
     try:
         asyncio.run(status_call())
@@ -947,9 +947,9 @@ def test_a_401_fetches_a_new_token_and_retries_once(
 ) -> None:
     standin, _ = svarut_server
     with sync_client(svarut_server, maskinporten, keystore) as client:
-        client.hent_statuser(konto_id=KONTO_ID, id=[uuid.uuid4()])
+        client.hent_statuser(konto_id=KONTO_ID, ids=[uuid.uuid4()])
         standin.reject_next = 1
-        client.hent_statuser(konto_id=KONTO_ID, id=[uuid.uuid4()])
+        client.hent_statuser(konto_id=KONTO_ID, ids=[uuid.uuid4()])
 
     first, rejected, retried = standin.calls
     assert rejected.token == first.token == maskinporten.grants[0].token
@@ -1010,7 +1010,7 @@ async def test_two_401s_raise_authentication_error_after_two_async_requests(
             await client.hent_status(konto_id=KONTO_ID, forsendelse_id=uuid.uuid4())
         assert len(standin.calls) == 2
         standin.reject_next = 1
-        await client.hent_statuser(konto_id=KONTO_ID, id=[uuid.uuid4()])
+        await client.hent_statuser(konto_id=KONTO_ID, ids=[uuid.uuid4()])
 
     assert len(standin.calls) == 4
     assert standin.calls[3].token == maskinporten.grants[-1].token != standin.calls[2].token
@@ -1054,10 +1054,10 @@ def test_tokens_are_refreshed_when_they_expire(
     standin, _ = svarut_server
     maskinporten.expires_in = 2
     with sync_client(svarut_server, maskinporten, keystore, refresh_margin=0.5) as client:
-        client.hent_statuser(konto_id=KONTO_ID, id=[uuid.uuid4()])
-        client.hent_statuser(konto_id=KONTO_ID, id=[uuid.uuid4()])
+        client.hent_statuser(konto_id=KONTO_ID, ids=[uuid.uuid4()])
+        client.hent_statuser(konto_id=KONTO_ID, ids=[uuid.uuid4()])
         time.sleep(1.6)
-        client.hent_statuser(konto_id=KONTO_ID, id=[uuid.uuid4()])
+        client.hent_statuser(konto_id=KONTO_ID, ids=[uuid.uuid4()])
 
     assert [c.token for c in standin.calls] == [g.token for g in maskinporten.grants[:1] * 2 + maskinporten.grants[1:]]
     assert len(maskinporten.grants) == 2
@@ -1097,7 +1097,7 @@ def test_from_env(
         "MASKINPORTEN_CONSUMER_ORG": "987654321",
     }
     with svarut.SvarUtClient.from_env(environ=environ, headers={"X-Kilde": "test"}, retry=NO_RETRIES) as client:
-        client.hent_statuser(konto_id=KONTO_ID, id=[uuid.uuid4()])
+        client.hent_statuser(konto_id=KONTO_ID, ids=[uuid.uuid4()])
         assert client._retry is NO_RETRIES
 
     claims = maskinporten.grants[0].claims
@@ -1156,7 +1156,7 @@ async def test_a_custom_token_provider(
         async with svarut.AsyncSvarUtClient.for_environment(
             "test", integrasjon_id=INTEGRASJON_ID, integrasjon_passord=PASSORD, token_provider=gateway, base_url=url
         ) as client:
-            await client.hent_statuser(konto_id=KONTO_ID, id=[uuid.uuid4()])
+            await client.hent_statuser(konto_id=KONTO_ID, ids=[uuid.uuid4()])
 
     assert gateway.calls == 2
     assert gateway.invalidated == [maskinporten.grants[0].token]
@@ -1171,10 +1171,10 @@ def test_static_token_with_svarut_auth(
         token = upstream.get_token()
     auth = SvarUtAuth(integrasjon_id=INTEGRASJON_ID, integrasjon_passord=PASSORD, token_provider=StaticToken(token))
     with svarut.SvarUtClient(base_url=url, auth=auth) as client:
-        client.hent_statuser(konto_id=KONTO_ID, id=[uuid.uuid4()])
+        client.hent_statuser(konto_id=KONTO_ID, ids=[uuid.uuid4()])
         standin.reject_next = 1
         with pytest.raises(AuthenticationError):  # the same token again would not help: no retry
-            client.hent_statuser(konto_id=KONTO_ID, id=[uuid.uuid4()])
+            client.hent_statuser(konto_id=KONTO_ID, ids=[uuid.uuid4()])
 
     assert [c.token for c in standin.calls] == [token, token]
     assert repr(StaticToken(token)) == "StaticToken(<hidden>)"
@@ -1186,7 +1186,7 @@ def test_closing_the_client_closes_the_token_clients(
     svarut_server: tuple[SvarUtStandIn, str], maskinporten: MaskinportenStandIn, keystore: Keystore
 ) -> None:
     client = sync_client(svarut_server, maskinporten, keystore)
-    client.hent_statuser(konto_id=KONTO_ID, id=[uuid.uuid4()])
+    client.hent_statuser(konto_id=KONTO_ID, ids=[uuid.uuid4()])
     provider = client._owned_token_provider
     assert provider is not None and provider._http is not None
     client.close()
@@ -1231,18 +1231,18 @@ def test_tls_is_verified_by_default_and_the_switch_applies_only_where_given(
             client(maskinporten_insecure=False, svarut_insecure=True) as c,
             pytest.raises(MaskinportenConnectionError, match="CERTIFICATE_VERIFY_FAILED"),
         ):
-            c.hent_statuser(konto_id=KONTO_ID, id=[uuid.uuid4()])
+            c.hent_statuser(konto_id=KONTO_ID, ids=[uuid.uuid4()])
         assert maskinporten.requests == 0
 
         with (
             client(maskinporten_insecure=True, svarut_insecure=False) as c,
             pytest.raises(APIConnectionError, match="CERTIFICATE_VERIFY_FAILED"),
         ):
-            c.hent_statuser(konto_id=KONTO_ID, id=[uuid.uuid4()])
+            c.hent_statuser(konto_id=KONTO_ID, ids=[uuid.uuid4()])
         assert len(maskinporten.grants) == 1 and standin.calls == []
 
         with caplog.at_level(logging.WARNING), client(maskinporten_insecure=True, svarut_insecure=True) as c:
-            c.hent_statuser(konto_id=KONTO_ID, id=[uuid.uuid4()])
+            c.hent_statuser(konto_id=KONTO_ID, ids=[uuid.uuid4()])
         assert len(standin.calls) == 1
         assert "TLS certificate verification is DISABLED for SvarUt" in caplog.text
         assert "TLS certificate verification is DISABLED for Maskinporten" in caplog.text

@@ -280,7 +280,7 @@ def test_cli_run_check_report_and_exit_codes(svarut_simulator: SvarUtSimulatorFi
     sent = cli(["batch", "run", str(good), "--journal", str(journal), "--rate", "50"], env)
     assert sent.returncode == 0, sent.stderr
     assert "letters/s" in sent.stderr
-    as_json = cli(["batch", "report", "--journal", str(journal), "--json"], env)
+    as_json = cli(["batch", "report", "--journal", str(journal), "--jsonl"], env)
     rows = [json.loads(line) for line in as_json.stdout.splitlines()]
     assert [(r["ref"], r["state"]) for r in rows] == [("x", "sent"), ("y", "sent")]
     as_csv = cli(["batch", "report", "--journal", str(journal), "--csv"], env)
@@ -299,7 +299,7 @@ def test_cli_run_check_report_and_exit_codes(svarut_simulator: SvarUtSimulatorFi
     assert "z\tmottatt\tsent\t" in settled.stderr and "mottatt=1" in settled.stderr
     rows = [
         json.loads(x)
-        for x in cli(["batch", "report", "--journal", f"{third}.journal.sqlite", "--json"], env).stdout.splitlines()
+        for x in cli(["batch", "report", "--journal", f"{third}.journal.sqlite", "--jsonl"], env).stdout.splitlines()
     ]
     assert rows[0]["state"] == "sent" and rows[0]["settled"] == "mottatt"
     assert rows[0]["forsendelse_id"] == str(svarut_simulator.received[-1].id)

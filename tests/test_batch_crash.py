@@ -45,7 +45,7 @@ def _until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
 
 
 def _report(env: dict[str, str], journal: str) -> list[dict[str, Any]]:
-    out = cli(["batch", "report", "--journal", journal, "--json"], env)
+    out = cli(["batch", "report", "--journal", journal, "--jsonl"], env)
     assert out.returncode == 0, out.stderr
     return [json.loads(line) for line in out.stdout.splitlines()]
 

@@ -178,7 +178,7 @@ def test_a_journal_from_0_2_0_is_migrated_and_its_unknown_letters_settle(
     # than it became unknown.
     report = {r["ref"]: r for r in svarut.batch.report(journal_target)}
     assert report["lost"]["attempt_started"] == datetime.fromtimestamp(an_hour_ago, UTC).isoformat(
-        timespec="milliseconds"
+        timespec="microseconds"
     )
     assert report["sent"]["attempt_started"] is None and report["sent"]["settled"] is None
     with svarut.batch.open_journal(journal_target, exclusive=False) as jn:

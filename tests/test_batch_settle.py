@@ -92,7 +92,8 @@ def test_batch_settle_finds_the_kept_letter_and_frees_the_lost_one_after_the_win
     check_report_against_simulator(list(report.values()), sim)
     assert sorted(received_by_ekstern(sim).values()) == [1, 1, 1, 1]
     # The report (text and CSV) shows how each settled letter was settled.
-    text = cli(["batch", "report", "--journal", journal_target], env).stdout.splitlines()
+    header, *text = cli(["batch", "report", "--journal", journal_target], env).stdout.splitlines()
+    assert header.startswith("ref\tstate\t")
     assert "\tmottatt\t" in text[0] and "\tikke_mottatt\t" in text[1] and "mottatt" not in text[2]
     header, *rows = cli(["batch", "report", "--journal", journal_target, "--csv"], env).stdout.splitlines()
     assert len(rows) == 4 and header.split(",")[-5:] == [

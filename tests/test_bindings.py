@@ -27,7 +27,7 @@ from pydantic import BaseModel
 
 import svarut
 from generator import refs, specs
-from generator.check_rules import require_bindings, verify_bindings
+from generator.check_rules import predated_bindings, require_bindings, verify_bindings
 from generator.ir import Api
 from generator.normalize import SpecError, build_api, ref_name
 from svarut import File
@@ -235,6 +235,21 @@ def test_version_09_fails_naming_her_id_required():
 def test_version_09_has_no_print_and_that_alone_is_no_problem():
     problems = verify_bindings(history_api("09-29075f1"))
     assert not [p for p in problems if "sendTilPrint" in p or "PrintForsendelse" in p]
+
+
+def test_version_07_has_land_not_landkode_and_is_excused_only_as_older():
+    # Before upstream version 08 an address had a free-text "land": the postnummer rule cannot
+    # tell a Norwegian address there, so a spec that old is excused; any other spec lacking it is broken.
+    api = history_api("07-3f331a3")
+    landkode = "rule postnummer reads {}.{}.adresse.landkode, which the spec no longer has"
+    problems = verify_bindings(api)
+    for model, address in (("PersonForsendelse", "mottaker"), ("OrganisasjonForsendelse", "svarSendesTil")):
+        assert any(p.startswith(landkode.format(model, address)) for p in problems), problems
+    older = verify_bindings(api, predates=lambda operation, since: since == "cb6fdd0")
+    assert not [p for p in older if p.startswith("rule postnummer")]
+    excused = predated_bindings(api, predates=lambda operation, since: since == "cb6fdd0")
+    assert {"mottaker.adresse.landkode", "svarSendesTil.adresse.landkode"} <= set(excused["sendTilPerson"])
+    assert verify_bindings(history_api("08-cb6fdd0"), [b for b in BINDINGS if b.rule == "postnummer"]) == []
 
 
 # --- nobody reads the spec around the table -----------------------------------------------

@@ -120,7 +120,7 @@ def test_user_code_type_checks_with_python_field_names(tmp_path: Path) -> None:
 
 
             async def status(client: svarut.AsyncSvarUtClient, konto: UUID, ids: list[UUID]) -> list[str]:
-                return [str(s.status) for s in await client.hent_statuser(konto_id=konto, id=ids)]
+                return [str(s.status) for s in await client.hent_statuser(konto_id=konto, ids=ids)]
             """
         )
     )

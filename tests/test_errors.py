@@ -62,7 +62,7 @@ def send(api, **options):
 
 def status_search(api):
     # The status search is retried on 5xx; these tests look at one answer.
-    return api("hent_statuser", client_options={"retry": NO_RETRIES}, konto_id=KONTO, id=[uuid.uuid4()])
+    return api("hent_statuser", client_options={"retry": NO_RETRIES}, konto_id=KONTO, ids=[uuid.uuid4()])
 
 
 def chain(exc: BaseException) -> Iterator[BaseException]:
@@ -504,7 +504,7 @@ async def test_secrets_echoed_by_a_gateway_never_reach_the_error_or_the_logs(
         if call == "send":
             await send(api, auth=auth)
         else:
-            await api("hent_statuser", client_options={"auth": auth, "retry": NO_RETRIES}, konto_id=KONTO, id=[KONTO])
+            await api("hent_statuser", client_options={"auth": auth, "retry": NO_RETRIES}, konto_id=KONTO, ids=[KONTO])
 
     texts = list(_texts(caught.value))
     assert any("[redacted]" in t for t in texts)  # the echo was there, and was cleaned
@@ -524,7 +524,7 @@ def test_secrets_echoed_in_error_json_never_reach_the_error(echo, as_string):
     auth = SvarUtAuth(integrasjon_id=INTEGRASJON_ID, integrasjon_passord=PASSORD, token_provider=StaticToken(TOKEN))
     url = f"http://127.0.0.1:{echo.server_address[1]}/api"
     with svarut.SvarUtClient(base_url=url, auth=auth) as client, pytest.raises(errors.BadRequestError) as caught:
-        client.hent_statuser(konto_id=KONTO, id=[KONTO])
+        client.hent_statuser(konto_id=KONTO, ids=[KONTO])
 
     exc = caught.value
     assert isinstance(exc.error_json, dict)  # the headers, read back from object or string
@@ -542,7 +542,7 @@ def test_a_client_error_names_the_request_with_its_secret_headers_masked(echo):
     auth = SvarUtAuth(integrasjon_id=INTEGRASJON_ID, integrasjon_passord=PASSORD, token_provider=StaticToken(TOKEN))
     url = f"http://127.0.0.1:{echo.server_address[1]}/api"
     with svarut.SvarUtClient(base_url=url, auth=auth) as client, pytest.raises(errors.BadRequestError) as caught:
-        client.hent_statuser(konto_id=KONTO, id=[KONTO])
+        client.hent_statuser(konto_id=KONTO, ids=[KONTO])
 
     headers = caught.value.request.headers
     assert headers["IntegrasjonPassord"] == headers["Authorization"] == "[redacted]"

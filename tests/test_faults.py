@@ -389,11 +389,11 @@ async def test_status_search_retries_5xx_and_resets(call, faults):
     ids = [uuid.uuid4(), uuid.uuid4()]
     with pytest.raises(errors.APIError):
         # 4 failures, 3 retries allowed
-        await call(srv.base_url, "hent_statuser", konto_id=KONTO, id=ids)
+        await call(srv.base_url, "hent_statuser", konto_id=KONTO, ids=ids)
     assert len(srv.connections) == FAST.max_retries + 1
 
     srv = faults(answer(502, b""), reset_after_body, answer(429, b""), ok_status)
-    statuser = await call(srv.base_url, "hent_statuser", konto_id=KONTO, id=ids)
+    statuser = await call(srv.base_url, "hent_statuser", konto_id=KONTO, ids=ids)
     assert [s.id for s in statuser] == ids
     assert len(srv.connections) == 4
 

@@ -187,3 +187,62 @@ def test_importing_the_encryption_loads_neither_the_http_client_nor_the_models()
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+# --- OpenTelemetry is loaded only where it is installed and not switched off ----------------
+
+_OTEL_SCRIPT = """
+import sys
+{hide}
+import svarut
+imported_by_import = [m for m in sys.modules if m.startswith("opentelemetry") and sys.modules[m] is not None]
+if {send}:
+    from svarut.simulator import Simulator
+    with Simulator() as sim, sim.client() as client:
+        client.send_til_person(
+            konto_id=sim.konto_id,
+            forsendelse=svarut.models.PersonForsendelse(
+                tittel="Vedtak",
+                mottaker=svarut.models.Mottaker(navn="Kari Nordmann", digital_id="21883649874"),
+                dokumenter=[svarut.models.PersonDokument(filnavn="a.pdf", mime_type="application/pdf")],
+            ),
+            dokumenter={{"a.pdf": b"%PDF-1.7\\n%%EOF\\n"}},
+        )
+    from svarut.runtime import instrumentation
+    print(type(instrumentation.current()).__name__)
+print(imported_by_import)
+print(sorted(m for m in sys.modules if m.startswith("opentelemetry") and sys.modules[m] is not None)[:1])
+"""
+
+
+@pytest.mark.parametrize(
+    ("case", "send", "hide", "environ", "loaded"),
+    [
+        ("import svarut", False, False, {}, False),
+        ("a send, switched off", True, False, {"OTEL_PYTHON_INSTRUMENTATION_SVARUT_ENABLED": "false"}, False),
+        ("a send, opentelemetry not installed", True, True, {}, False),
+        ("a send, opentelemetry installed", True, False, {}, True),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_opentelemetry_is_imported_only_by_a_send_with_it_installed_and_on(
+    case: str, send: bool, hide: bool, environ: dict[str, str], loaded: bool
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("opentelemetry.trace", reason="the otel extra (dev includes it)")
+    # sys.modules[name] = None is what a missing package looks like to importlib.util.find_spec.
+    hide_line = "sys.modules['opentelemetry'] = None" if hide else ""
+    script = _OTEL_SCRIPT.format(hide=hide_line, send=send)
+    switches = ("OTEL_PYTHON_INSTRUMENTATION_SVARUT_ENABLED", "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS")
+    env = {k: v for k, v in os.environ.items() if k not in switches}
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT, env={**env, **environ}
+    )
+    lines = out.stdout.strip().splitlines()
+    assert lines[-2] == "[]", f"import svarut loaded {lines[-2]}"
+    assert (lines[-1] != "[]") is loaded, out.stdout
+    if send:
+        assert lines[0] == ("OpenTelemetryInstrumentation" if loaded else "Instrumentation")

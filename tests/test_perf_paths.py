@@ -325,7 +325,7 @@ async def test_a_closed_client_refuses_to_send(server):
     client = svarut.AsyncSvarUtClient(base_url=server.base_url, validate=False)
     await client.close()
     with pytest.raises(RuntimeError, match="closed"):
-        await client.hent_statuser(konto_id=KONTO, id=[uuid.uuid4()])
+        await client.hent_statuser(konto_id=KONTO, ids=[uuid.uuid4()])
     assert server.requests == []
 
 

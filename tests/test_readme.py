@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -21,25 +20,35 @@ def python_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
 
 
-def test_quick_start_runs_as_written(svarut_simulator, tmp_path: Path) -> None:
+def test_quick_start_runs_as_written_and_again(svarut_simulator, tmp_path: Path) -> None:
     block = next(b for b in python_blocks() if "send_til_person" in b)  # the first: the quick start
-    env = {**os.environ, **svarut_simulator.environ()}
-    result = subprocess.run(
-        [sys.executable, "-c", block], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
+    work, temp = tmp_path / "work", tmp_path / "tmp"
+    work.mkdir()
+    temp.mkdir()
+    env = {**os.environ, **svarut_simulator.environ(), "TMPDIR": str(temp)}
+    runs = []
+    for _ in range(2):  # a reader runs it again: it must not refuse itself as a duplicate
+        result = subprocess.run(
+            [sys.executable, "-c", block], cwd=work, env=env, capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 0, result.stderr
+        runs.append(result.stdout)
+    assert list(work.iterdir()) == list(temp.iterdir()) == []  # nothing written where it ran, nor left behind
 
-    (received,) = svarut_simulator.received
-    forsendelse_id, status, _ = result.stdout.split(" ", 2)
-    assert str(received.id) == forsendelse_id
     # AKSEPTERT, or a later step of the person journey of the generated specs if it moved on
     # between two polls; never a status those specs lack (VARSLET from spec version 16 on).
     person = next(j.statuses for j in statuses.journeys() if j.channel == "person")
-    assert status in person[person.index("AKSEPTERT") :]
-    assert status in (statuses.spec_statuses() or ())
-    assert received.metadata["eksternReferanse"] == "sak-2026-0042"
-    assert [d.filnavn for d in received.documents] == ["vedtak.pdf", "kart.png"]
-    assert received.documents[0].sha256 == hashlib.sha256((tmp_path / "vedtak.pdf").read_bytes()).hexdigest()
+    received = svarut_simulator.received
+    assert len(received) == 2
+    for output, letter in zip(runs, received, strict=True):
+        forsendelse_id, referanse, status, _ = output.split(" ", 3)
+        assert str(letter.id) == forsendelse_id
+        assert status in person[person.index("AKSEPTERT") :]
+        assert status in (statuses.spec_statuses() or ())
+        assert letter.metadata["eksternReferanse"] == referanse and referanse.startswith("sak-2026-0042-")
+        assert [d.filnavn for d in letter.documents] == ["vedtak.pdf", "kart.png"]
+        assert f"vedtak i {referanse}".encode() in letter.documents[0].path.read_bytes()
+    assert received[0].metadata["eksternReferanse"] != received[1].metadata["eksternReferanse"]
 
 
 def cli_section() -> str:
@@ -137,12 +146,18 @@ def test_command_summary_matches_the_help() -> None:
         ["avklar"],
         ["encrypt"],
         ["simulator"],
+        ["doctor"],
         ["batch", "check"],
         ["batch", "run"],
         ["batch", "settle"],
         ["batch", "status"],
         ["batch", "report"],
     ]
+    # Every command the CLI has is in the summary.
+    assert {c[-1] for c in commands} == {
+        *(name for name in cli.commands if name != "batch"),
+        *getattr(cli.commands["batch"], "commands", {}),
+    }
     kinds = re.search(r"KIND: (.*)$", lines[0])
     assert kinds is not None and sorted(kinds[1].split(", ")) == sorted(SEND_OPERATIONS)
     for line, command in zip(lines, commands, strict=True):

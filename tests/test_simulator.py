@@ -7,6 +7,7 @@ stream to disk; encrypted documents decrypt; the page and the pytest fixture wor
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import io
@@ -26,6 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import click
 import httpx
 import jwt
 import pytest
@@ -35,7 +37,7 @@ from svarut import errors, kryptering, models
 from svarut.generated import client as generated
 from svarut.runtime.auth import MaskinportenTokenProvider
 from svarut.runtime.retry import RetryPolicy
-from svarut.simulator import Simulator, generate_key_pair
+from svarut.simulator import Simulator, generate_key_pair, runner
 from svarut.simulator.pytest_plugin import SvarUtSimulatorFixture
 from svarut.simulator.records import journey
 from svarut.simulator.server import CHANNELS, DUPLICATE_MESSAGE
@@ -288,10 +290,10 @@ def test_status_search_only_sees_its_own_konto(tmp_path: Path) -> None:
     a, b = uuid.uuid4(), uuid.uuid4()
     with Simulator(step_seconds=0, konto_ids=[a, b], storage_dir=tmp_path) as simulator, simulator.client() as c:
         forsendelse_id = send_person(c, a)
-        assert [s.id for s in c.hent_statuser(konto_id=a, id=[forsendelse_id])] == [forsendelse_id]
-        assert c.hent_statuser(konto_id=b, id=[forsendelse_id]).mangler == [forsendelse_id]
+        assert [s.id for s in c.hent_statuser(konto_id=a, ids=[forsendelse_id])] == [forsendelse_id]
+        assert c.hent_statuser(konto_id=b, ids=[forsendelse_id]).mangler == [forsendelse_id]
         with pytest.raises(errors.PermissionDeniedError, match="no access to konto"):
-            c.hent_statuser(konto_id=uuid.uuid4(), id=[forsendelse_id])
+            c.hent_statuser(konto_id=uuid.uuid4(), ids=[forsendelse_id])
 
 
 # --- validation against the spec -------------------------------------------------------
@@ -441,7 +443,7 @@ def test_client_sees_typed_auth_errors(sim: Simulator) -> None:
     with sim.client(integrasjon_passord="feil", retry=FAST) as wrong, pytest.raises(errors.PermissionDeniedError):
         send_person(wrong, sim.konto_id)
     with sim.client(integrasjon_id=str(uuid.uuid4())) as wrong, pytest.raises(errors.PermissionDeniedError):
-        wrong.hent_statuser(konto_id=sim.konto_id, id=[uuid.uuid4()])
+        wrong.hent_statuser(konto_id=sim.konto_id, ids=[uuid.uuid4()])
 
 
 def test_revoked_token_is_refreshed_by_the_client(sim: Simulator, client: svarut.SvarUtClient) -> None:
@@ -569,7 +571,7 @@ def test_5xx_after_a_send_is_an_unknown_outcome(sim: Simulator, client: svarut.S
 def test_5xx_on_status_is_a_typed_error_after_retries(sim: Simulator, client: svarut.SvarUtClient) -> None:
     sim.scenarios.fail(502, count=10, only="status")
     with pytest.raises(errors.InternalServerError):
-        client.hent_statuser(konto_id=sim.konto_id, id=[uuid.uuid4()])
+        client.hent_statuser(konto_id=sim.konto_id, ids=[uuid.uuid4()])
     assert [r.status for r in sim.requests if r.operation == "status"] == [502] * 4  # first try + 3 retries
 
 
@@ -788,7 +790,7 @@ def test_fixture_takes_simulator_options_from_the_marker(svarut_simulator: SvarU
 @pytest.mark.anyio
 async def test_fixture_async_client(svarut_simulator: SvarUtSimulatorFixture) -> None:
     async with svarut_simulator.async_client() as c:
-        statuser = await c.hent_statuser(konto_id=svarut_simulator.konto_id, id=[uuid.uuid4()])
+        statuser = await c.hent_statuser(konto_id=svarut_simulator.konto_id, ids=[uuid.uuid4()])
     assert statuser == [] and len(statuser.mangler) == 1
 
 
@@ -847,7 +849,7 @@ echo "pid=$SVARUT_SIMULATOR_PID"
 {shlex.quote(sys.executable)} -c '
 import os, uuid, svarut
 with svarut.SvarUtClient.from_env() as client:
-    print("mangler", len(client.hent_statuser(konto_id=os.environ["SVARUT_KONTO_ID"], id=[uuid.uuid4()]).mangler))
+    print("mangler", len(client.hent_statuser(konto_id=os.environ["SVARUT_KONTO_ID"], ids=[uuid.uuid4()]).mangler))
 '
 """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SVARUT_", "MASKINPORTEN_"))}
@@ -881,3 +883,166 @@ def test_the_printed_output_is_export_lines_only() -> None:
         process.wait(timeout=10)
         process.stdout.close()  # type: ignore[union-attr]
         process.stderr.close()  # type: ignore[union-attr]
+
+
+# --- the settings for the user's shell: posix, PowerShell, cmd ----------------------------------
+
+# Values a setting may hold on a user's machine: a temp path under a name with a space or an
+# apostrophe, a password with shell syntax in it.
+AWKWARD = [
+    "plain",
+    "C:\\Users\\Ola Nordmann\\AppData\\Local\\Temp\\svarut-simulator-x\\client-keystore.pem",
+    "/home/o'brien/it's here",
+    'a "quoted" word',
+    "$HOME `id` $(id) ${x} ; & | < > ( ) ^ ! *",
+    "100% sure %PATH% %%",
+    "typographic ‘quotes’ ‚low‛",
+    "",
+]
+
+
+def read_powershell_single_quoted(line: str) -> tuple[str, str]:
+    """``$env:NAME = '...'`` as PowerShell reads it (about_Quoting_Rules: in a single-quoted
+    string nothing is expanded, and a quote, ASCII or U+2018-U+201B, doubled stands for itself)."""
+    quotes = "'\u2018\u2019\u201a\u201b"
+    match = re.fullmatch(r"\$env:([A-Z_]+) = (.*)", line, flags=re.S)
+    assert match, line
+    name, literal = match[1], match[2]
+    assert literal[0] in quotes and literal[-1] in quotes, line
+    value, i, body = [], 0, literal[1:-1]
+    while i < len(body):
+        if body[i] in quotes:
+            assert i + 1 < len(body) and body[i + 1] in quotes, f"an undoubled quote ends the string early: {line}"
+            i += 1
+        value.append(body[i])
+        i += 1
+    return name, "".join(value)
+
+
+def read_cmd_set(line: str) -> tuple[str, str]:
+    """``set "NAME=value"`` as a batch file runs it: the quotes keep & | < > ^ ( ) plain, and the
+    batch file's %% is one %; a single % would start a variable."""
+    match = re.fullmatch(r'set "([A-Z_]+)=(.*)"', line)
+    assert match, line
+    value = match[2]
+    assert '"' not in value, "a quote inside would end the quoting, and what follows would be commands"
+    assert re.fullmatch(r"(?:[^%]|%%)*", value), f"a single % would expand a variable: {line}"
+    return match[1], value.replace("%%", "%")
+
+
+@pytest.mark.parametrize("value", AWKWARD)
+def test_a_posix_export_line_gives_bash_the_value_back_exactly(value: str) -> None:
+    line = runner.export_line("SVARUT_X", value, "posix")
+    result = subprocess.run(
+        ["bash", "-c", f'{line}\nprintf %s "$SVARUT_X"'], capture_output=True, text=True, timeout=10, check=True
+    )
+    assert result.stdout == value
+
+
+@pytest.mark.parametrize("value", AWKWARD)
+def test_a_powershell_line_is_a_single_quoted_string_with_quotes_doubled(value: str) -> None:
+    line = runner.export_line("SVARUT_X", value, "powershell")
+    assert line.startswith("$env:SVARUT_X = '") and line.endswith("'")
+    assert read_powershell_single_quoted(line) == ("SVARUT_X", value)
+
+
+@pytest.mark.parametrize("value", [v for v in AWKWARD if '"' not in v])
+def test_a_cmd_line_is_a_quoted_set_with_percent_doubled(value: str) -> None:
+    line = runner.export_line("SVARUT_X", value, "cmd")
+    assert read_cmd_set(line) == ("SVARUT_X", value)
+
+
+@pytest.mark.parametrize(("value", "what"), [('a "quoted" word', "a double quote"), ("two\nlines", "a line break")])
+def test_a_value_cmd_cannot_carry_is_refused_naming_the_variable(value: str, what: str) -> None:
+    with pytest.raises(ValueError, match=f"SVARUT_X holds {what}.*--shell powershell or --json"):
+        runner.export_line("SVARUT_X", value, "cmd")
+
+
+def test_the_default_shell_is_powershell_on_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert runner.default_shell() == "posix"
+    with monkeypatch.context() as patch:
+        patch.setattr(runner.os, "name", "nt")
+        windows = runner.default_shell()
+    assert windows == "powershell"
+
+
+def test_the_cli_offers_the_runners_shells() -> None:
+    from svarut.cli.app import cli
+
+    (shell,) = [p for p in cli.commands["simulator"].params if p.name == "shell"]
+    assert isinstance(shell.type, click.Choice)
+    assert tuple(shell.type.choices) == runner.SHELLS
+
+
+@contextlib.contextmanager
+def _started(argv: list[str], env: dict[str, str]) -> Iterator[tuple[list[str], str]]:
+    """stdout's lines (it closes once the settings are out) and the first line of the prose on
+    stderr, while the simulator serves; stopped after."""
+    process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None and process.stderr is not None
+        lines = process.stdout.read().splitlines()
+        prose = ""
+        while process.poll() is None and "The lines on stdout" not in prose and "{" not in "".join(lines):
+            prose += process.stderr.readline()
+        assert process.poll() is None, prose + process.stderr.read()  # still serving
+        yield lines, prose
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        process.stdout.close()  # type: ignore[union-attr]
+        process.stderr.close()  # type: ignore[union-attr]
+
+
+@pytest.fixture
+def awkward_tmp(tmp_path: Path) -> dict[str, str]:
+    """An environment whose temp directory (where the simulator keeps its keystore) has a space
+    and an apostrophe in its name, as a Windows user's profile may."""
+    folder = tmp_path / "Ola O'Brien" / "Temp"
+    folder.mkdir(parents=True)
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("SVARUT_", "MASKINPORTEN_"))}
+    return {**environ, "TMPDIR": str(folder)}
+
+
+@pytest.mark.parametrize(
+    ("shell", "read"), [("powershell", read_powershell_single_quoted), ("cmd", read_cmd_set)], ids=["powershell", "cmd"]
+)
+@pytest.mark.parametrize("command", [["-m", "svarut.simulator"], ["-m", "svarut.cli", "simulator"]], ids=["m", "cli"])
+def test_the_simulator_prints_lines_for_the_shell_asked_for(
+    shell: str, read: Any, command: list[str], awkward_tmp: dict[str, str]
+) -> None:
+    argv = [sys.executable, *command, "--step-seconds", "0", "--shell", shell]
+    with _started(argv, awkward_tmp) as (lines, prose):
+        settings = dict(read(line) for line in lines)
+        assert set(settings) >= {"SVARUT_BASE_URL", "SVARUT_KONTO_ID", "MASKINPORTEN_KEYSTORE", "SVARUT_SIMULATOR_PID"}
+        assert "O'Brien" in settings["MASKINPORTEN_KEYSTORE"]
+        assert Path(settings["MASKINPORTEN_KEYSTORE"]).is_file()  # read back exactly, space, apostrophe and all
+        assert f"The lines on stdout ({shell})" in prose
+
+
+def test_the_posix_lines_give_a_shell_a_path_with_a_space_and_a_quote(awkward_tmp: dict[str, str]) -> None:
+    with _started([sys.executable, "-m", "svarut.cli", "simulator", "--step-seconds", "0"], awkward_tmp) as (lines, _):
+        script = "\n".join([*lines, 'test -f "$MASKINPORTEN_KEYSTORE" && printf %s "$MASKINPORTEN_KEYSTORE"'])
+        result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=10)
+    assert result.returncode == 0, result.stderr
+    assert "Ola O'Brien" in result.stdout
+
+
+def test_svarut_simulator_json_prints_one_json_object_a_client_can_use(awkward_tmp: dict[str, str]) -> None:
+    argv = [sys.executable, "-m", "svarut.cli", "simulator", "--json", "--step-seconds", "0"]
+    with _started(argv, awkward_tmp) as (lines, _):
+        (line,) = lines
+        info = json.loads(line)
+        assert info["SVARUT_SIMULATOR_PID"].isdigit()  # to stop it, as the shell lines have it
+        with svarut.SvarUtClient.from_env(environ=info) as client:
+            assert client.hent_statuser(konto_id=info["SVARUT_KONTO_ID"], ids=[uuid.uuid4()]).mangler
+
+
+@pytest.mark.parametrize("command", [["-m", "svarut.simulator"], ["-m", "svarut.cli", "simulator"]], ids=["m", "cli"])
+def test_shell_and_json_together_is_a_usage_error(command: list[str]) -> None:
+    result = subprocess.run(
+        [sys.executable, *command, "--shell", "cmd", "--json"], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2
+    assert "--json" in result.stderr and "--shell" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -45,7 +45,7 @@ async def test_any_number_of_ids_in_chunks_in_input_order(api, server):
     for chunk in (ids[:100], ids[100:200], ids[200:]):
         server.reply(200, statuser(*[(i, "LEST") for i in reversed(chunk) if i != missing]))
 
-    result = await api("hent_statuser", konto_id=KONTO, id=[str(i) for i in ids])
+    result = await api("hent_statuser", konto_id=KONTO, ids=[str(i) for i in ids])
 
     assert [len(json.loads(r.body)["id"]) for r in server.requests] == [100, 100, 50]
     assert [s.id for s in result] == [i for i in ids if i != missing]
@@ -54,7 +54,7 @@ async def test_any_number_of_ids_in_chunks_in_input_order(api, server):
 
 async def test_bad_ids_are_refused_before_sending(api, server):
     with pytest.raises(errors.ForsendelseValidationError) as caught:
-        await api("hent_statuser", konto_id=KONTO, id=[uuid.uuid4(), "ikke-en-uuid"])
+        await api("hent_statuser", konto_id=KONTO, ids=[uuid.uuid4(), "ikke-en-uuid"])
     assert [(p.field, p.rule) for p in caught.value.problems] == [("id[1]", "uuid")]
     assert server.requests == []
 
@@ -292,16 +292,79 @@ async def test_until_the_inbox_ends_at_lest_after_the_digital_channel_was_seen(a
     assert len(server.requests) == 2
 
 
-async def test_until_a_status_the_specs_lack_ends_only_at_a_terminal_one(api, server) -> None:
-    a = uuid.uuid4()
+async def test_until_a_status_the_specs_lack_is_refused_with_the_reason(api, server) -> None:
     gone = "SENDT_ALTINN" if "VARSLET" in (statuses.spec_statuses() or ()) else "VARSLET"
-    server.reply(200, statuser((a, person_path()[3])))
+
+    with pytest.raises(ValueError, match=f"until: '{gone}' is not a status of the specs") as caught:
+        await api("vent_pa_status", konto_id=KONTO, ids=[uuid.uuid4()], until={gone}, interval=0.01)
+
+    assert statuses.why_absent(gone) in str(caught.value)  # newer specs removed it, or only newer ones have it
+    assert server.requests == []
+
+
+# --- item 4 of issue 22: until and ids say what they take -------------------------------
+
+
+async def test_a_bare_str_for_until_terminal_or_ids_is_refused(api, server) -> None:
+    # A str is a collection of its characters: until="AKSEPTERT" used to wait for a final status instead.
+    with pytest.raises(TypeError, match=r"until takes a collection of statuses, such as until=\{'AKSEPTERT'\}"):
+        await api("vent_pa_status", konto_id=KONTO, ids=[uuid.uuid4()], until="AKSEPTERT")
+    with pytest.raises(TypeError, match="terminal takes a collection of statuses"):
+        await api("vent_pa_status", konto_id=KONTO, ids=[uuid.uuid4()], terminal="LEST")
+    forsendelse_id = str(uuid.uuid4())
+    with pytest.raises(TypeError, match=r"ids takes a list of forsendelse ids, such as ids=\[forsendelse_id\]"):
+        await api("vent_pa_status", konto_id=KONTO, ids=forsendelse_id, until={"AKSEPTERT"})
+    with pytest.raises(TypeError, match="ids takes a list of forsendelse ids"):
+        await api("hent_statuser", konto_id=KONTO, ids=forsendelse_id)
+    assert server.requests == []
+
+
+async def test_a_misspelt_status_is_refused_naming_the_valid_ones(api, server) -> None:
+    with pytest.raises(ValueError, match="'AKSEPTRT' is not a status") as caught:
+        await api("vent_pa_status", konto_id=KONTO, ids=[uuid.uuid4()], until={"AKSEPTRT"})
+    assert all(member.value in str(caught.value) for member in models.Status)  # the generated enum's, all of them
+    with pytest.raises(ValueError, match="terminal: 'FERDIG' is not a status"):
+        await api("vent_pa_status", konto_id=KONTO, ids=[uuid.uuid4()], terminal={"FERDIG"})
+    assert server.requests == []
+
+
+async def test_until_takes_enum_members_and_names_alike(api, server) -> None:
+    a = uuid.uuid4()
+    server.reply(200, statuser((a, "AKSEPTERT")))
+    server.reply(200, statuser((a, "AKSEPTERT")))
+
+    by_member = await api("vent_pa_status", konto_id=KONTO, ids=[a], until={models.Status.AKSEPTERT}, interval=0.01)
+    by_name = await api("vent_pa_status", konto_id=KONTO, ids=[a], until=["AKSEPTERT"], interval=0.01)
+
+    assert by_member[a].status is models.Status.AKSEPTERT and by_name[a].status is models.Status.AKSEPTERT
+
+
+# --- item 6 of issue 22: ids= on hent_statuser as on vent_pa_status ---------------------
+
+
+async def test_hent_statuser_takes_ids_and_id_is_a_deprecated_alias(api, server) -> None:
+    a = uuid.uuid4()
+    server.reply(200, statuser((a, "LEST")))
     server.reply(200, statuser((a, "LEST")))
 
-    result = await api("vent_pa_status", konto_id=KONTO, ids=[a], until={gone}, interval=0.01)
+    assert [s.id for s in await api("hent_statuser", konto_id=KONTO, ids=[a])] == [a]
+    with pytest.warns(DeprecationWarning, match=r"hent_statuser\(id=...\) is deprecated: pass ids="):
+        assert [s.id for s in await api("hent_statuser", konto_id=KONTO, id=[a])] == [a]
+    with pytest.raises(TypeError, match="give ids= only"):
+        await api("hent_statuser", konto_id=KONTO, ids=[a], id=[a])
 
-    assert str(result[a].status) == "LEST"
-    assert len(server.requests) == 2
+
+def test_an_unknown_status_still_parses_and_a_known_one_is_the_enum() -> None:
+    when = "2024-05-02T10:00:00+02:00"
+    known = models.ForsendelseStatus.model_validate(
+        {"id": str(uuid.uuid4()), "sisteStatusEndring": when, "status": "LEST"}
+    )
+    newer = models.ForsendelseStatus.model_validate(
+        {"id": str(uuid.uuid4()), "sisteStatusEndring": when, "status": "NY_STATUS"}
+    )
+    assert known.status is models.Status.LEST
+    assert isinstance(newer.status, models.UnknownValue) and newer.status == "NY_STATUS"
+    assert newer.model_dump(mode="json")["status"] == "NY_STATUS"
 
 
 # --- the generator's check of the binding, on every version of the spec -----------------
@@ -377,7 +440,7 @@ async def test_a_failure_ends_waiting_even_without_terminal_statuses(api, server
 async def test_without_a_status_search_the_status_helpers_say_so(api, server, monkeypatch) -> None:
     monkeypatch.setattr(statuses, "spec_statuses", lambda: None)
     for method, kwargs in (
-        ("hent_statuser", {"id": [uuid.uuid4()]}),
+        ("hent_statuser", {"ids": [uuid.uuid4()]}),
         ("hent_status", {"forsendelse_id": uuid.uuid4()}),
         ("vent_pa_status", {"ids": [uuid.uuid4()]}),
     ):

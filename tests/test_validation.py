@@ -283,9 +283,18 @@ def nhn(*documents: tuple[str, str, FileSource], **fields: Any) -> PreparedSend:
     return raw("sendTilNhn", metadata, *(documents or [("epikrise.pdf", PDF, PDF_BYTES)]))
 
 
-def svar(type_: str, digital_id: str) -> models.SvarSendesTil:
-    adresse = models.Adresse(adresselinje1="Rådhuset", poststed="Oslo")
+def svar(type_: str, digital_id: str, adresse: models.Adresse | None = None) -> models.SvarSendesTil:
+    adresse = adresse or models.Adresse(adresselinje1="Rådhuset", poststed="Oslo")
     return models.SvarSendesTil(navn="Svar", type=type_, digital_id=digital_id, adresse=adresse)
+
+
+def adresse(postnummer: str, landkode: str | None = None) -> models.Adresse:
+    extra = {"landkode": landkode} if landkode is not None else {}
+    return models.Adresse(adresselinje1="Storgata 1", postnummer=postnummer, poststed="Oslo", **extra)
+
+
+def postadresse(postnummer: str, landkode: str | None = None) -> models.Postadresse:
+    return models.Postadresse(navn="Kari Nordmann", adresse=adresse(postnummer, landkode))
 
 
 def signering(expires: datetime) -> models.PersonSignering:
@@ -544,6 +553,31 @@ RULE_CASES = [
         [("dokumenter[0].filnavn", "part_header_size")],
         id="part-header-size",
     ),
+    # A Norwegian postnummer that lost its leading zero, in every address a forsendelse has
+    pytest.param(
+        print_(mottaker=postadresse("0150")),
+        print_(mottaker=postadresse("150")),
+        [("mottaker.adresse.postnummer", "postnummer")],
+        id="postnummer-print",
+    ),
+    pytest.param(
+        person(mottaker=models.Mottaker(navn="Kari", digital_id=FNR, adresse=adresse("0150", "NO"))),
+        person(mottaker=models.Mottaker(navn="Kari", digital_id=FNR, adresse=adresse("150", "NO"))),
+        [("mottaker.adresse.postnummer", "postnummer")],
+        id="postnummer-person-landkode-no",
+    ),
+    pytest.param(
+        organisasjon(svar_sendes_til=svar("ORGANISASJON", ORGNR, adresse("0150"))),
+        organisasjon(svar_sendes_til=svar("ORGANISASJON", ORGNR, adresse("150"))),
+        [("svarSendesTil.adresse.postnummer", "postnummer")],
+        id="postnummer-svar-sendes-til",
+    ),
+    pytest.param(
+        print_(svar_sendes_til=svar("ORGANISASJON", ORGNR, adresse("0150"))),
+        print_(svar_sendes_til=svar("ORGANISASJON", ORGNR, adresse("015O"))),  # a letter O
+        [("svarSendesTil.adresse.postnummer", "postnummer")],
+        id="postnummer-print-svar",
+    ),
 ]
 
 
@@ -758,6 +792,86 @@ def test_the_clock_defaults_to_now_and_may_be_naive():
 def test_unknown_operations_get_the_general_rules():
     send = raw("sendTilNoeNytt", {"dokumenter": [{"filnavn": "a?.pdf", "mimeType": PDF}]}, ("a?.pdf", PDF, b"x"))
     assert found(send) == [("dokumenter[0].filnavn", "filename_chars"), ("dokumenter[0].mimeType", "content_mismatch")]
+
+
+# --- postnummer: four digits in Norway, whatever a spreadsheet made of it -------------------
+
+
+@pytest.mark.parametrize(
+    ("postnummer", "advice"),
+    [
+        ("150", "did you mean '0150'?"),
+        ("1", "did you mean '0001'?"),
+        ("0 150", "remove the spaces: '0150'"),
+        (" 0150", "remove the spaces: '0150'"),
+        ("01500", "it has 5"),
+        ("O150", "it has other characters than digits"),
+        ("١٥٠٠", "it has other characters than digits"),  # digits, but not the ones a postnummer is written in
+    ],
+)
+def test_a_norwegian_postnummer_of_anything_but_four_digits_is_refused_with_the_fix(postnummer, advice):
+    forsendelse = print_(mottaker=postadresse(postnummer))
+    (problem,) = RULES.problems(prepared(forsendelse))
+    assert (problem.field, problem.rule) == ("mottaker.adresse.postnummer", "postnummer")
+    assert f"{postnummer!r} is not a Norwegian postnummer, which is 4 digits" in problem.message
+    assert advice in problem.message
+    assert "set landkode to its country code" in problem.message  # no landkode: said why it counts as Norway
+    # Suggested, not made: what would have been sent is what the caller gave.
+    assert prepared(forsendelse).metadata["mottaker"]["adresse"]["postnummer"] == postnummer
+
+
+def test_a_postnummer_abroad_is_not_a_norwegian_one():
+    for landkode in ("SE", "DK", "GB"):
+        assert found(prepared(print_(mottaker=postadresse("150", landkode)))) == []
+        assert found(prepared(print_(mottaker=postadresse("SW1A 1AA", landkode)))) == []
+    assert found(prepared(print_(mottaker=postadresse("150", "NO")))) == [("mottaker.adresse.postnummer", "postnummer")]
+
+
+def test_a_postnummer_sent_as_a_number_is_refused_even_with_four_digits():
+    metadata = prepared(print_()).metadata
+    for number, advice in ((150, "did you mean '0150'?"), (1234, "give it as text, '1234'")):
+        metadata["mottaker"]["adresse"]["postnummer"] = number
+        (problem,) = RULES.problems(raw("sendTilPrint", metadata, ("side0", PDF, PDF_BYTES)))
+        assert problem.rule == "postnummer" and advice in problem.message
+
+
+def test_an_address_without_a_postnummer_is_left_to_svarut():
+    forsendelse = print_(
+        mottaker=models.Postadresse(navn="Kari", adresse=models.Adresse(adresselinje1="G", poststed="O"))
+    )
+    assert found(prepared(forsendelse)) == []
+
+
+def test_both_addresses_are_checked_in_one_send():
+    forsendelse = print_(mottaker=postadresse("150"), svar_sendes_til=svar("ORGANISASJON", ORGNR, adresse("475")))
+    assert found(prepared(forsendelse)) == [
+        ("mottaker.adresse.postnummer", "postnummer"),
+        ("svarSendesTil.adresse.postnummer", "postnummer"),
+    ]
+    assert found(prepared(forsendelse), ForsendelseRules(skip={"postnummer"})) == []
+
+
+def test_a_client_generated_before_landkode_does_not_guess_the_country(register_shape):
+    # A spec before upstream version 08 had a free-text "land" instead: a Swedish address
+    # there has no landkode to read, so the rule cannot tell it from a Norwegian one.
+    register_shape("sendTilPrint", predated={"mottaker.adresse.landkode", "svarSendesTil.adresse.landkode"})
+    assert found(prepared(print_(mottaker=postadresse("150")))) == []
+
+
+@pytest.fixture
+def register_shape(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Registers a copy of a generated send operation that predates the given fields, for this test only."""
+    import dataclasses
+
+    from svarut.generated import SEND_OPERATIONS
+    from svarut.runtime import operations
+
+    def register(operation_id: str, *, predated: set[str]) -> None:
+        (op,) = [op for op in SEND_OPERATIONS.values() if op.endpoint.operation_id == operation_id]
+        changed = dataclasses.replace(op, predated=tuple(sorted(predated)))
+        monkeypatch.setitem(operations._REGISTERED, operation_id, changed)
+
+    return register
 
 
 def test_every_rule_id_is_documented_in_the_module_docstring():

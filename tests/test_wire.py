@@ -419,7 +419,7 @@ async def test_mime_type_with_crlf_is_rejected_and_nothing_is_sent(api, server, 
 @pytest.mark.parametrize("method", ["send_til_person", "hent_statuser"])
 async def test_konto_id_must_be_a_uuid_and_nothing_is_sent(api, server, method):
     call = (
-        {"id": [uuid.uuid4()]}
+        {"ids": [uuid.uuid4()]}
         if method == "hent_statuser"
         else {"forsendelse": person("a.pdf"), "dokumenter": {"a.pdf": b"a"}}
     )
@@ -446,7 +446,7 @@ async def test_hent_statuser_posts_json_and_reads_known_and_unknown_statuses(api
         },
     )
 
-    statuser = await api("hent_statuser", konto_id=KONTO, id=[lest, str(ny)])
+    statuser = await api("hent_statuser", konto_id=KONTO, ids=[lest, str(ny)])
 
     [request] = server.requests
     assert request.method == "POST"
@@ -514,7 +514,9 @@ async def test_per_call_timeout_overrides_the_client_timeout(api, server):
 
     with pytest.raises(APITimeoutError):
         # No retries: the status search would otherwise be asked again.
-        await api("hent_statuser", client_options={"retry": NO_RETRIES}, konto_id=KONTO, id=[uuid.uuid4()], timeout=0.2)
+        await api(
+            "hent_statuser", client_options={"retry": NO_RETRIES}, konto_id=KONTO, ids=[uuid.uuid4()], timeout=0.2
+        )
 
     assert len(server.requests) == 1  # it was the answer that was late, not the connection
 

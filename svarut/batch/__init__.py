@@ -34,9 +34,11 @@ from svarut.batch.journal import (
 )
 from svarut.batch.manifest import BatchProblem
 from svarut.batch.runner import (
+    BatchInterruptedError,
     BatchStoppedError,
     ManifestInvalidError,
     Progress,
+    ReportRow,
     Summary,
     arun,
     asettle,
@@ -58,12 +60,14 @@ __all__ = [
     "STATES",
     "UNKNOWN",
     "WAITING",
+    "BatchInterruptedError",
     "BatchProblem",
     "BatchStoppedError",
     "Journal",
     "JournalError",
     "ManifestInvalidError",
     "Progress",
+    "ReportRow",
     "SettleSummary",
     "Settled",
     "Summary",

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 from uuid import UUID
 
 import anyio.to_thread
@@ -97,6 +97,8 @@ def settle(
     >>> settled = svarut.batch.settle(client, journal="brev.jsonl.journal.sqlite")  # doctest: +SKIP
     """
     window = settle_window(settle_after)
+    if not isinstance(journal, j.Journal):
+        j.must_exist(journal)
     jn = journal if isinstance(journal, j.Journal) else j.open_journal(journal)
     try:
         if not isinstance(journal, j.Journal):
@@ -119,6 +121,8 @@ async def asettle(
     arguments, result and errors are :func:`settle`'s."""
     window = settle_window(settle_after)
     given = isinstance(journal, j.Journal)
+    if not isinstance(journal, j.Journal):
+        j.must_exist(journal)
     jn = journal if isinstance(journal, j.Journal) else await anyio.to_thread.run_sync(j.open_journal, journal)
     try:
         if not given:
@@ -174,6 +178,8 @@ def status(
     from svarut._client import TERMINAL_STATUSES
 
     terminal = set(TERMINAL_STATUSES)
+    if not isinstance(journal, j.Journal):
+        j.must_exist(journal)
     jn = journal if isinstance(journal, j.Journal) else j.open_journal(journal, exclusive=False)
     try:
         if not isinstance(journal, j.Journal):
@@ -185,7 +191,7 @@ def status(
             for chunk in _chunks(
                 (r for r in jn.rows(states=[j.SENT]) if r.forsendelse_id and r.status not in terminal), page
             ):
-                found = client.hent_statuser(konto_id=jn.konto_id, id=[r.forsendelse_id or "" for r in chunk])
+                found = client.hent_statuser(konto_id=jn.konto_id, ids=[r.forsendelse_id or "" for r in chunk])
                 by_id = {str(s.id): s for s in found}
                 for row in chunk:
                     s = by_id.get(row.forsendelse_id or "")
@@ -239,10 +245,28 @@ REPORT_FIELDS = (
 
 
 def _iso(epoch: float | None) -> str | None:
-    return None if epoch is None else datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC).isoformat(timespec="microseconds")
 
 
-def report(journal: str | Path | j.Journal) -> Iterator[dict[str, Any]]:
+class ReportRow(TypedDict):
+    """One letter of :func:`report`: the CSV columns and the JSON keys, in order."""
+
+    ref: str
+    state: str
+    forsendelse_id: str | None
+    ekstern_referanse: str | None
+    status: str | None
+    status_time: str | None
+    error: str | None
+    dokumenter_sha256: dict[str, str | None] | None
+    attempt_started: str | None
+    settled: str | None
+    settled_at: str | None
+    settled_found: list[str] | None
+    settled_reason: str | None
+
+
+def report(journal: str | Path | j.Journal) -> Iterator[ReportRow]:
     """One record per letter, in manifest order: ref, state, forsendelse id,
     eksternReferanse, latest status and its time, error, the documents'
     SHA-256 (for a letter whose outcome is unknown), when its last attempt
@@ -256,7 +280,7 @@ def report(journal: str | Path | j.Journal) -> Iterator[dict[str, Any]]:
             open :class:`Journal`); read without taking it over.
 
     Returns:
-        An iterator of one dict per letter, read lazily.
+        An iterator of one :class:`ReportRow` per letter, read lazily.
 
     Raises:
         JournalError: The journal does not exist.
@@ -265,6 +289,8 @@ def report(journal: str | Path | j.Journal) -> Iterator[dict[str, Any]]:
     >>> rows = list(svarut.batch.report("brev.jsonl.journal.sqlite"))  # doctest: +SKIP
     >>> csv.DictWriter(sys.stdout, fieldnames=rows[0]).writerows(rows)  # doctest: +SKIP
     """
+    if not isinstance(journal, j.Journal):
+        j.must_exist(journal)
     jn = journal if isinstance(journal, j.Journal) else j.open_journal(journal, exclusive=False)
     try:
         if not isinstance(journal, j.Journal):
@@ -290,5 +316,5 @@ def report(journal: str | Path | j.Journal) -> Iterator[dict[str, Any]]:
             jn.close()
 
 
-def report_json_line(record: dict[str, Any]) -> str:
+def report_json_line(record: ReportRow) -> str:
     return json.dumps(record, ensure_ascii=False, sort_keys=False)

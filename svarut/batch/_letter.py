@@ -9,6 +9,7 @@ blocking (SQLite or psycopg), so the async loop calls this in worker threads.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -50,6 +51,9 @@ IDLE_POLL = 0.5
 RECOVER_EVERY = 1.0
 # Letters claimed at once, per sending thread or task: fewer claim transactions.
 CLAIM_PER_SENDER = 16
+# Attempts in a row that failed the same hopeless way (connection refused, no such host), with
+# nothing answered in this run, after which the run stops rather than backing off for seconds.
+STOP_AFTER_ALIKE = 3
 
 
 class ManifestInvalidError(errors.SvarUtError, ValueError):
@@ -67,7 +71,30 @@ class LineRefused(Exception):
 
 
 class BatchStoppedError(errors.SvarUtError):
-    """SvarUt refused the integration itself (401/403): no letter can be sent until that is fixed."""
+    """No letter can be sent until something is fixed: SvarUt or Maskinporten
+    refused the integration (401/403), or every attempt of the run failed the
+    same way (connection refused, no such host). The letters not sent are
+    ``waiting``; ``summary`` has the journal's counts (None if unknown)."""
+
+    summary: Summary | None = None
+
+
+class BatchInterruptedError(KeyboardInterrupt):
+    """Ctrl-C stopped a run (a :class:`KeyboardInterrupt`, so code that
+    catches those still does).
+
+    After the first one, no new letter was started and the sends on the wire
+    were answered and recorded: ``summary`` has the journal's counts and
+    ``left_sending`` is 0. After a second one, the run did not wait for them:
+    ``summary`` is None and ``left_sending`` says how many letters are left
+    ``sending`` (the next run makes them ``unknown`` and settles them), or
+    None when that is not known (interrupted as the senders started, or as
+    the run ended)."""
+
+    def __init__(self, *, summary: Summary | None, left_sending: int | None) -> None:
+        super().__init__()
+        self.summary = summary
+        self.left_sending = left_sending
 
 
 @dataclass
@@ -106,6 +133,8 @@ class Summary:
     skipped_problems: list[BatchProblem] = field(default_factory=list)
     #: What settling the unknown letters did before sending (None: not asked to).
     settled: SettleSummary | None = None
+    #: The last failure that left a letter waiting to be tried again (None: there was none).
+    last_error: str | None = None
 
     @property
     def done(self) -> bool:
@@ -160,6 +189,12 @@ class Batch:
         self._last_recover = 0.0
         # The async loop's letters handed to senders and not yet done.
         self.inflight = 0
+        self.last_error: str | None = None
+        # Whether any attempt of this run got anything but a hopeless failure, and how many of
+        # those came, all alike (their kind): see _hopeless.
+        self._answered = False
+        self._alike: tuple[str, str] | None = None
+        self._alike_count = 0
 
     # --- before sending -----------------------------------------------------------
 
@@ -244,7 +279,13 @@ class Batch:
             if arguments is None or letter.kind is None:
                 # The manifest line no longer checks (edited since the letter was first recorded).
                 raise LineRefused("; ".join(str(p) for p in letter.problems))
-            prepared = operations()[letter.kind].prepare(client, konto_id=self.konto_id, **arguments)
+            prepared = operations()[letter.kind].prepare(
+                client,
+                konto_id=self.konto_id,
+                forsendelse=arguments["forsendelse"],
+                dokumenter=arguments["files"],
+                kryptering=arguments["kryptering"],
+            )
             sent = prepared.request.send.metadata.get(EKSTERN_REFERANSE_KEY) if prepared.request.send else None
             if sent != row.ekstern_referanse:
                 # Settling looks the letter up by the journal's reference: it must be the one sent.
@@ -273,6 +314,7 @@ class Batch:
         next intent, or its flush before it waits for anything else (lost in
         a crash, the letter is found ``sending`` and becomes unknown: never
         sent twice)."""
+        self._note(exc)
         if exc is None:
             self.journal.finish(row.ref, j.SENT, forsendelse_id=str(result), durable=False)
             self._count("sent")
@@ -301,8 +343,10 @@ class Batch:
         ):
             # The integration is refused, not the letter: it did not arrive; stop the run.
             self.journal.finish(row.ref, j.WAITING, error=str(exc), retry_in=0.0, durable=False)
-            self.fatal = self.fatal or BatchStoppedError(f"SvarUt refused the integration: {exc}")
-            self.stop.set()
+            who = "Maskinporten" if isinstance(exc, errors.MaskinportenError) else "SvarUt"
+            if isinstance(exc, errors.KeystoreError):
+                who = "the keystore"
+            self._stop_run(BatchStoppedError(f"{who} refused the integration: {exc}"))
         elif isinstance(
             exc, (errors.APIConnectionError, errors.MaskinportenConnectionError, errors.KrypteringError)
         ) or (isinstance(exc, errors.APIStatusError) and (exc.status_code == 429 or exc.status_code >= 500)):
@@ -311,6 +355,13 @@ class Batch:
             delay = min(RETRY_BASE * 2**row.attempts, RETRY_MAX)
             self.journal.finish(row.ref, j.WAITING, error=str(exc), retry_in=delay, durable=False)
             self._count("retried")
+            if (count := self._hopeless(exc)) is not None:
+                self._stop_run(
+                    BatchStoppedError(
+                        f"{_who(exc)} cannot be reached: {count} attempts in a row failed the same way, "
+                        f"so the run stopped; the last: {exc}"
+                    )
+                )
         elif isinstance(
             exc, (errors.ForsendelseValidationError, errors.APIStatusError, errors.SourceChangedError, LineRefused)
         ):
@@ -325,6 +376,36 @@ class Batch:
             # journal takes the time it records this, never too early).
             self.journal.finish(row.ref, j.UNKNOWN, error=f"{type(exc).__name__}: {exc}", durable=False)
             self._count("unknown")
+
+    def _note(self, exc: BaseException | None) -> None:
+        """Remember the last failure worth showing with "run again", and
+        whether this run got anything but a hopeless failure."""
+        with self._progress_lock:
+            if exc is not None:
+                plain = isinstance(exc, errors.SvarUtError)
+                self.last_error = str(exc) if plain else f"{type(exc).__name__}: {exc}"
+            if _unreachable(exc) is None:
+                self._answered = True
+
+    def _hopeless(self, exc: BaseException) -> int | None:
+        """The number of attempts that failed alike, when every attempt of
+        this run so far failed as ``exc`` did, hopelessly (a refused
+        connection, a host that does not exist), :data:`STOP_AFTER_ALIKE`
+        times or more: retrying for seconds cannot help. None otherwise."""
+        cause = _unreachable(exc)
+        with self._progress_lock:
+            if cause is None or self._answered:
+                return None
+            kind = (type(exc).__name__, cause)
+            if self._alike not in (None, kind):
+                self._answered = True  # failing in more than one way: perhaps not hopeless
+                return None
+            self._alike, self._alike_count = kind, self._alike_count + 1
+            return self._alike_count if self._alike_count >= STOP_AFTER_ALIKE else None
+
+    def _stop_run(self, error: BatchStoppedError) -> None:
+        self.fatal = self.fatal or error
+        self.stop.set()
 
     def _count(self, what: str) -> None:
         with self._progress_lock:
@@ -353,7 +434,31 @@ class Batch:
         return min(wait, self.lease / 4)
 
     def summary(self, skipped: list[BatchProblem], settled: SettleSummary | None) -> Summary:
-        return Summary(self.journal.counts(), skipped, settled)
+        return Summary(self.journal.counts(), skipped, settled, self.last_error)
+
+
+def _who(exc: BaseException) -> str:
+    return "Maskinporten" if isinstance(exc, errors.MaskinportenError) else "SvarUt"
+
+
+def _unreachable(exc: BaseException | None) -> str | None:
+    """Why a connection could not be made, when no retry soon can help:
+    "connection refused" or "no such host" (by the causes chained to
+    ``exc``); None for anything else (a timeout, a reset: load may pass)."""
+    if not isinstance(exc, (errors.APIConnectionError, errors.MaskinportenConnectionError)) or isinstance(
+        exc, errors.APITimeoutError
+    ):
+        return None
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(cause, socket.gaierror):
+            return "no such host"
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 def _attempt_age(exc: errors.SendOutcomeUnknownError, on_the_wire: float) -> float:

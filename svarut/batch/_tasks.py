@@ -16,8 +16,17 @@ import anyio.to_thread
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from svarut.batch import journal as j
-from svarut.batch._letter import CLAIM_PER_SENDER, DEFAULT_LEASE, Batch, Pacer, Progress, Summary
+from svarut.batch._letter import (
+    CLAIM_PER_SENDER,
+    DEFAULT_LEASE,
+    Batch,
+    BatchStoppedError,
+    Pacer,
+    Progress,
+    Summary,
+)
 from svarut.batch.settle import Settled, asettle_journal, settle_window
+from svarut.runtime import instrumentation
 from svarut.runtime.client import AsyncAPIClient
 from svarut.utfall import AVKLARING_VINDU
 
@@ -94,18 +103,21 @@ async def arun(
                 await anyio.to_thread.run_sync(lambda: batch.journal.renew(lease=batch.lease))
 
         try:
-            async with anyio.create_task_group() as outer:
-                outer.start_soon(renewer)
-                async with anyio.create_task_group() as tg:
-                    for _ in range(max(1, concurrency)):
-                        tg.start_soon(sender, receive.clone())
-                    receive.close()
-                    tg.start_soon(feeder)
-                outer.cancel_scope.cancel()
+            with instrumentation.batch_run(batch, konto_id=konto_id):
+                async with anyio.create_task_group() as outer:
+                    outer.start_soon(renewer)
+                    async with anyio.create_task_group() as tg:
+                        for _ in range(max(1, concurrency)):
+                            tg.start_soon(sender, receive.clone())
+                        receive.close()
+                        tg.start_soon(feeder)
+                    outer.cancel_scope.cancel()
         finally:
             batch.stop.set()
             await anyio.to_thread.run_sync(batch.journal.release)
         if batch.fatal is not None:
+            if isinstance(batch.fatal, BatchStoppedError):
+                batch.fatal.summary = await anyio.to_thread.run_sync(batch.summary, skipped, settled)
             raise batch.fatal
         return await anyio.to_thread.run_sync(batch.summary, skipped, settled)
     finally:
@@ -118,16 +130,19 @@ async def _asend(batch: Batch, client: AsyncAPIClient, row: j.Row, pacer: Pacer)
     if delay := pacer.delay():
         await anyio.to_thread.run_sync(batch.journal.flush)
         await anyio.sleep(delay)
-    intent = batch.journal.announce(row.ref, lease=batch.lease)  # hands the intent to the writer; no I/O here
-    prepared = await anyio.to_thread.run_sync(batch.ready, row, client, intent)
-    if prepared is None:
-        return
-    began = time.monotonic()
-    try:
-        with batch.journal.on_the_wire():
-            result = await client.send_prepared(prepared)
-    except Exception as exc:
-        failure, on_the_wire = exc, time.monotonic() - began
-        await anyio.to_thread.run_sync(lambda: batch.outcome(row, None, failure, on_the_wire=on_the_wire))
-    else:
-        await anyio.to_thread.run_sync(batch.outcome, row, result, None)
+        if batch.stop.is_set():
+            return  # stopped while this letter waited for its turn: it has not started
+    with instrumentation.letter(batch, row.line, ekstern_referanse=row.ekstern_referanse):
+        intent = batch.journal.announce(row.ref, lease=batch.lease)  # hands the intent to the writer; no I/O here
+        prepared = await anyio.to_thread.run_sync(batch.ready, row, client, intent)
+        if prepared is None:
+            return
+        began = time.monotonic()
+        try:
+            with batch.journal.on_the_wire():
+                result = await client.send_prepared(prepared)
+        except Exception as exc:
+            failure, on_the_wire = exc, time.monotonic() - began
+            await anyio.to_thread.run_sync(lambda: batch.outcome(row, None, failure, on_the_wire=on_the_wire))
+        else:
+            await anyio.to_thread.run_sync(batch.outcome, row, result, None)

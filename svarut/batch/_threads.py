@@ -18,11 +18,14 @@ from svarut.batch._letter import (
     DEFAULT_LEASE,
     IDLE_POLL,
     Batch,
+    BatchInterruptedError,
+    BatchStoppedError,
     Pacer,
     Progress,
     Summary,
 )
 from svarut.batch.settle import Settled, settle_journal, settle_window
+from svarut.runtime import instrumentation
 from svarut.runtime.client import SyncAPIClient
 from svarut.utfall import AVKLARING_VINDU
 
@@ -77,8 +80,14 @@ def run(
     Raises:
         ManifestInvalidError: A line does not check (unless ``skip_invalid``);
             nothing was recorded or sent.
-        BatchStoppedError: SvarUt refused the integration (authentication or
-            permission): the run stopped, and the journal says where.
+        BatchStoppedError: SvarUt or Maskinporten refused the integration
+            (authentication or permission), or every attempt failed the same
+            hopeless way (connection refused, no such host): the run stopped,
+            and the journal says where (``summary``).
+        BatchInterruptedError: Ctrl-C (a :class:`KeyboardInterrupt`) stopped
+            the run: no new letter was started and the sends on the wire were
+            recorded (``summary``); after a second one it did not wait for
+            them (``left_sending``).
         JournalError: The journal cannot be used: held by another runner,
             kept for another konto, or unreadable.
 
@@ -93,13 +102,29 @@ def run(
         settled = None if window is None else settle_journal(client, jn, window=window, on_settled=on_settled)
         batch.queue(resend_unknown=resend_unknown)
         jn.gather(max(1, concurrency))
-        _run_threads(batch, client, concurrency=max(1, concurrency), pacer=Pacer(rate))
-        if batch.fatal is not None:
-            raise batch.fatal
-        return batch.summary(skipped, settled)
+        try:
+            with instrumentation.batch_run(batch, konto_id=konto_id):
+                interrupted = _run_threads(batch, client, concurrency=max(1, concurrency), pacer=Pacer(rate))
+            if batch.fatal is not None:
+                if isinstance(batch.fatal, BatchStoppedError):
+                    batch.fatal.summary = batch.summary(skipped, settled)
+                raise batch.fatal
+            summary = batch.summary(skipped, settled)
+        except BatchInterruptedError:
+            raise
+        except KeyboardInterrupt:
+            # Once sending has begun, Ctrl-C outside the wait for the senders (as they start, or as the run
+            # ends) cannot tell what it leaves sending: the next run finds out.
+            raise BatchInterruptedError(summary=None, left_sending=None) from None
+        if interrupted:
+            raise BatchInterruptedError(summary=summary, left_sending=0)
+        return summary
 
 
-def _run_threads(batch: Batch, client: SyncAPIClient, *, concurrency: int, pacer: Pacer) -> None:
+def _run_threads(batch: Batch, client: SyncAPIClient, *, concurrency: int, pacer: Pacer) -> bool:
+    """Send until nothing is left; whether Ctrl-C stopped it first (the sends
+    on the wire finished and were recorded). A second Ctrl-C raises
+    :class:`BatchInterruptedError` without waiting for them."""
     feed = _Feed(batch, limit=min(256, concurrency * CLAIM_PER_SENDER), senders=concurrency, low=concurrency)
 
     def sender() -> None:
@@ -117,15 +142,27 @@ def _run_threads(batch: Batch, client: SyncAPIClient, *, concurrency: int, pacer
 
     for i in range(concurrency):
         threading.Thread(target=sender, name=f"svarut-batch-{i}", daemon=True).start()
+    interrupted = False
     try:
         _wait_for_senders(batch, feed)
-    except BaseException:
+    except KeyboardInterrupt:
         # Ctrl-C: no new letters; the ones on the wire finish and are recorded.
+        interrupted = True
         feed.stop()
+    except BaseException:
+        feed.stop()
+        _wait_for_senders(batch, feed)
+        batch.journal.release()
         raise
-    finally:
+    try:
         _wait_for_senders(batch, feed)
         batch.journal.release()  # the letters claimed and not started go back to the journal
+    except KeyboardInterrupt:
+        # Ctrl-C again: the sends on the wire are not waited for. No letter not yet on the wire goes
+        # out; those on it stay sending, which the next run makes unknown and settles.
+        feed.stop()
+        raise BatchInterruptedError(summary=None, left_sending=batch.journal.abandon()) from None
+    return interrupted
 
 
 def _wait_for_senders(batch: Batch, feed: _Feed) -> None:
@@ -236,14 +273,17 @@ def _send_one(batch: Batch, client: SyncAPIClient, row: j.Row, pacer: Pacer) -> 
     if delay := pacer.delay():
         batch.journal.flush()
         time.sleep(delay)
-    prepared = batch.ready(row, client, batch.journal.announce(row.ref, lease=batch.lease))
-    if prepared is None:
-        return
-    began = time.monotonic()
-    try:
-        with batch.journal.on_the_wire():
-            result = client.send_prepared(prepared)
-    except Exception as exc:
-        batch.outcome(row, None, exc, on_the_wire=time.monotonic() - began)
-    else:
-        batch.outcome(row, result, None)
+        if batch.stop.is_set():
+            return  # Ctrl-C while this letter waited for its turn: it has not started
+    with instrumentation.letter(batch, row.line, ekstern_referanse=row.ekstern_referanse):
+        prepared = batch.ready(row, client, batch.journal.announce(row.ref, lease=batch.lease))
+        if prepared is None:
+            return
+        began = time.monotonic()
+        try:
+            with batch.journal.on_the_wire():
+                result = client.send_prepared(prepared)
+        except Exception as exc:
+            batch.outcome(row, None, exc, on_the_wire=time.monotonic() - began)
+        else:
+            batch.outcome(row, result, None)

@@ -106,6 +106,7 @@ __all__ = [
     "Row",
     "SQLiteJournal",
     "default_journal",
+    "must_exist",
     "open_given",
     "open_journal",
     "worker_id",
@@ -118,6 +119,16 @@ def open_journal(target: str | Path, *, exclusive: bool = True) -> Journal:
     if text.startswith(("postgresql://", "postgres://")):
         return PostgresJournal(text)
     return SQLiteJournal(text, exclusive=exclusive)
+
+
+def must_exist(target: str | Path) -> None:
+    """Refuse a SQLite journal path with no file: a command that reads a
+    journal must not make an empty one where the person mistyped it."""
+    text = str(target)
+    if not text.startswith(("postgresql://", "postgres://")) and not Path(text).exists():
+        raise JournalError(
+            f"no journal at {text}: `svarut batch run MANIFEST` makes it (give that manifest, or --journal)"
+        )
 
 
 def default_journal(manifest: Path) -> Path:

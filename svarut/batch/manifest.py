@@ -19,7 +19,7 @@ import json
 import os
 import sqlite3
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -30,7 +30,7 @@ from annotated_types import MaxLen
 from pydantic import BaseModel, ValidationError
 
 from svarut.runtime.client import EKSTERN_REFERANSE_KEY, BaseClient
-from svarut.runtime.errors import ForsendelseValidationError
+from svarut.runtime.errors import ForsendelseValidationError, Problem
 from svarut.runtime.operations import SendOperation
 
 REF_KEY = "ref"
@@ -54,7 +54,9 @@ class BatchProblem:
 
     def __str__(self) -> str:
         ref = f" (ref {self.ref!r})" if self.ref is not None else ""
-        return f"line {self.line}{ref}: {self.field}: {self.message} [{self.rule}]"
+        # A problem of the whole line (not JSON, not UTF-8) has no key to name.
+        where = "" if self.field == "line" else f"{self.field}: "
+        return f"line {self.line}{ref}: {where}{self.message} [{self.rule}]"
 
 
 @dataclass
@@ -150,8 +152,8 @@ def read_letter(
         forsendelse = op.model.model_validate(metadata)
     except ValidationError as exc:
         for e in exc.errors():
-            loc = ".".join(str(p) for p in (FORSENDELSE_KEY, *e["loc"]))
-            letter.problem(loc, e["type"], e["msg"])
+            path = _key_path((FORSENDELSE_KEY, *e["loc"]))
+            letter.problem(path, e["type"], plain_message(e, path=path))
         return letter, None
     if letter.problems or files is None:
         return letter, None
@@ -198,24 +200,127 @@ def _path(letter: Letter, field_name: str, rel: Any, base_dir: Path, open_files:
     return path
 
 
+def _key_path(loc: Iterable[int | str]) -> str:
+    """A key's path on a manifest line as the line writes it: ``forsendelse.dokumenter[0].filnavn``."""
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path
+
+
+# Pydantic's words for a value of the wrong JSON type, as a manifest's author thinks of them.
+_JSON_TYPES = {
+    "string_type": "a string (text in quotes)",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "list_type": "a JSON array ([...])",
+    "tuple_type": "a JSON array ([...])",
+    "dict_type": "a JSON object ({...})",
+    "model_type": "a JSON object ({...})",
+    "model_attributes_type": "a JSON object ({...})",
+    "uuid_type": "a UUID",
+    "uuid_parsing": "a UUID (like 0b6e1d44-8c6a-4d2a-9f5e-3c1f7a2b9e10)",
+    "date_type": "a date (YYYY-MM-DD)",
+    "date_parsing": "a date (YYYY-MM-DD)",
+    "date_from_datetime_parsing": "a date (YYYY-MM-DD)",
+    "datetime_type": "a date and time (ISO 8601, like 2026-05-17T12:00:00+02:00)",
+    "datetime_parsing": "a date and time (ISO 8601, like 2026-05-17T12:00:00+02:00)",
+    "datetime_from_date_parsing": "a date and time (ISO 8601, like 2026-05-17T12:00:00+02:00)",
+}
+
+
+def plain_message(error: Any, *, path: str) -> str:
+    """A pydantic error on a manifest line, in the line's words: the key is
+    ``path``; no Python types, no pydantic phrasing."""
+    kind, message = str(error.get("type", "")), str(error.get("msg", ""))
+    parent, _, key = path.rpartition(".")
+    if kind == "missing":
+        return f'required: add "{key}" to {parent}' if parent else "required"
+    if kind == "extra_forbidden":
+        return f'"{key}" is not a key of {parent}: remove it or check its spelling' if parent else "not a known key"
+    if kind in _JSON_TYPES:
+        return f"must be {_JSON_TYPES[kind]}"
+    if kind in ("enum", "literal_error") and "expected" in (error.get("ctx") or {}):
+        return f"must be one of {error['ctx']['expected']}"
+    if kind == "value_error":
+        return message.removeprefix("Value error, ")
+    for said, plain in (("Input should", "must"), ("String should", "must"), ("List should", "must")):
+        if message.startswith(said):
+            return plain + message[len(said) :]
+    return message
+
+
 def check_send(
     client: BaseClient, op: SendOperation, *, konto_id: UUID | str, arguments: Mapping[str, Any]
 ) -> list[tuple[str, str, str]]:
     """The client's pre-send checks on one letter, as a send runs them (its
-    rules and yours), without sending: (field, rule, message) per problem."""
+    rules and yours), without sending: (key on the manifest line, rule,
+    message) per problem."""
     try:
         op.check(
             client,
             konto_id=konto_id,
             forsendelse=arguments["forsendelse"],
-            files=arguments["files"],
+            dokumenter=arguments["files"],
             kryptering=arguments["kryptering"],
         )
     except ForsendelseValidationError as exc:
-        return [(f"{FORSENDELSE_KEY}.{p.field}", p.rule, p.message) for p in exc.problems]
+        return [_on_the_line(op, p, arguments) for p in exc.problems]
     except (TypeError, ValueError, OSError) as exc:
         return [(op.file_argument, "documents", str(exc))]
     return []
+
+
+def _on_the_line(op: SendOperation, problem: Problem, arguments: Mapping[str, Any]) -> tuple[str, str, str]:
+    """A pre-send problem as the manifest line has it: the client speaks of
+    its own arguments (``dokumenter={...}``); a line has keys. The documents'
+    problems are rephrased from the line's own values (the filnavn at the
+    problem's place in forsendelse, the names in the file key)."""
+    files_key, described_by = op.file_argument, op.described_by
+    field_name = f"{FORSENDELSE_KEY}.{problem.field}"
+    if problem.rule == "document_missing" and described_by is not None:
+        name = _filnavn_at(arguments["forsendelse"], problem.field, described_by=described_by)
+        if name is not None:
+            return (
+                field_name,
+                problem.rule,
+                f'no file for {json.dumps(name, ensure_ascii=False)}: add it to "{files_key}" on this line, '
+                f'e.g. "{files_key}": {{{json.dumps(name, ensure_ascii=False)}: "path/to/the/file"}}',
+            )
+    if problem.rule == "document_not_described" and described_by is not None:
+        files = arguments["files"]
+        described = _described(arguments["forsendelse"], described_by)
+        names = [n for n in (files if isinstance(files, dict) else {}) if n not in described]
+        name = next((n for n in names if repr(n) in problem.message), names[0] if names else None)
+        if name is not None:
+            quoted = json.dumps(name, ensure_ascii=False)
+            return (
+                f"{files_key}.{name}",
+                problem.rule,
+                f"{quoted} is not described in {FORSENDELSE_KEY}.{described_by}: add an entry with filnavn "
+                f'{quoted} there, or remove it from "{files_key}"',
+            )
+    return field_name, problem.rule, problem.message
+
+
+def _described(forsendelse: BaseModel, described_by: str) -> list[str]:
+    items = forsendelse.model_dump(by_alias=True, mode="json").get(described_by) or []
+    return [str(item.get("filnavn", "")) for item in items if isinstance(item, dict)]
+
+
+def _filnavn_at(forsendelse: BaseModel, field_name: str, *, described_by: str) -> str | None:
+    """The filnavn a problem's field (``dokumenter[2].filnavn``) points at."""
+    prefix = f"{described_by}["
+    if not field_name.startswith(prefix) or "]" not in field_name:
+        return None
+    index = field_name[len(prefix) : field_name.index("]")]
+    names = _described(forsendelse, described_by)
+    return names[int(index)] if index.isdigit() and int(index) < len(names) else None
 
 
 class RefSet:
@@ -241,12 +346,40 @@ class RefSet:
         self._db.close()
 
 
+BOM = b"\xef\xbb\xbf"
+ENCODING_RULE = "utf8"
+
+
 def lines(manifest: Path) -> Iterator[tuple[int, str]]:
-    """The manifest's non-blank lines with their numbers (from 1)."""
-    with manifest.open(encoding="utf-8") as f:
-        for number, text in enumerate(f, start=1):
+    """The manifest's non-blank lines with their numbers (from 1). A UTF-8
+    BOM (as Windows editors write) is skipped; a line that is not UTF-8 comes
+    with U+FFFD for its bad bytes (:func:`encoding_problem` says where)."""
+    for number, text, _ in _decoded(manifest):
+        yield number, text
+
+
+def _decoded(manifest: Path) -> Iterator[tuple[int, str, str | None]]:
+    """Each non-blank line, its number, and why it is not UTF-8 (None if it is)."""
+    with manifest.open("rb") as f:
+        for number, data in enumerate(f, start=1):
+            if number == 1 and data.startswith(BOM):
+                data = data[len(BOM) :]
+            problem = None
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                problem = encoding_problem(data, exc, first=number == 1)
+                text = data.decode("utf-8", errors="replace")
             if raw := text.strip():
-                yield number, raw
+                yield number, raw, problem
+
+
+def encoding_problem(data: bytes, exc: UnicodeDecodeError, *, first: bool = False) -> str:
+    """Where a line is not UTF-8, for a person: the first bad byte and its
+    column (counted in bytes from 1), and what to do."""
+    if first and data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "the manifest is UTF-16, not UTF-8: save it as UTF-8"
+    return f"not UTF-8 (byte 0x{data[exc.start]:02x} at column {exc.start + 1}): save the manifest as UTF-8"
 
 
 def identify(raw: str, *, run_id: str) -> tuple[str, str, str | None] | None:
@@ -275,7 +408,12 @@ def check_letters(
     base_dir = manifest.parent
     refs = RefSet()
     try:
-        for number, raw in lines(manifest):
+        for number, raw, not_utf8 in _decoded(manifest):
+            if not_utf8 is not None:
+                letter = Letter(line=number, raw=raw)
+                letter.problem("line", ENCODING_RULE, not_utf8)
+                yield letter, None
+                continue
             letter, arguments = read_letter(number, raw, base_dir=base_dir, run_id=run_id)
             if letter.ref is not None and (first := refs.add(letter.ref, number)) is not None:
                 letter.problem(REF_KEY, UNIQUE_RULE, f"ref {letter.ref!r} is already used on line {first}")

@@ -1,13 +1,14 @@
-"""``svarut``: the SvarUt client on the command line (``pip install 'fiks-svarut[cli]'``).
+"""``svarut``: the SvarUt client on the command line (the ``cli`` extra: ``pip install '.[cli]'``).
 
 Commands::
 
     svarut send KIND [flags] DOKUMENT...                             KIND: each send operation in the specs
-    svarut status ID...                                              one line per id: id, status, time
+    svarut status ID...                                              one line per id: id, status, time (UTC)
     svarut wait ID... [--until LEST] [--timeout 600]                 poll until a terminal (or wanted) status
     svarut avklar --ekstern-referanse R [--sendt TIME]               settle an unknown outcome: does SvarUt have it?
     svarut encrypt --sertifikat cert.pem|--environment test INPUT OUTPUT
-    svarut simulator [--port N] [--step-seconds S]                   a local SvarUt, until Ctrl-C
+    svarut simulator [--port N] [--shell posix|powershell|cmd|--json] a local SvarUt, until Ctrl-C
+    svarut doctor [--konto ID] [--json]                              check the setup link by link
 
 ``svarut send person --konto ID --tittel T --mottaker-navn N --fodselsnummer F
 vedtak.pdf`` builds the forsendelse from flags (filnavn from each file's name,
@@ -24,7 +25,8 @@ Settings come from flags, then environment variables (the names
 ``SVARUT_INTEGRASJON_ID``, ``SVARUT_INTEGRASJON_PASSORD``,
 ``MASKINPORTEN_CLIENT_ID``, ``MASKINPORTEN_KEYSTORE``, ... plus
 ``SVARUT_KONTO_ID``), then a TOML file (``--config PATH``, default
-``~/.config/svarut/config.toml``; see :mod:`svarut.cli.config`). Passwords are
+``svarut/config.toml`` in the platform's config directory, ``~/.config`` on
+Linux; see :mod:`svarut.cli.config`). Passwords are
 read from the environment or the file only, and never printed.
 
 An error prints one line on stderr (``-v`` adds the details and the
@@ -47,6 +49,11 @@ traceback), and the exit code says what kind it was:
 8     ``avklar``: not received (ikke_mottatt): SvarUt has no forsendelse with
       the reference, and the attempt began longer ago than the window; sending
       it again cannot make a second copy
+9     not found: ``status``: SvarUt has no forsendelse with that id on the
+      konto (the statuses it has are printed all the same)
+130   interrupted (Ctrl-C). ``send`` exits 130 only when nothing of the
+      forsendelse had gone out; interrupted after its first byte, it exits 4
+      and prints the ``svarut avklar`` command
 ====  ==========================================================================
 
 ``svarut avklar`` exits 0 when SvarUt has exactly one forsendelse with the
@@ -63,6 +70,8 @@ __all__ = [
     "EXIT_API_ERROR",
     "EXIT_DUPLICATE",
     "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_NOT_FOUND",
     "EXIT_NOT_RECEIVED",
     "EXIT_OK",
     "EXIT_OUTCOME_UNKNOWN",
@@ -81,6 +90,9 @@ EXIT_WAIT_TIMEOUT = 5
 EXIT_FAILED = 6
 EXIT_DUPLICATE = 7
 EXIT_NOT_RECEIVED = 8
+EXIT_NOT_FOUND = 9
+# The shell's code for a process ended by SIGINT (128 + 2), which a script already reads as "interrupted".
+EXIT_INTERRUPTED = 130
 
 
 def main(argv: Sequence[str] | None = None) -> None:

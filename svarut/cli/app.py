@@ -20,9 +20,21 @@ from uuid import UUID
 import click
 
 import svarut
-from svarut.cli import EXIT_FAILED
+from svarut.cli import EXIT_FAILED, flags
 from svarut.cli.avklar import avklar
-from svarut.cli.common import CliError, State, WaitTimedOut, failure, json_option, konto_option, usage_error
+from svarut.cli.common import (
+    CliError,
+    Interrupted,
+    NotFound,
+    State,
+    WaitTimedOut,
+    after_ctrl_c,
+    failure,
+    format_time,
+    json_option,
+    konto_option,
+    usage_error,
+)
 from svarut.cli.send import send
 
 if TYPE_CHECKING:
@@ -39,13 +51,17 @@ Exit codes:
   6  wait: a forsendelse ended in a failure status (AVVIST, IKKE_LEVERT, FEILET_UNDER_MOTTAK)
   7  duplicate: SvarUt already has this forsendelse (an earlier attempt arrived)
   8  avklar: not received, SvarUt does not have the forsendelse; safe to send again
+  9  not found: SvarUt has no forsendelse with that id (status)
+130  interrupted (Ctrl-C); send exits 4 instead once the forsendelse began to go out
 
 \b
 Settings: flags, then environment variables (SVARUT_ENVIRONMENT,
 SVARUT_BASE_URL, SVARUT_KONTO_ID, SVARUT_INTEGRASJON_ID,
 SVARUT_INTEGRASJON_PASSORD, MASKINPORTEN_CLIENT_ID, MASKINPORTEN_KEYSTORE,
-MASKINPORTEN_KEYSTORE_PASSWORD, ...), then --config or
-~/.config/svarut/config.toml.
+MASKINPORTEN_KEYSTORE_PASSWORD, ...), then --config or the config file in
+the platform's config directory (Linux: ~/.config/svarut/config.toml;
+macOS: ~/Library/Application Support/svarut/config.toml; Windows:
+%APPDATA%\\svarut\\config.toml).
 """
 
 
@@ -64,6 +80,10 @@ class SvarUtGroup(click.Group):
             raise
         except (click.exceptions.Exit, click.Abort, click.ClickException):
             raise
+        except KeyboardInterrupt:
+            # click would print "Aborted!" and exit 1, the code of a failed SvarUt call.
+            after_ctrl_c()
+            raise Interrupted("interrupted") from None
         except Exception as exc:
             error = failure(exc)
             state = ctx.obj if isinstance(ctx.obj, State) else None
@@ -84,7 +104,7 @@ def _configure_logging(verbose: bool) -> None:
     "--config",
     "config_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="TOML config file (default ~/.config/svarut/config.toml).",
+    help="TOML config file (default: svarut/config.toml in the platform's config directory, e.g. ~/.config).",
 )
 @click.option("--environment", type=click.Choice(["test", "prod"]), help="SvarUt environment [SVARUT_ENVIRONMENT].")
 @click.option("--base-url", help="SvarUt API root, overriding the environment's [SVARUT_BASE_URL].")
@@ -126,10 +146,16 @@ def cli(
 def _print_statuses(statuser: Iterable[models.ForsendelseStatus], *, as_json: bool) -> None:
     items = list(statuser)
     if as_json:
-        click.echo(json.dumps([s.model_dump(mode="json", by_alias=True) for s in items], ensure_ascii=False))
+        rows = []
+        for s in items:
+            row = s.model_dump(mode="json", by_alias=True)
+            # pydantic writes "Z"; every time the CLI prints is format_time's, in text and JSON alike.
+            row[flags.field_alias(type(s), "siste_status_endring")] = format_time(s.siste_status_endring)
+            rows.append(row)
+        click.echo(json.dumps(rows, ensure_ascii=False))
         return
     for s in items:
-        click.echo(f"{s.id}\t{s.status}\t{s.siste_status_endring.isoformat()}")
+        click.echo(f"{s.id}\t{s.status}\t{format_time(s.siste_status_endring)}")
 
 
 @cli.command()
@@ -141,10 +167,10 @@ def status(state: State, ids: tuple[UUID, ...], konto: UUID | None, as_json: boo
     """Print the status of each forsendelse ID."""
     konto_id = state.konto_id(konto)
     with state.client() as client:
-        statuser = client.hent_statuser(konto_id=konto_id, id=list(ids))
+        statuser = client.hent_statuser(konto_id=konto_id, ids=list(ids))
     _print_statuses(statuser, as_json=as_json)
     if statuser.mangler:
-        raise CliError(f"SvarUt has no status for {', '.join(str(i) for i in statuser.mangler)} on konto {konto_id}")
+        raise NotFound(f"SvarUt has no forsendelse {', '.join(str(i) for i in statuser.mangler)} on konto {konto_id}")
 
 
 @cli.command()
@@ -179,13 +205,14 @@ def wait(
 
     Exits 6 when a forsendelse ended in a failure status (AVVIST, IKKE_LEVERT, FEILET_UNDER_MOTTAK).
     """
-    from svarut import errors, statuses
+    from svarut import errors, models, statuses
 
     statuses.require_status_search()
     known = statuses.spec_statuses() or ()
-    wanted = [s.upper() for s in until]
-    if unknown := [s for s in wanted if s not in known]:
+    names = [s.upper() for s in until]
+    if unknown := [s for s in names if s not in known]:
         raise usage_error(f"--until {', '.join(unknown)}: not a status; one of {', '.join(sorted(known))}")
+    wanted = [models.Status(s) for s in names]
     konto_id = state.konto_id(konto)
     with state.client() as client:
         try:
@@ -252,6 +279,9 @@ def encrypt(
 
     if sum(x is not None for x in (sertifikat, from_environment, from_base_url)) > 1:
         raise usage_error("give one of --sertifikat, --environment and --base-url")
+    if not output_path.parent.is_dir():
+        # Before fetching a certificate for nothing.
+        raise usage_error(f"OUTPUT {output_path}: the directory {output_path.parent} does not exist")
     if sertifikat is not None:
         try:
             certificate = kryptering.SvarUtSertifikat.load(sertifikat)
@@ -282,22 +312,28 @@ def encrypt(
 @click.option(
     "--not-digital", multiple=True, metavar="FODSELSNUMMER", help="A person without a digital mailbox (repeatable)."
 )
-def simulator(port: int, step_seconds: float, not_digital: tuple[str, ...]) -> None:
+@click.option(
+    "--shell",
+    type=click.Choice(["posix", "powershell", "cmd"]),  # svarut.simulator.runner.SHELLS (tests/test_simulator.py)
+    help="Print the settings as lines for this shell: export NAME='value' (posix), $env:NAME = 'value' "
+    '(powershell), set "NAME=value" (cmd, for a batch file). Default: powershell on Windows, else posix.',
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the settings as one JSON object instead.")
+def simulator(port: int, step_seconds: float, not_digital: tuple[str, ...], shell: str | None, as_json: bool) -> None:
     """Run a local SvarUt (and Maskinporten) until Ctrl-C.
 
-    Prints its URLs and the settings a client needs (as shell exports).
+    Prints the settings a client needs on stdout (as lines for your shell, or
+    JSON with --json), its URLs on stderr.
     """
-    from svarut.simulator.server import Simulator, run_until_interrupted
+    from svarut.cli.simulator import run_simulator
 
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(message)s")
-    logging.getLogger("svarut.simulator").setLevel(logging.INFO)
     if threading.current_thread() is threading.main_thread():
         # Started in the background by a shell, SIGINT arrives ignored; Ctrl-C must stop it all the same.
         signal.signal(signal.SIGINT, signal.default_int_handler)
-    run_until_interrupted(Simulator(port=port, step_seconds=step_seconds, not_digital=not_digital), out=sys.stdout)
+    run_simulator(port=port, step_seconds=step_seconds, not_digital=not_digital, shell=shell, as_json=as_json)
 
 
 cli.add_command(send)
 cli.add_command(avklar)
 cli.add_command(__import__("svarut.cli.batch", fromlist=["batch"]).batch)
+cli.add_command(__import__("svarut.cli.doctor", fromlist=["doctor"]).doctor)

@@ -21,6 +21,8 @@ import click
 from svarut.cli import (
     EXIT_API_ERROR,
     EXIT_DUPLICATE,
+    EXIT_INTERRUPTED,
+    EXIT_NOT_FOUND,
     EXIT_NOT_RECEIVED,
     EXIT_OUTCOME_UNKNOWN,
     EXIT_USAGE,
@@ -86,22 +88,106 @@ class NotReceived(CliError):
     exit_code = EXIT_NOT_RECEIVED
 
 
+class NotFound(CliError):
+    """SvarUt has no forsendelse with the id asked about."""
+
+    exit_code = EXIT_NOT_FOUND
+
+
+class Interrupted(CliError):
+    """Ctrl-C, where nothing is left in doubt (``send`` says so when it is)."""
+
+    exit_code = EXIT_INTERRUPTED
+
+
+def after_ctrl_c() -> None:
+    """End the line a terminal echoed ``^C`` on, so the message starts a line of its own."""
+    if sys.stderr.isatty():
+        click.echo(err=True)
+
+
 def usage_error(message: str) -> CliError:
     return UsageFailure(message)
 
 
 def describe_problems(problems: Sequence[errors.Problem]) -> str:
-    """The one line for a forsendelse refused before sending."""
+    """The one line for a forsendelse refused before sending (see :func:`rejected`)."""
     count = len(problems)
     listed = "; ".join(str(p) for p in problems)
     return f"forsendelse rejected before sending ({count} problem{'s' * (count != 1)}): {listed}"
+
+
+def rejected(problems: Sequence[errors.Problem]) -> ValidationFailure:
+    """A forsendelse refused before sending: a line that counts the problems,
+    then one line per problem, each naming the flag or argument to fix."""
+    count = len(problems)
+    return ValidationFailure(
+        f"forsendelse rejected before sending ({count} problem{'s' * (count != 1)}):",
+        footer="\n".join(f"  {p}" for p in problems),
+    )
+
+
+# pydantic's messages, by error type, in the words of a person filling in a forsendelse
+# ("Input should be a valid dictionary or instance of PrintMottaker" is Python's).
+_PYDANTIC_MESSAGES = {
+    "missing": "required",
+    "string_too_long": "at most {max_length} characters",
+    "string_too_short": "at least {min_length} characters",
+    "too_long": "at most {max_length} items",
+    "too_short": "at least {min_length} items",
+    "string_type": "must be text",
+    "string_pattern_mismatch": "must match the pattern {pattern}",
+    "int_type": "must be a whole number",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "enum": "must be one of {expected}",
+    "literal_error": "must be one of {expected}",
+    "model_type": "must be a JSON object",
+    "model_attributes_type": "must be a JSON object",
+    "dict_type": "must be a JSON object",
+    "list_type": "must be a JSON list",
+    "extra_forbidden": "not a field of the forsendelse",
+    "uuid_type": "must be a UUID",
+    "uuid_parsing": "must be a UUID",
+    "date_type": "must be a date (YYYY-MM-DD)",
+    "date_parsing": "must be a date (YYYY-MM-DD)",
+    "date_from_datetime_parsing": "must be a date (YYYY-MM-DD)",
+    "datetime_type": "must be an ISO 8601 time with a UTC offset",
+    "datetime_parsing": "must be an ISO 8601 time with a UTC offset",
+    "datetime_from_date_parsing": "must be an ISO 8601 time with a UTC offset",
+    "timezone_aware": "must have a UTC offset",
+    "value_error": "{error}",
+}
+
+
+def pydantic_message(error: Mapping[str, Any]) -> str:
+    """A pydantic error's message (an item of ``ValidationError.errors()``) in
+    plain words, without Python's names for types."""
+    template = _PYDANTIC_MESSAGES.get(str(error.get("type")))
+    context = dict(error.get("ctx") or {})
+    if template is not None:
+        try:
+            return template.format(**context)
+        except (KeyError, IndexError):
+            pass
+    message = str(error.get("msg", ""))
+    message = re.sub(r"^Value error, ", "", message)
+    message = re.sub(r"dictionary or instance of \w+", "JSON object", message)
+    return message.replace("Input should be", "must be").replace("Field required", "required")
 
 
 def _validation_problems(exc: ValidationError) -> errors.ForsendelseValidationError:
     from svarut import errors
 
     return errors.ForsendelseValidationError(
-        [errors.Problem(".".join(str(p) for p in e["loc"]) or "forsendelse", e["type"], e["msg"]) for e in exc.errors()]
+        [
+            errors.Problem(".".join(str(p) for p in e["loc"]) or "forsendelse", e["type"], pydantic_message(e))
+            for e in exc.errors()
+        ]
     )
 
 
@@ -114,7 +200,7 @@ def failure(exc: Exception) -> CliError:
     if isinstance(exc, ValidationError):
         exc = _validation_problems(exc)
     if isinstance(exc, errors.ForsendelseValidationError):
-        return ValidationFailure(describe_problems(exc.problems))
+        return rejected(exc.problems)
     if isinstance(exc, errors.SendOutcomeUnknownError):
         ref = f"eksternReferanse {exc.ekstern_referanse!r}" if exc.ekstern_referanse else "no eksternReferanse"
         how = "settle it with `svarut avklar`" if exc.ekstern_referanse else "look it up in SvarUt"
@@ -126,10 +212,16 @@ def failure(exc: Exception) -> CliError:
         return DuplicateFailure(f"SvarUt already has this forsendelse: {exc}")
     if isinstance(exc, errors.VentPaStatusTimeoutError):
         return WaitTimedOut(str(exc))
+    if isinstance(exc, errors.ForsendelseNotFoundError):
+        return NotFound(str(exc))
     if isinstance(exc, (errors.KeystoreError, ConfigFileError)):
         return UsageFailure(str(exc))
     if isinstance(exc, errors.SvarUtError):
         return CliError(str(exc))
+    if isinstance(exc, OSError) and exc.strerror:
+        # "[Errno 2] No such file or directory: '/x'" is Python's way of saying it.
+        where = exc.filename if exc.filename is not None else ""
+        return UsageFailure(f"{where}: {exc.strerror}" if where else exc.strerror)
     if isinstance(exc, (ValueError, OSError)):
         # Bad settings (a URL, a UUID, a missing file) from the client's constructors.
         return UsageFailure(str(exc) or type(exc).__name__)
@@ -208,9 +300,13 @@ def avklar_command(state: State | None, *, konto_id: object, ekstern_referanse: 
 
 
 def format_time(value: datetime) -> str:
-    """An aware time as ISO 8601 in UTC (a naive one is taken as UTC, as the client takes it)."""
+    """An aware time as ISO 8601 in UTC with its offset and microseconds
+    (``2026-05-04T08:15:00.123000+00:00``; a naive one is taken as UTC, as the
+    client takes it): the one format of every time the CLI prints, in text and
+    JSON. Always the same width, so columns line up and a script needs one
+    pattern; to the microsecond, so a ``--sendt`` printed back loses nothing."""
     aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-    return aware.astimezone(UTC).isoformat()
+    return aware.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([dhms])")

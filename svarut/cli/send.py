@@ -14,7 +14,10 @@ the metadata lists them itself; then the files must match that list.
 An eksternReferanse is generated when none is given, and printed with the id
 (``--json``) and in the outcome-unknown error, with the ``svarut avklar``
 command that settles it, so a person or a script can ask SvarUt whether the
-forsendelse arrived. Progress goes to stderr (:mod:`svarut.cli.progress`).
+forsendelse arrived. Ctrl-C is settled the same way once a byte of the
+forsendelse went out (exit 4: SvarUt may have it); before that, nothing was
+sent (exit 130). Validation problems are one a line, each naming the flag or
+the DOKUMENT argument to fix. Progress goes to stderr (:mod:`svarut.cli.progress`).
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ import sys
 import uuid
 from collections.abc import Mapping
 from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -38,12 +43,15 @@ from svarut.cli import flags
 from svarut.cli.common import (
     CliError,
     DuplicateFailure,
+    Interrupted,
     OutcomeUnknown,
     State,
     ValidationFailure,
+    after_ctrl_c,
     avklar_command,
-    describe_problems,
     format_time,
+    pydantic_message,
+    rejected,
     usage_error,
 )
 from svarut.cli.progress import ProgressLine, ProgressReader, wanted
@@ -51,7 +59,10 @@ from svarut.cli.progress import ProgressLine, ProgressReader, wanted
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
+    from svarut.runtime.errors import Problem
+    from svarut.runtime.multipart import DocumentProblem
     from svarut.runtime.operations import SendOperation
+    from svarut.runtime.request_types import Prepared
 
 __all__ = ["build_metadata", "send"]
 
@@ -168,8 +179,12 @@ def _load_metadata(path: Path | None) -> dict[str, Any]:
         return {}
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise usage_error(f"--metadata {path}: not a readable JSON file ({exc})") from None
+    except OSError as exc:
+        raise usage_error(f"--metadata {path}: cannot be read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise usage_error(f"--metadata {path}: not UTF-8 text (byte {exc.start + 1} is not UTF-8)") from None
+    except ValueError as exc:
+        raise usage_error(f"--metadata {path}: not JSON ({exc})") from None
     if not isinstance(value, dict):
         raise usage_error(f"--metadata {path}: must hold a JSON object (a forsendelse)")
     return value
@@ -310,7 +325,13 @@ def flag_for(operation: SendOperation, field: str, entries: list[Any]) -> str:
             for entry in offered:
                 if entry.target == "dokument" and rest == entry.path:
                     return f"{entry.flag} {filnavn}"
-    return field
+    # A missing or malformed object (mottaker.adresse): the flags that fill it in.
+    within = [
+        entry.flag
+        for entry in offered
+        if entry.target == "forsendelse" and any(p.startswith(f"{field}.") for p in entry.paths)
+    ]
+    return f"{field} ({', '.join(within)})" if within else field
 
 
 def _message(operation: SendOperation, message: str) -> str:
@@ -321,26 +342,80 @@ def _message(operation: SendOperation, message: str) -> str:
     return message
 
 
+# The flags that take a Norwegian identifier: a malformed one gets the identifier's own
+# words ("remove the spaces"), not the model's string length.
+_IDENTIFIER_FLAGS = {
+    "--fodselsnummer": "fodselsnummer",
+    "--pasient-fodselsnummer": "fodselsnummer",
+    "--orgnr": "organisasjonsnummer",
+}
+
+
+def _identifier_problem(flag: str, value: object) -> str | None:
+    from svarut.runtime import identifiers
+
+    kind = _IDENTIFIER_FLAGS.get(flag)
+    if not isinstance(value, str):  # missing, or not text: the model's words say it
+        return None
+    if kind == "fodselsnummer":
+        return identifiers.fodselsnummer_problem(value, synthetic=True)
+    if kind == "organisasjonsnummer":
+        return identifiers.organisasjonsnummer_problem(value)
+    return None
+
+
+def _document_problem(operation: SendOperation, problem: DocumentProblem) -> Problem | None:
+    """A problem with the documents, in the CLI's terms: the DOKUMENT
+    argument, ``--metadata`` and ``--mime-type`` rather than the Python API's
+    ``dokumenter={...}``; None for one the CLI has no words of its own for."""
+    from svarut import errors
+
+    argument = operation.file_argument.upper()
+    listing = problem.described_by or operation.described_by or "dokumenter"
+    name = problem.filnavn
+    if problem.rule == "document_missing":
+        return errors.Problem(
+            argument,
+            problem.rule,
+            f"the forsendelse lists {name} in {listing} (--metadata or --felt), but no file of that name was "
+            f"given: give the file {name} as a {argument} argument, or take it out of {listing}",
+        )
+    if problem.rule == "document_not_described":
+        return errors.Problem(
+            f"{argument} {name}",
+            problem.rule,
+            f"the forsendelse's {listing} (--metadata or --felt) does not list {name}: add it there, or leave "
+            "the file out",
+        )
+    if problem.rule == "filename_unique":
+        return errors.Problem("--metadata", problem.rule, f"{listing} lists {name} more than once")
+    if problem.rule == "content_type":
+        return errors.Problem(f"--mime-type {name}", problem.rule, "not a valid MIME type (give TYPE/SUBTYPE)")
+    return None
+
+
 def _validation_failure(operation: SendOperation, exc: Exception, meta: Mapping[str, Any]) -> ValidationFailure:
     from pydantic import ValidationError
 
     from svarut import errors
+    from svarut.runtime.multipart import DocumentProblem
 
-    if isinstance(exc, ValidationError):
-        problems = [errors.Problem(_field_path(e["loc"]) or "forsendelse", e["type"], e["msg"]) for e in exc.errors()]
-    else:
-        assert isinstance(exc, errors.ForsendelseValidationError)
-        problems = list(exc.problems)
     entries = meta.get(operation.described_by or "", [])
     entries = entries if isinstance(entries, list) else []
-    return ValidationFailure(
-        describe_problems(
-            [
-                errors.Problem(flag_for(operation, p.field, entries), p.rule, _message(operation, p.message))
-                for p in problems
-            ]
+    problems: list[Problem] = []
+    if isinstance(exc, ValidationError):
+        for e in exc.errors():
+            flag = flag_for(operation, _field_path(e["loc"]) or "forsendelse", entries)
+            message = _identifier_problem(flag, e.get("input")) or _message(operation, pydantic_message(e))
+            problems.append(errors.Problem(flag, e["type"], message))
+        return rejected(problems)
+    assert isinstance(exc, errors.ForsendelseValidationError)
+    for p in exc.problems:
+        phrased = _document_problem(operation, p) if isinstance(p, DocumentProblem) else None
+        problems.append(
+            phrased or errors.Problem(flag_for(operation, p.field, entries), p.rule, _message(operation, p.message))
         )
-    )
+    return rejected(problems)
 
 
 # --- documents and progress ----------------------------------------------------------
@@ -373,12 +448,36 @@ def _files(operation: SendOperation, paths: list[Path], sources: Mapping[str, An
 
 
 def _outcome_unknown(exc: Any, *, state: State, as_json: bool) -> CliError:
+    return _unknown(
+        state=state,
+        as_json=as_json,
+        konto_id=exc.konto_id,
+        ekstern_referanse=exc.ekstern_referanse,
+        sendt=exc.sendt,
+        sha256=exc.dokumenter_sha256,
+        what="SvarUt may have accepted the forsendelse",
+        cause=exc.cause,
+    )
+
+
+def _unknown(
+    *,
+    state: State,
+    as_json: bool,
+    konto_id: object,
+    ekstern_referanse: str | None,
+    sendt: datetime | None,
+    sha256: Mapping[str, str | None] | None,
+    what: str,
+    cause: object = None,
+) -> CliError:
+    """The error (and with ``--json`` the JSON line) of a send whose outcome
+    is unknown, with the ``svarut avklar`` command that settles it."""
     from svarut.utfall import AVKLARING_VINDU
 
-    hashes = ", ".join(f"{name} sha256 {digest}" for name, digest in exc.dokumenter_sha256.items())
     command = (
-        avklar_command(state, konto_id=exc.konto_id, ekstern_referanse=exc.ekstern_referanse, sendt=exc.sendt)
-        if exc.ekstern_referanse
+        avklar_command(state, konto_id=konto_id, ekstern_referanse=ekstern_referanse, sendt=sendt)
+        if ekstern_referanse
         else None
     )
     if as_json:
@@ -386,10 +485,10 @@ def _outcome_unknown(exc: Any, *, state: State, as_json: bool) -> CliError:
             json.dumps(
                 {
                     "id": None,
-                    _EKSTERN_REFERANSE: exc.ekstern_referanse,
+                    _EKSTERN_REFERANSE: ekstern_referanse,
                     "outcome": "unknown",
-                    "sha256": exc.dokumenter_sha256,
-                    "sendt": None if exc.sendt is None else format_time(exc.sendt),
+                    "sha256": dict(sha256) if sha256 is not None else None,
+                    "sendt": None if sendt is None else format_time(sendt),
                     "avklar": command,
                 },
                 ensure_ascii=False,
@@ -401,19 +500,66 @@ def _outcome_unknown(exc: Any, *, state: State, as_json: bool) -> CliError:
         # confirm that the forsendelse arrived, not that it did not.
         when = (
             f" (it can tell that the forsendelse arrived at once, that it did not from "
-            f"{format_time(exc.sendt + AVKLARING_VINDU)})"
-            if exc.sendt is not None
+            f"{format_time(sendt + AVKLARING_VINDU)})"
+            if sendt is not None
             else ""
         )
         footer = f"Settle it with the command below{when}:\n  {command}"
+    documents = (
+        f"; documents: {', '.join(f'{name} sha256 {digest}' for name, digest in sha256.items())}" if sha256 else ""
+    )
+    because = "" if cause is None else f" Cause: {cause}"
     return OutcomeUnknown(
-        f"outcome unknown: SvarUt may have accepted the forsendelse ({_EKSTERN_REFERANSE} "
-        f"{exc.ekstern_referanse!r}; documents: {hashes}); settle it before sending it again. Cause: {exc.cause}",
+        f"outcome unknown ({_EKSTERN_REFERANSE} {ekstern_referanse!r}{documents}): {what}; settle it before "
+        f"sending it again.{because}",
         footer=footer,
     )
 
 
+@dataclass
+class _Sending:
+    """How far a send got, for what a Ctrl-C means."""
+
+    konto_id: uuid.UUID | None = None
+    prepared: Prepared[Any] | None = None
+
+
+def _interrupted(sending: _Sending, *, state: State, as_json: bool) -> CliError:
+    """What a Ctrl-C during ``send`` means: nothing sent while no byte of the
+    body had gone out; an unknown outcome from the first byte on."""
+    after_ctrl_c()
+    prepared = sending.prepared
+    body = None if prepared is None else prepared.request.body
+    if prepared is None or body is None or not body.started:
+        return Interrupted("interrupted before the forsendelse went out: nothing was sent")
+    send = prepared.request.send
+    ekstern_referanse = None if send is None else send.metadata.get(_EKSTERN_REFERANSE)
+    how_far = (
+        "after SvarUt had the whole forsendelse, before it answered"
+        if body.completed
+        else "while the forsendelse was going out"
+    )
+    # No document hashes here: reading big files again would keep a user who pressed Ctrl-C waiting.
+    return _unknown(
+        state=state,
+        as_json=as_json,
+        konto_id=sending.konto_id,
+        ekstern_referanse=ekstern_referanse,
+        sendt=prepared.request.attempt_started,
+        sha256=None,
+        what=f"interrupted (Ctrl-C) {how_far}, so SvarUt may have it",
+    )
+
+
 def _send(state: State, operation: SendOperation, options: dict[str, Any]) -> None:
+    sending = _Sending()
+    try:
+        _check_and_send(state, operation, options, sending)
+    except KeyboardInterrupt:
+        raise _interrupted(sending, state=state, as_json=bool(options.get("as_json"))) from None
+
+
+def _check_and_send(state: State, operation: SendOperation, options: dict[str, Any], sending: _Sending) -> None:
     from pydantic import ValidationError
 
     from svarut import errors
@@ -422,15 +568,15 @@ def _send(state: State, operation: SendOperation, options: dict[str, Any]) -> No
     paths: list[Path] = [documents] if isinstance(documents, Path) else list(documents)
     names = [p.name for p in paths]
     if duplicates := sorted({n for n in names if names.count(n) > 1}):
-        raise ValidationFailure(
-            describe_problems(
-                [
-                    errors.Problem(
-                        operation.file_argument.upper(), "filename_unique", f"more than one document is named {n!r}"
-                    )
-                    for n in duplicates
-                ]
-            )
+        raise rejected(
+            [
+                errors.Problem(
+                    operation.file_argument.upper(),
+                    "filename_unique",
+                    f"more than one file is named {n}: SvarUt tells the documents apart by their names",
+                )
+                for n in duplicates
+            ]
         )
     meta = build_metadata(operation, options, paths)
     model: BaseModel
@@ -438,15 +584,15 @@ def _send(state: State, operation: SendOperation, options: dict[str, Any]) -> No
         model = operation.model.model_validate(meta)
     except ValidationError as exc:
         raise _validation_failure(operation, exc, meta) from None
-    konto_id: uuid.UUID = state.konto_id(options.get("konto"))
+    konto_id = sending.konto_id = state.konto_id(options.get("konto"))
     as_json = bool(options.get("as_json"))
     with state.client(validate=not options.get("no_validate")) as client, ExitStack() as stack:
         sources = _sources(paths, stack)
         files = _files(operation, paths, sources, options)
         try:
             # The batch runner's route too: the send checked and built, then sent.
-            prepared = operation.prepare(
-                client, konto_id=konto_id, forsendelse=model, files=files, kryptering=bool(options.get("kryptert"))
+            prepared = sending.prepared = operation.prepare(
+                client, konto_id=konto_id, forsendelse=model, dokumenter=files, kryptering=bool(options.get("kryptert"))
             )
             forsendelse_id = client.send_prepared(prepared)
         except errors.ForsendelseValidationError as exc:

@@ -7,6 +7,6 @@
 """Generated from the SvarUt specs. Import from :mod:`svarut` instead."""
 
 from . import models
-from .client import ENDPOINTS, SEND_OPERATIONS, SERVERS, AsyncOperations, SyncOperations
+from .client import ENDPOINTS, SEND_OPERATIONS, SERVERS, AsyncOperations, StatusName, SyncOperations
 
-__all__ = ["ENDPOINTS", "SEND_OPERATIONS", "SERVERS", "AsyncOperations", "SyncOperations", "models"]
+__all__ = ["ENDPOINTS", "SEND_OPERATIONS", "SERVERS", "AsyncOperations", "StatusName", "SyncOperations", "models"]

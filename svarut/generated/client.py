@@ -14,7 +14,7 @@ sends go through the runtime's streaming encoder) and reads the response.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal, overload
 from uuid import UUID
 
 from svarut.runtime.client import (
@@ -30,7 +30,7 @@ from svarut.runtime.client import (
     drop_none,
 )
 from svarut.runtime.files import File, FileSource
-from svarut.runtime.operations import SendOperation
+from svarut.runtime.operations import SendOperation, SendOperations
 
 from . import models
 
@@ -115,70 +115,118 @@ ENDPOINTS: Mapping[str, Endpoint[Any]] = {
     "sendTilPrint": SEND_TIL_PRINT,
 }
 
+#: The status names of the specs, as a type: what ``until=`` of
+#: ``vent_pa_status`` takes besides the ``models.Status`` members.
+StatusName = Literal[
+    "MOTTATT",
+    "AKSEPTERT",
+    "AVVIST",
+    "FEILET_UNDER_MOTTAK",
+    "SENDT_ALTINN",
+    "LEVERT_ALTINN",
+    "LEST",
+    "SENDT_PRINT",
+    "PRINTET",
+    "MANUELT_HANDTERT",
+    "SENDT_DIGITALT",
+    "SENDT_SDP",
+    "LEVERT_SDP",
+    "KLAR_FOR_MOTTAK",
+    "IKKE_LEVERT",
+    "SLETTET",
+    "SENDT_NHN_MOTTAKER",
+    "LEVERT_NHN_MOTTAKER",
+]
+
+
+class _SendOperations(SendOperations):
+    """The send operations by kind, each typed with its metadata model."""
+
+    @overload
+    def __getitem__(self, kind: Literal["nhn"]) -> SendOperation[models.NhnForsendelse]: ...
+
+    @overload
+    def __getitem__(self, kind: Literal["organisasjon"]) -> SendOperation[models.OrganisasjonForsendelse]: ...
+
+    @overload
+    def __getitem__(self, kind: Literal["person"]) -> SendOperation[models.PersonForsendelse]: ...
+
+    @overload
+    def __getitem__(self, kind: Literal["print"]) -> SendOperation[models.PrintForsendelse]: ...
+
+    @overload
+    def __getitem__(self, kind: str) -> SendOperation: ...
+
+    def __getitem__(self, kind: str) -> SendOperation[Any]:
+        return self._get(kind)
+
+
 #: The send (multipart) operations by kind, the last segment of their path:
 #: what the CLI, the simulator and the batch runner offer.
-SEND_OPERATIONS: Mapping[str, SendOperation] = {
-    "nhn": SendOperation(
-        kind="nhn",
-        endpoint=SEND_TIL_NHN,
-        method_name="send_til_nhn",
-        summary="Sender forsendelse til mottaker i Norsk Helsenett fra oppgitt konto",
-        model=models.NhnForsendelse,
-        metadata_part="forsendelse",
-        metadata_argument="forsendelse",
-        file_part="dokument",
-        file_argument="dokument",
-        described_by=None,
-        document_model=None,
-        path_arguments=("konto_id",),
-        predated=(),
-    ),
-    "organisasjon": SendOperation(
-        kind="organisasjon",
-        endpoint=SEND_TIL_ORGANISASJON,
-        method_name="send_til_organisasjon",
-        summary="Sender forsendelse til organisasjon fra oppgitt konto",
-        model=models.OrganisasjonForsendelse,
-        metadata_part="forsendelse",
-        metadata_argument="forsendelse",
-        file_part="dokumenter",
-        file_argument="dokumenter",
-        described_by="dokumenter",
-        document_model=models.OrganisasjonDokument,
-        path_arguments=("konto_id",),
-        predated=(),
-    ),
-    "person": SendOperation(
-        kind="person",
-        endpoint=SEND_TIL_PERSON,
-        method_name="send_til_person",
-        summary="Sender forsendelse til person fra oppgitt konto",
-        model=models.PersonForsendelse,
-        metadata_part="forsendelse",
-        metadata_argument="forsendelse",
-        file_part="dokumenter",
-        file_argument="dokumenter",
-        described_by="dokumenter",
-        document_model=models.PersonDokument,
-        path_arguments=("konto_id",),
-        predated=(),
-    ),
-    "print": SendOperation(
-        kind="print",
-        endpoint=SEND_TIL_PRINT,
-        method_name="send_til_print",
-        summary="Sender forsendelse som skal printes. Om kontoen det sendes fra er konfigurert til å bruke driftsleverandøren til KS Digital vil den automatisk printes og sendes i posten, ellers må den manuelt printes. Denne skal kun brukes for forsendelser som ikke kan sendes digitalt, og vil medføre økte kostnader.",
-        model=models.PrintForsendelse,
-        metadata_part="forsendelse",
-        metadata_argument="forsendelse",
-        file_part="dokumenter",
-        file_argument="dokumenter",
-        described_by="dokumenter",
-        document_model=models.PrintDokument,
-        path_arguments=("konto_id",),
-        predated=(),
-    ),
-}
+SEND_OPERATIONS: _SendOperations = _SendOperations(
+    {
+        "nhn": SendOperation(
+            kind="nhn",
+            endpoint=SEND_TIL_NHN,
+            method_name="send_til_nhn",
+            summary="Sender forsendelse til mottaker i Norsk Helsenett fra oppgitt konto",
+            model=models.NhnForsendelse,
+            metadata_part="forsendelse",
+            metadata_argument="forsendelse",
+            file_part="dokument",
+            file_argument="dokument",
+            described_by=None,
+            document_model=None,
+            path_arguments=("konto_id",),
+            predated=(),
+        ),
+        "organisasjon": SendOperation(
+            kind="organisasjon",
+            endpoint=SEND_TIL_ORGANISASJON,
+            method_name="send_til_organisasjon",
+            summary="Sender forsendelse til organisasjon fra oppgitt konto",
+            model=models.OrganisasjonForsendelse,
+            metadata_part="forsendelse",
+            metadata_argument="forsendelse",
+            file_part="dokumenter",
+            file_argument="dokumenter",
+            described_by="dokumenter",
+            document_model=models.OrganisasjonDokument,
+            path_arguments=("konto_id",),
+            predated=(),
+        ),
+        "person": SendOperation(
+            kind="person",
+            endpoint=SEND_TIL_PERSON,
+            method_name="send_til_person",
+            summary="Sender forsendelse til person fra oppgitt konto",
+            model=models.PersonForsendelse,
+            metadata_part="forsendelse",
+            metadata_argument="forsendelse",
+            file_part="dokumenter",
+            file_argument="dokumenter",
+            described_by="dokumenter",
+            document_model=models.PersonDokument,
+            path_arguments=("konto_id",),
+            predated=(),
+        ),
+        "print": SendOperation(
+            kind="print",
+            endpoint=SEND_TIL_PRINT,
+            method_name="send_til_print",
+            summary="Sender forsendelse som skal printes. Om kontoen det sendes fra er konfigurert til å bruke driftsleverandøren til KS Digital vil den automatisk printes og sendes i posten, ellers må den manuelt printes. Denne skal kun brukes for forsendelser som ikke kan sendes digitalt, og vil medføre økte kostnader.",
+            model=models.PrintForsendelse,
+            metadata_part="forsendelse",
+            metadata_argument="forsendelse",
+            file_part="dokumenter",
+            file_argument="dokumenter",
+            described_by="dokumenter",
+            document_model=models.PrintDokument,
+            path_arguments=("konto_id",),
+            predated=(),
+        ),
+    }
+)
 
 
 class SyncOperations(SyncAPIClient):

@@ -10,9 +10,19 @@ from enum import StrEnum
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import AwareDatetime, ConfigDict, Field
+from pydantic import AwareDatetime, ConfigDict, Field, GetCoreSchemaHandler
+from pydantic_core import CoreSchema, core_schema
 
 from svarut.runtime.models import AbsoluteUri, RequestModel, ResponseModel, UniqueItems
+
+
+class UnknownValue(str):
+    """A value of an open enum these specs do not list (sent by a newer
+    server): a ``str``, told apart from the enum's members by its type."""
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: object, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(cls, core_schema.str_schema())
 
 
 class Adresse(RequestModel):
@@ -637,7 +647,7 @@ class ForsendelseStatus(ResponseModel):
     """
     Tidspunkt for når statusen sist ble endret
     """
-    status: Annotated[Status | str, Field(union_mode="left_to_right")]
+    status: Annotated[Status | UnknownValue, Field(union_mode="left_to_right")]
     """
     Gyldige statuser for forsendelsen
     """

@@ -2,7 +2,10 @@
 its arguments into a prepared request (path and query parameters, JSON or
 multipart body, headers, per-call timeout), decides retries, and turns a
 response into a result or a typed error, none of which waits on I/O. The loops
-that do the I/O around it are in :mod:`svarut.runtime.client`.
+that do the I/O around it are in :mod:`svarut.runtime.client`. The sync loop
+(:meth:`BaseClient._exchange`) reports each attempt, retry decision (with its
+reason, :meth:`RetryPolicy.decide`) and result to the operation's
+instrumentation hook (:mod:`svarut.runtime.instrumentation`).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import logging
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID, uuid4
@@ -21,9 +24,10 @@ from uuid import UUID, uuid4
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from svarut.runtime import errors, multipart
+from svarut.runtime import errors, instrumentation, multipart
 from svarut.runtime.bounded import read_bounded
 from svarut.runtime.errors import APIConnectionError, APITimeoutError, ForsendelseValidationError, Problem
+from svarut.runtime.instrumentation import NO_OPERATION, Operation
 
 # The request value types live in a leaf module; imported from here too, as before.
 from svarut.runtime.request_types import NOT_GIVEN as NOT_GIVEN
@@ -37,7 +41,7 @@ from svarut.runtime.request_types import PreparedSend as PreparedSend
 from svarut.runtime.request_types import PreSendCheck as PreSendCheck
 from svarut.runtime.request_types import QueryParameter as QueryParameter
 from svarut.runtime.request_types import TimeoutTypes as TimeoutTypes
-from svarut.runtime.retry import RetryPolicy, is_rejection
+from svarut.runtime.retry import RetryDecision, RetryPolicy, is_rejection
 
 if TYPE_CHECKING:
     from svarut.runtime.kryptering import Kryptering
@@ -49,10 +53,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("svarut")
 
 T = TypeVar("T")
+P = TypeVar("P")
 
 # KS recommends 16 minutes for a send, which SvarUt may take 15 to answer; a
 # connection that cannot even be opened should fail fast.
 DEFAULT_TIMEOUT = httpx.Timeout(16 * 60.0, connect=10.0, pool=10.0)
+# The operations that only read (the status search, the lookups) answer in well under a second;
+# a server that stopped answering one should be noticed within a minute, not sixteen.
+DEFAULT_LOOKUP_TIMEOUT = httpx.Timeout(60.0, connect=10.0, pool=10.0)
 # Success and error bodies are small JSON documents; a bigger one is not SvarUt.
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 USER_AGENT = "fiks-svarut-python"
@@ -84,6 +92,7 @@ class BaseClient:
         base_url: str,
         auth: httpx.Auth | None = None,
         timeout: TimeoutTypes = DEFAULT_TIMEOUT,
+        lookup_timeout: TimeoutTypes = DEFAULT_LOOKUP_TIMEOUT,
         headers: Mapping[str, str] | None = None,
         checks: Sequence[PreSendCheck] = (),
         retry: RetryPolicy = DEFAULT_RETRY,
@@ -91,11 +100,16 @@ class BaseClient:
         generate_ekstern_referanse: bool = False,
         kryptering: Kryptering | None = None,
     ) -> None:
+        """``timeout``: each call's, by default; ``lookup_timeout``: each call's
+        to an operation in ``safe_to_repeat`` (those only read), by default."""
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
         self.base_url = base_url.rstrip("/")
         self._auth = auth
         self.timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+        self.lookup_timeout = (
+            lookup_timeout if isinstance(lookup_timeout, httpx.Timeout) else httpx.Timeout(lookup_timeout)
+        )
         self._headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **(headers or {})}
         self._checks = tuple(checks)
         self._retry = retry
@@ -148,7 +162,12 @@ class BaseClient:
         :class:`ForsendelseValidationError` for bad input, so nothing is sent."""
         url, params = self._url(endpoint, path_params, query_params)
         prepared = PreparedRequest(endpoint.method, url, dict(self._headers), path_params=params)
-        if not isinstance(timeout, NotGiven):
+        if isinstance(timeout, NotGiven):
+            # The client's default for this kind of operation, per attempt (no deadline over the
+            # retries), on every request: also through an http_client the caller gave.
+            default = self.lookup_timeout if endpoint.operation_id in self._safe_to_repeat else self.timeout
+            prepared.extensions["timeout"] = default.as_dict()
+        else:
             per_call = (timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)).as_dict()
             prepared.extensions["timeout"] = per_call
             # A timeout given for the call bounds the whole call, retries included.
@@ -189,7 +208,34 @@ class BaseClient:
         ``send_prepared`` to send later: a caller can record that it is about
         to send once it knows the send will go out. Raises what the send
         would raise before its first byte. A ``timeout`` runs from now."""
-        return Prepared(endpoint, self._prepare(endpoint, path_params=path_params, body=body, timeout=timeout))
+        return self._observed_prepare(
+            endpoint,
+            path_params,
+            lambda: Prepared(endpoint, self._prepare(endpoint, path_params=path_params, body=body, timeout=timeout)),
+        )
+
+    @staticmethod
+    def _observed_prepare(endpoint: Endpoint[Any], path_params: Mapping[str, Any], prepare: Callable[[], P]) -> P:
+        """``prepare()`` of a ``prepare_send``: a send it refuses is reported as
+        a send that ended there (one that passes is reported by ``send_prepared``)."""
+        started = time.time_ns()
+        try:
+            return prepare()
+        except SertifikatNeeded:
+            raise  # not an outcome: the caller fetches the certificate and prepares again
+        except BaseException as exc:
+            instrumentation.current().operation(endpoint, path_params, send=True, start_ns=started).end(exc)
+            raise
+
+    @staticmethod
+    def _claim(prepared: Prepared[Any]) -> None:
+        """Refuse a prepared send ``send_prepared`` was given before: it is the same letter."""
+        if not prepared.claim():
+            raise errors.PreparedAlreadySentError(
+                f"this prepared {prepared.endpoint.operation_id} was given to send_prepared before: it is "
+                "the same letter, and sending it again could deliver it twice. Nothing was sent now. If the "
+                "first send failed, settle it (avklar_utfall) and prepare the send again."
+            )
 
     def _checked(self, endpoint: Endpoint[Any], send: MultipartInput, *, preload: bool) -> PreparedSend:
         """The send as the checks see it, after they passed: the metadata as it
@@ -301,9 +347,11 @@ class BaseClient:
         endpoint: Endpoint[T],
         prepared: PreparedRequest,
         abort: threading.Event | None = None,
+        op: Operation = NO_OPERATION,
     ) -> T:
         """Send ``prepared`` through ``http`` until it succeeds, fails for
-        good, or the retry policy says stop. ``abort`` stops a body mid-write."""
+        good, or the retry policy says stop. ``abort`` stops a body mid-write;
+        ``op`` hears each attempt, retry decision and the result."""
         started = time.perf_counter()
         attempt = 0
         while True:
@@ -313,20 +361,26 @@ class BaseClient:
             stream = prepared.body.sync_stream(abort) if prepared.body else None
             request = self._request_for(builder, prepared, stream)
             prepared.attempt_started = datetime.now(UTC)
+            op.attempt(attempt + 1)
             try:
-                response = http.send(request, auth=self._auth, stream=True)
                 try:
-                    data, _ = read_bounded(response.iter_bytes(), MAX_RESPONSE_BYTES)
+                    response = http.send(request, auth=self._auth, stream=True)
+                    try:
+                        data, _ = read_bounded(response.iter_bytes(), MAX_RESPONSE_BYTES)
+                    finally:
+                        response.close()
                 finally:
-                    response.close()
+                    op.wrote(body_bytes_sent(request))
             except httpx.TransportError as exc:
-                if (delay := self._retry_after(endpoint, prepared, attempt, error=exc)) is None:
+                if (delay := self._retry_after(endpoint, prepared, attempt, error=exc, op=op)) is None:
                     failure = self._failure(endpoint, prepared, exc, request)
                     self._log_send(endpoint, prepared, request, started, failure)
                     raise failure from exc
             else:
-                if (delay := self._retry_after(endpoint, prepared, attempt, response=response)) is None:
-                    return self._finish(endpoint, prepared, response, data, started)
+                if (delay := self._retry_after(endpoint, prepared, attempt, response=response, op=op)) is None:
+                    result = self._finish(endpoint, prepared, response, data, started)
+                    op.succeeded(result)
+                    return result
             time.sleep(delay)
             attempt += 1
 
@@ -396,19 +450,32 @@ class BaseClient:
         *,
         error: httpx.TransportError | None = None,
         response: httpx.Response | None = None,
+        op: Operation = NO_OPERATION,
     ) -> float | None:
         """How long to wait before the next attempt after ``error`` or
-        ``response``, or None for no further attempt."""
+        ``response``, or None for no further attempt; ``op`` hears the decision."""
         if response is not None and response.is_success:
             return None
-        delay = self._retry.delay(
-            attempt=attempt,
-            safe_to_repeat=endpoint.operation_id in self._safe_to_repeat,
-            replayable=self._replayable(prepared),
-            error=error,
-            response=response,
-        )
-        return _within_deadline(prepared, delay)
+        options: dict[str, Any] = {
+            "attempt": attempt,
+            "safe_to_repeat": endpoint.operation_id in self._safe_to_repeat,
+            "replayable": self._replayable(prepared),
+            "error": error,
+            "response": response,
+        }
+        if type(self._retry).delay is RetryPolicy.delay:
+            decision = self._retry.decide(**options)
+        else:  # a policy of the caller's own: its delay() decides, and says no reason
+            delay = self._retry.delay(**options)
+            status = response.status_code if response is not None else None
+            reason = type(error).__name__ if error is not None else f"status {status}"
+            decision = RetryDecision(delay, reason)
+        delay = _within_deadline(prepared, decision.delay)
+        reason = decision.reason
+        if delay is None and decision.delay is not None:
+            reason = "the call's timeout runs out before the next attempt"
+        op.retry(attempt=attempt + 1, reason=reason, delay=delay)
+        return delay
 
     def _may_have_arrived(self, endpoint: Endpoint[Any], request: httpx.Request) -> bool:
         """Whether a failed send may have been accepted: SvarUt had the whole
@@ -479,6 +546,12 @@ class BaseClient:
             request=request,
             sendt=prepared.attempt_started,
         )
+
+
+def body_bytes_sent(request: httpx.Request) -> int:
+    """The bytes of a send's body the attempt put on the wire (0 for a request with no streamed body)."""
+    stream = request.stream
+    return stream.sent if isinstance(stream, (multipart.SyncStream, multipart.AsyncStream)) else 0
 
 
 @functools.lru_cache(maxsize=256)

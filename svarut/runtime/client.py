@@ -12,6 +12,12 @@ through httpx's async path. Fetching SvarUt's certificate for an encrypted
 send is I/O too: each loop does it (the async client on its event loop), and
 prepares the send again (:class:`SertifikatNeeded`).
 
+Each operation is reported to the instrumentation
+(:mod:`svarut.runtime.instrumentation`: a no-op unless OpenTelemetry is
+installed): its start and end, each attempt and retry decision, the bytes
+sent; the async client starts it on the caller's task, so its span is a child
+of the caller's.
+
 The request value types (:class:`Endpoint`, :class:`PreparedSend`, ...) live
 in :mod:`svarut.runtime.request_types` and are importable from here as well.
 This module knows nothing of the generated models beyond ``pydantic.BaseModel``:
@@ -22,13 +28,18 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
 
 import httpx
 
+from svarut.runtime import instrumentation
+from svarut.runtime.base_client import (
+    DEFAULT_LOOKUP_TIMEOUT as DEFAULT_LOOKUP_TIMEOUT,
+)
 from svarut.runtime.base_client import (
     DEFAULT_RETRY as DEFAULT_RETRY,
 )
@@ -61,11 +72,13 @@ from svarut.runtime.base_client import (
 )
 from svarut.runtime.base_client import (
     T,
+    body_bytes_sent,
 )
 from svarut.runtime.base_client import (
     drop_none as drop_none,
 )
 from svarut.runtime.bounded import aread_bounded
+from svarut.runtime.instrumentation import NO_OPERATION, Operation
 
 # The request value types live in a leaf module; imported from here too, as before.
 from svarut.runtime.request_types import NOT_GIVEN as NOT_GIVEN
@@ -116,12 +129,15 @@ class SyncAPIClient(BaseClient):
         body: JsonBody | MultipartInput | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
     ) -> T:
-        prepared = self._with_sertifikat(
-            lambda: self._prepare(
-                endpoint, path_params=path_params, query_params=query_params, body=body, timeout=timeout
+        send = isinstance(body, MultipartInput)
+        with instrumentation.current().operation(endpoint, path_params, send=send) as op:
+            prepared = self._with_sertifikat(
+                lambda: self._prepare(
+                    endpoint, path_params=path_params, query_params=query_params, body=body, timeout=timeout
+                )
             )
-        )
-        return self._exchange(self._http, self._http, endpoint, prepared)
+            op.prepared(prepared)
+            return self._exchange(self._http, self._http, endpoint, prepared, op=op)
 
     def prepare_send(
         self,
@@ -153,8 +169,14 @@ class SyncAPIClient(BaseClient):
         self._use_sertifikat(hent_sertifikat(self._http, self._sertifikat_url()))
 
     def send_prepared(self, prepared: Prepared[T]) -> T:
-        """Send what :meth:`prepare_send` built, with the client's retry policy."""
-        return self._exchange(self._http, self._http, prepared.endpoint, prepared.request)
+        """Send what :meth:`prepare_send` built, with the client's retry policy.
+        Once: given the same prepared send again, it raises
+        :class:`~svarut.errors.PreparedAlreadySentError` and sends nothing."""
+        self._claim(prepared)
+        request = prepared.request
+        with instrumentation.current().operation(prepared.endpoint, request.path_params, send=True) as op:
+            op.prepared(request)
+            return self._exchange(self._http, self._http, prepared.endpoint, request, op=op)
 
 
 class AsyncAPIClient(BaseClient):
@@ -188,6 +210,24 @@ class AsyncAPIClient(BaseClient):
     async def __aenter__(self: _A) -> _A:
         return self
 
+    def __enter__(self) -> NoReturn:
+        raise TypeError(f"{type(self).__name__} is asynchronous: use `async with`, not `with`")
+
+    def __exit__(self, *exc: object) -> None:
+        """Never reached: :meth:`__enter__` refuses. Defined so ``with`` gets that far."""
+
+    def __del__(self) -> None:
+        # An httpx.AsyncClient cannot be closed from here (no event loop), so say it leaked.
+        lazy: _LazyHttp[httpx.AsyncClient] | None = getattr(self, "_lazy_http", None)
+        if lazy is not None and lazy.made and not lazy.closed and getattr(self, "_owns_http", False):
+            warnings.warn(
+                f"{self!r} was used and never closed, so its connections leak: use `async with` "
+                "on it, or `await client.close()`",
+                ResourceWarning,
+                source=self,
+                stacklevel=2,
+            )
+
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
@@ -204,36 +244,46 @@ class AsyncAPIClient(BaseClient):
     ) -> T:
         import anyio.to_thread
 
-        await self._make_http()
-        if isinstance(body, MultipartInput):
-            for fetched in (False, True):
-                try:
-                    if (twin := self._sync_twin()).http is not None:
-                        return await twin.run(self._send_in_thread, endpoint, path_params, body, timeout)
-                    # Preparing a send stats (and may sniff) files: keep that off the event loop.
-                    prepared = await anyio.to_thread.run_sync(
-                        lambda: self._prepare(endpoint, path_params=path_params, body=body, timeout=timeout)
-                    )
-                    break
-                except SertifikatNeeded:
-                    if fetched:
-                        raise
-                    # The checks passed in the worker thread; the certificate is fetched here, on the event loop.
-                    await self._afetch_sertifikat()
-        else:
-            # A JSON body touches no file: a worker-thread trip would cost more than the work.
-            prepared = self._prepare(
-                endpoint, path_params=path_params, query_params=query_params, body=body, timeout=timeout
-            )
-        return await self._aexchange(endpoint, prepared)
+        send = isinstance(body, MultipartInput)
+        # Started here, on the caller's task, so the span is a child of the caller's current span;
+        # the worker threads below run in a copy of this context (anyio copies it), so it is current there too.
+        with instrumentation.current().operation(endpoint, path_params, send=send) as op:
+            await self._make_http()
+            if isinstance(body, MultipartInput):
+                for fetched in (False, True):
+                    try:
+                        if (twin := self._sync_twin()).http is not None:
+                            return await twin.run(self._send_in_thread, endpoint, path_params, body, timeout, op)
+                        # Preparing a send stats (and may sniff) files: keep that off the event loop.
+                        prepared = await anyio.to_thread.run_sync(
+                            lambda: self._prepare(endpoint, path_params=path_params, body=body, timeout=timeout)
+                        )
+                        break
+                    except SertifikatNeeded:
+                        if fetched:
+                            raise
+                        # The checks passed in the worker thread; the certificate is fetched here, on the event loop.
+                        await self._afetch_sertifikat()
+            else:
+                # A JSON body touches no file: a worker-thread trip would cost more than the work.
+                prepared = self._prepare(
+                    endpoint, path_params=path_params, query_params=query_params, body=body, timeout=timeout
+                )
+            op.prepared(prepared)
+            return await self._aexchange(endpoint, prepared, op)
 
     async def send_prepared(self, prepared: Prepared[T]) -> T:
         """Send what :meth:`prepare_send` built (call that in a worker thread:
-        it may read files), with the client's retry policy."""
-        await self._make_http()
-        if prepared.request.body is not None and (twin := self._sync_twin()).http is not None:
-            return await twin.run(self._exchange_in_thread, prepared.endpoint, prepared.request)
-        return await self._aexchange(prepared.endpoint, prepared.request)
+        it may read files), with the client's retry policy; once, as
+        :meth:`SyncAPIClient.send_prepared`."""
+        self._claim(prepared)
+        request = prepared.request
+        with instrumentation.current().operation(prepared.endpoint, request.path_params, send=True) as op:
+            op.prepared(request)
+            await self._make_http()
+            if request.body is not None and (twin := self._sync_twin()).http is not None:
+                return await twin.run(self._exchange_in_thread, prepared.endpoint, request, op)
+            return await self._aexchange(prepared.endpoint, request, op)
 
     def prepare_send(
         self,
@@ -274,7 +324,7 @@ class AsyncAPIClient(BaseClient):
             self._twin = transport.SyncTwin(self._http, self._auth)
         return self._twin
 
-    async def _aexchange(self, endpoint: Endpoint[T], prepared: PreparedRequest) -> T:
+    async def _aexchange(self, endpoint: Endpoint[T], prepared: PreparedRequest, op: Operation = NO_OPERATION) -> T:
         """:meth:`BaseClient._exchange` on httpx's async path."""
         import anyio.to_thread
 
@@ -283,25 +333,34 @@ class AsyncAPIClient(BaseClient):
         while True:
             request = self._request_for(self._http, prepared, prepared.body.async_stream() if prepared.body else None)
             prepared.attempt_started = datetime.now(UTC)
+            op.attempt(attempt + 1)
             try:
-                response = await self._http.send(request, auth=self._auth, stream=True)
                 try:
-                    data, _ = await aread_bounded(response.aiter_bytes(), MAX_RESPONSE_BYTES)
+                    response = await self._http.send(request, auth=self._auth, stream=True)
+                    try:
+                        data, _ = await aread_bounded(response.aiter_bytes(), MAX_RESPONSE_BYTES)
+                    finally:
+                        await response.aclose()
                 finally:
-                    await response.aclose()
+                    op.wrote(body_bytes_sent(request))
             except httpx.TransportError as exc:
-                if (delay := self._retry_after(endpoint, prepared, attempt, error=exc)) is None:
+                if (delay := self._retry_after(endpoint, prepared, attempt, error=exc, op=op)) is None:
                     # Hashing the documents for the error reads them: not on the event loop.
                     failure = await anyio.to_thread.run_sync(self._failure, endpoint, prepared, exc, request)
                     self._log_send(endpoint, prepared, request, started, failure)
                     raise failure from exc
             else:
-                if (delay := self._retry_after(endpoint, prepared, attempt, response=response)) is None:
+                if (delay := self._retry_after(endpoint, prepared, attempt, response=response, op=op)) is None:
                     if response.is_success and len(data) <= INLINE_PARSE_BYTES:
-                        return self._finish(endpoint, prepared, response, data, started)
-                    # An error may hash the documents (SendOutcomeUnknownError), and a big
-                    # body takes a while to parse: not on the event loop.
-                    return await anyio.to_thread.run_sync(self._finish, endpoint, prepared, response, data, started)
+                        result = self._finish(endpoint, prepared, response, data, started)
+                    else:
+                        # An error may hash the documents (SendOutcomeUnknownError), and a big
+                        # body takes a while to parse: not on the event loop.
+                        result = await anyio.to_thread.run_sync(
+                            self._finish, endpoint, prepared, response, data, started
+                        )
+                    op.succeeded(result)
+                    return result
             await anyio.sleep(delay)
             attempt += 1
 
@@ -313,15 +372,22 @@ class AsyncAPIClient(BaseClient):
         path_params: Mapping[str, Any],
         body: MultipartInput,
         timeout: TimeoutTypes | NotGiven,
+        op: Operation = NO_OPERATION,
     ) -> T:
         prepared = self._prepare(endpoint, path_params=path_params, body=body, timeout=timeout)
-        return self._exchange_in_thread(http, abort, endpoint, prepared)
+        op.prepared(prepared)
+        return self._exchange_in_thread(http, abort, endpoint, prepared, op)
 
     def _exchange_in_thread(
-        self, http: httpx.Client, abort: threading.Event, endpoint: Endpoint[T], prepared: PreparedRequest
+        self,
+        http: httpx.Client,
+        abort: threading.Event,
+        endpoint: Endpoint[T],
+        prepared: PreparedRequest,
+        op: Operation = NO_OPERATION,
     ) -> T:
         # Built by the async client, so its default headers, cookies and timeout apply.
-        return self._exchange(http, self._http, endpoint, prepared, abort)
+        return self._exchange(http, self._http, endpoint, prepared, abort, op)
 
 
 _H = TypeVar("_H", httpx.Client, httpx.AsyncClient)
@@ -353,6 +419,10 @@ class _LazyHttp(Generic[_H]):
     @property
     def made(self) -> bool:
         return self._http is not None
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def close(self) -> _H | None:
         """Mark closed; the httpx client to close, if there is one."""

@@ -5,6 +5,8 @@
     ├── ForsendelseNotFoundError     SvarUt has no status for that forsendelse
     ├── VentPaStatusTimeoutError     vent_pa_status gave up (also a TimeoutError)
     ├── SourceChangedError           a document changed size while it was sent
+    ├── PreparedAlreadySentError     send_prepared given a prepared send a second time
+    ├── ConfigurationError           settings missing or unusable (also a ValueError)
     ├── MaskinportenError            no Maskinporten token could be had
     │   ├── MaskinportenConnectionError  no (complete) response from the token endpoint
     │   ├── MaskinportenTokenError   refused or nonsense (.error, .error_description, .raw_body)
@@ -50,8 +52,11 @@ from typing import Any
 
 import httpx
 
+# Kept importable from here, where the client has always found them.
+from svarut.runtime.redaction import REDACTED as REDACTED
+from svarut.runtime.redaction import redact as redact
+
 RAW_BODY_EXCERPT = 2000
-REDACTED = "[redacted]"
 # Request headers whose values are the client's secrets (names as httpx lowercases them).
 SECRET_HEADERS = ("authorization", "proxy-authorization", "integrasjonpassord")
 
@@ -115,6 +120,25 @@ class VentPaStatusTimeoutError(SvarUtError, TimeoutError):
 class SourceChangedError(SvarUtError, OSError):
     """A document changed size between measuring it and sending it; the
     request was abandoned before its end, so SvarUt did not accept it."""
+
+
+class PreparedAlreadySentError(SvarUtError, RuntimeError):
+    """``send_prepared`` was given a prepared send it had been given before.
+
+    A prepared send is one letter: sending it again could deliver it twice.
+    Nothing was sent this time. To send again after a failure, settle the
+    first attempt (``avklar_utfall``), then prepare the send anew.
+    """
+
+
+class ConfigurationError(SvarUtError, ValueError):
+    """The client's settings are missing or unusable: ``missing`` names the
+    settings not given (environment variable names), empty when a setting is
+    there but wrong. Values are never part of the message."""
+
+    def __init__(self, message: str, *, missing: list[str] | None = None) -> None:
+        self.missing = list(missing or ())
+        super().__init__(message)
 
 
 class MaskinportenError(SvarUtError):
@@ -408,13 +432,6 @@ def request_secrets(request: httpx.Request | None) -> tuple[bytes, ...]:
         forms.add(json.dumps(value, ensure_ascii=False)[1:-1].encode())
     # Longest first, so "Bearer xyz" goes whole before "xyz" is looked for.
     return tuple(sorted(forms, key=lambda f: (-len(f), f)))
-
-
-def redact(body: bytes, secrets: tuple[bytes, ...]) -> bytes:
-    for secret in secrets:
-        if secret in body:
-            body = body.replace(secret, REDACTED.encode())
-    return body
 
 
 def masked_request(request: httpx.Request) -> httpx.Request:

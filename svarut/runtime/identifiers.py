@@ -25,6 +25,15 @@ def _digits(value: object, length: int) -> bool:
     return isinstance(value, str) and len(value) == length and value.isascii() and value.isdigit()
 
 
+def _not_digits(value: object, length: int) -> str:
+    """Why ``value`` is not ``length`` digits. Spaces get their own word: a
+    number copied from a letter or a spreadsheet often has them (``218836
+    49874``), and "must be 11 digits" alone does not say what to change."""
+    if isinstance(value, str) and any(c.isspace() for c in value):
+        return f"must be {length} digits without spaces: remove the spaces"
+    return f"must be {length} digits"
+
+
 def _weighted(digits: str, weights: tuple[int, ...]) -> int:
     # Callers pass as many digits as weights (checked by _digits).
     total: int = sum(map(operator.mul, map(int, digits), weights))
@@ -50,7 +59,7 @@ def fodselsnummer_problem(value: object, *, synthetic: bool = False) -> str | No
     age) is read from the number.
     """
     if not _digits(value, 11):
-        return "must be 11 digits"
+        return _not_digits(value, 11)
     assert isinstance(value, str)
     day, month = int(value[:2]), int(value[2:4])
     if 41 <= day <= 71:
@@ -69,7 +78,7 @@ def fodselsnummer_problem(value: object, *, synthetic: bool = False) -> str | No
 def organisasjonsnummer_problem(value: object) -> str | None:
     """Why ``value`` is not an organisasjonsnummer, or None if it is one."""
     if not _digits(value, 9):
-        return "must be 9 digits"
+        return _not_digits(value, 9)
     assert isinstance(value, str)
     if _mod11(value[:8], _ORGNR_WEIGHTS) != int(value[8]):
         return "has a wrong control digit (check for a typo)"

@@ -30,6 +30,7 @@ and offers no OAEP key transport.
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
@@ -478,8 +479,15 @@ def encrypt_path(
     source = Source(Path(src), label=str(src))
     target = Path(dst)
     temporary = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+    # An error names the file asked for, not the temporary one beside it, which the caller never named.
+    if not target.parent.is_dir():
+        raise FileNotFoundError(errno.ENOENT, "its directory does not exist", str(target))
     try:
-        with temporary.open("xb") as out:
+        out_file = temporary.open("xb")
+    except OSError as exc:
+        raise type(exc)(exc.errno, exc.strerror, str(target)) from None
+    try:
+        with out_file as out:
             written = 0
             for chunk in kryptering.wrap(source).iter_bytes():
                 out.write(chunk)

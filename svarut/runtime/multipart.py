@@ -89,6 +89,8 @@ class MultipartBody:
         # Fixed once the parts are: each source measured its size when it was made.
         sizes = [p.size for p in self.parts]
         self._length = None if None in sizes else sum(s for s in sizes if s is not None) + len(self._tail)
+        # The stream of the latest attempt: where a caller interrupted mid-send learns how far it got.
+        self._latest: SyncStream | AsyncStream | None = None
 
     @property
     def content_type(self) -> str:
@@ -140,11 +142,27 @@ class MultipartBody:
             yield _CRLF
         yield self._tail
 
+    @property
+    def started(self) -> bool:
+        """Whether the latest attempt handed a byte of this body to the
+        transport. Until then SvarUt cannot have the forsendelse (a request
+        head without its body is not a send); from then on it may get all of
+        it, so a send stopped there (Ctrl-C) has an unknown outcome. Counted
+        before the write, so it errs on the side of "may have it"."""
+        return self._latest is not None and self._latest.sent > 0
+
+    @property
+    def completed(self) -> bool:
+        """Whether the transport took the last byte of the latest attempt's body."""
+        return self._latest is not None and self._latest.completed
+
     def sync_stream(self, abort: threading.Event | None = None) -> SyncStream:
-        return SyncStream(self, abort)
+        stream = self._latest = SyncStream(self, abort)
+        return stream
 
     def async_stream(self) -> AsyncStream:
-        return AsyncStream(self)
+        stream = self._latest = AsyncStream(self)
+        return stream
 
 
 class _Gatherer:
@@ -185,6 +203,23 @@ async def _agather(pieces: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
             yield out
     for out in gatherer.flush():
         yield out
+
+
+@dataclass(frozen=True)
+class DocumentProblem(Problem):
+    """A :class:`~svarut.runtime.errors.Problem` with the documents of a send,
+    with what a caller needs to say it in its own terms (the message speaks
+    the Python API's: ``dokumenter={...}``): ``filnavn``, the document's name;
+    ``parameter``, the argument (and multipart part) that takes the documents,
+    such as ``dokumenter``; ``described_by``, the metadata list that describes
+    them, and ``index``, the entry of that list the problem is at (None for a
+    document the list lacks). The CLI names its DOKUMENTER argument and
+    ``--mime-type`` with them, a batch manifest its keys."""
+
+    filnavn: str | None = None
+    parameter: str | None = None
+    described_by: str | None = None
+    index: int | None = None
 
 
 class StreamAborted(Exception):
@@ -288,27 +323,40 @@ def match_documents(
     for i, name in enumerate(names):
         if name not in files:
             problems.append(
-                Problem(
+                DocumentProblem(
                     f"{described_by}[{i}].{FILENAME_KEY}",
                     "document_missing",
                     f"no document given for {name!r} (pass it in {part_name}={{{name!r}: ...}})",
+                    filnavn=name,
+                    parameter=part_name,
+                    described_by=described_by,
+                    index=i,
                 )
             )
     for name in files:
         if name not in names:
             problems.append(
-                Problem(
+                DocumentProblem(
                     part_name,
                     "document_not_described",
                     f"document {name!r} is not described in {described_by}; add it to the metadata or remove it",
+                    filnavn=name,
+                    parameter=part_name,
+                    described_by=described_by,
                 )
             )
     seen: set[str] = set()
     for i, name in enumerate(names):
         if name in seen:
             problems.append(
-                Problem(
-                    f"{described_by}[{i}].{FILENAME_KEY}", "filename_unique", f"filnavn {name!r} appears more than once"
+                DocumentProblem(
+                    f"{described_by}[{i}].{FILENAME_KEY}",
+                    "filename_unique",
+                    f"filnavn {name!r} appears more than once",
+                    filnavn=name,
+                    parameter=part_name,
+                    described_by=described_by,
+                    index=i,
                 )
             )
         seen.add(name)
@@ -348,10 +396,13 @@ def single_document(value: File | FileSource, *, part_name: str) -> Document:
 def content_type_problems(documents: Sequence[Document], *, file_part: str) -> list[Problem]:
     """The documents whose MIME type cannot go in a part header."""
     return [
-        Problem(
+        DocumentProblem(
             f"{file_part}[{i}].{CONTENT_TYPE_KEY}",
             "content_type",
             f"{doc.mime_type!r} is not a valid MIME type for {doc.filnavn!r}",
+            filnavn=doc.filnavn,
+            parameter=file_part,
+            index=i,
         )
         for i, doc in enumerate(documents)
         if not _valid_content_type(doc.mime_type)

@@ -22,36 +22,63 @@ import enum
 import string
 import types
 import typing
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, Generic
 from uuid import UUID
 
 from pydantic import BaseModel
+from typing_extensions import TypeVar  # a default, so a bare ``SendOperation`` means any model
 
 from svarut.runtime.request_types import NOT_GIVEN, Endpoint, MultipartInput, NotGiven, Prepared, TimeoutTypes
 
 if typing.TYPE_CHECKING:
     from svarut.runtime.client import BaseClient
+    from svarut.runtime.files import File, FileSource
 
-__all__ = ["ModelShape", "SendOperation", "model_shape", "shape_of"]
+__all__ = ["Documents", "ModelShape", "SendOperation", "SendOperations", "model_shape", "shape_of"]
+
+#: The metadata model of a send operation (``models.PersonForsendelse``).
+M = TypeVar("M", bound=BaseModel, default=BaseModel)
+#: What a send's ``dokumenter`` takes: each document by its filnavn, or the one document (NHN).
+Documents = typing.Union["Mapping[str, File | FileSource]", "File", "FileSource"]
+
+
+def _documents(dokumenter: Documents | NotGiven, files: Documents | NotGiven, method: str) -> Documents:
+    """``dokumenter``, or the deprecated ``files`` it replaced (one release)."""
+    if not isinstance(files, NotGiven):
+        if not isinstance(dokumenter, NotGiven):
+            raise TypeError(f"SendOperation.{method}: give dokumenter= only (files= is its old name)")
+        warnings.warn(
+            f"SendOperation.{method}(files=...) is deprecated: pass dokumenter=..., as the send methods take it",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return files
+    if isinstance(dokumenter, NotGiven):
+        raise TypeError(f"SendOperation.{method}() missing the keyword argument dokumenter=")
+    return dokumenter
+
 
 # The list step of a JSON path, as the pre-send rules' bindings write it: ``dokumenter[].filnavn``.
 LIST_STEP = "[]"
 
 
 @dataclass(frozen=True)
-class SendOperation:
-    """One send endpoint: its client method, metadata model and multipart parts."""
+class SendOperation(Generic[M]):
+    """One send endpoint: its client method, metadata model and multipart
+    parts; generic over the metadata model ``M``. A send answers with the new
+    forsendelse's id, so :meth:`prepare` gives a ``Prepared[UUID]``."""
 
     kind: str
     """The last segment of the endpoint's path: ``person``, ``nhn``, ..."""
-    endpoint: Endpoint[Any]
+    endpoint: Endpoint[UUID]
     method_name: str
     """The client method that sends it: ``send_til_person``."""
     summary: str
-    model: type[BaseModel]
+    model: type[M]
     """The metadata model (``models.PersonForsendelse``); it reads the spec's JSON names."""
     metadata_part: str
     metadata_argument: str
@@ -104,7 +131,14 @@ class SendOperation:
         return {names[0]: konto_id}
 
     def check(
-        self, client: BaseClient, *, konto_id: UUID | str, forsendelse: BaseModel, files: Any, kryptering: bool = False
+        self,
+        client: BaseClient,
+        *,
+        konto_id: UUID | str,
+        forsendelse: M,
+        dokumenter: Documents | NotGiven = NOT_GIVEN,
+        kryptering: bool = False,
+        files: Documents | NotGiven = NOT_GIVEN,
     ) -> None:
         """Run ``client``'s checks on this send without sending it (see
         :meth:`~svarut.runtime.client.BaseClient.check_send`).
@@ -113,13 +147,15 @@ class SendOperation:
             client: The client whose pre-send checks apply; nothing is sent.
             konto_id: The konto it would be sent from.
             forsendelse: The metadata, an instance of :attr:`model`.
-            files: The documents, as the send method takes them.
+            dokumenter: The documents, as the send method takes them (each by
+                its filnavn; NHN's one document itself).
             kryptering: Whether it would be sent kryptert.
+            files: Deprecated (DeprecationWarning): the old name of ``dokumenter``.
 
         Raises:
             ForsendelseValidationError: With every problem found.
         """
-        body = self._body(forsendelse, files, kryptering)
+        body = self._body(forsendelse, _documents(dokumenter, files, "check"), kryptering)
         client.check_send(self.endpoint, path_params=self.path_params(konto_id=konto_id), body=body)
 
     def prepare(
@@ -127,11 +163,12 @@ class SendOperation:
         client: BaseClient,
         *,
         konto_id: UUID | str,
-        forsendelse: BaseModel,
-        files: Any,
+        forsendelse: M,
+        dokumenter: Documents | NotGiven = NOT_GIVEN,
         kryptering: bool = False,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
-    ) -> Prepared[Any]:
+        files: Documents | NotGiven = NOT_GIVEN,
+    ) -> Prepared[UUID]:
         """This send checked and built by ``client``, for its ``send_prepared``
         (see :meth:`~svarut.runtime.client.BaseClient.prepare_send`).
 
@@ -139,12 +176,14 @@ class SendOperation:
             client: The client that checks it and will send it.
             konto_id: The konto to send from.
             forsendelse: The metadata, an instance of :attr:`model`.
-            files: The documents, as the send method takes them.
+            dokumenter: The documents, as the send method takes them.
             kryptering: Whether to send it kryptert (encrypted for SvarUt).
             timeout: The HTTP timeout of the send (default: the client's).
+            files: Deprecated (DeprecationWarning): the old name of ``dokumenter``.
 
         Returns:
-            The prepared send, for ``client.send_prepared``.
+            The prepared send, for ``client.send_prepared`` (which returns
+            the forsendelse's id), once.
 
         Raises:
             ForsendelseValidationError: It breaks a pre-send rule.
@@ -152,11 +191,11 @@ class SendOperation:
         return client.prepare_send(
             self.endpoint,
             path_params=self.path_params(konto_id=konto_id),
-            body=self._body(forsendelse, files, kryptering),
+            body=self._body(forsendelse, _documents(dokumenter, files, "prepare"), kryptering),
             timeout=timeout,
         )
 
-    def _body(self, forsendelse: BaseModel, files: Any, kryptering: bool) -> MultipartInput:
+    def _body(self, forsendelse: BaseModel, files: Documents, kryptering: bool) -> MultipartInput:
         return MultipartInput(
             metadata_part=self.metadata_part,
             metadata=forsendelse,
@@ -167,7 +206,33 @@ class SendOperation:
         )
 
 
-_REGISTERED: dict[str, SendOperation] = {}
+_REGISTERED: dict[str, SendOperation[Any]] = {}
+
+
+class SendOperations(Mapping[str, SendOperation]):
+    """The send operations by kind: a read-only mapping. The generated
+    ``SEND_OPERATIONS`` subclasses it to type each known kind's entry with
+    its own metadata model (``SEND_OPERATIONS["person"]`` is a
+    ``SendOperation[models.PersonForsendelse]``)."""
+
+    def __init__(self, operations: Mapping[str, SendOperation[Any]]) -> None:
+        self._operations = dict(operations)
+
+    def __getitem__(self, kind: str) -> SendOperation:
+        return self._operations[kind]
+
+    def _get(self, kind: str) -> SendOperation[Any]:
+        """The entry for ``kind``, for a subclass's typed overloads to return."""
+        return self._operations[kind]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._operations)
+
+    def __len__(self) -> int:
+        return len(self._operations)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({sorted(self._operations)})"
 
 
 def shape_of(operation_id: str) -> ModelShape | None:

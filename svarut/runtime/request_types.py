@@ -10,6 +10,7 @@ the others.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -152,7 +153,20 @@ class PreparedRequest:
 class Prepared(Generic[T]):
     """A send checked and built, not yet sent: what
     :meth:`BaseClient.prepare_send <svarut.runtime.client.BaseClient.prepare_send>`
-    returns and ``send_prepared`` sends. Send it once: sending is not idempotent."""
+    returns and ``send_prepared`` sends. Send it once: sending is not
+    idempotent, so ``send_prepared`` refuses it the second time
+    (:class:`~svarut.errors.PreparedAlreadySentError`)."""
 
     endpoint: Endpoint[T]
     request: PreparedRequest
+    # Taken by the first send_prepared; a lock, so two threads racing to send it cannot both win.
+    _spent: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def claim(self) -> bool:
+        """Hand this send to ``send_prepared``: True the first time, False ever after."""
+        return self._spent.acquire(blocking=False)
+
+    @property
+    def sent(self) -> bool:
+        """Whether ``send_prepared`` has been given this send."""
+        return self._spent.locked()

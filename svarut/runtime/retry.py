@@ -56,36 +56,61 @@ class RetryPolicy:
         response: httpx.Response | None = None,
     ) -> float | None:
         """Seconds to wait before attempt ``attempt + 1``, or None for no retry."""
+        return self.decide(
+            attempt=attempt, safe_to_repeat=safe_to_repeat, replayable=replayable, error=error, response=response
+        ).delay
+
+    def decide(
+        self,
+        *,
+        attempt: int,
+        safe_to_repeat: bool,
+        replayable: bool,
+        error: httpx.TransportError | None = None,
+        response: httpx.Response | None = None,
+    ) -> RetryDecision:
+        """:meth:`delay`, with the reason (for the log and the trace)."""
         what = f"attempt {attempt + 1}"
         if attempt >= self.max_retries:
             log.info("%s: no retry, %d retries used", what, self.max_retries)
-            return None
+            return RetryDecision(None, f"{self.max_retries} retries used")
         if not replayable:
             log.info("%s: no retry, the request body cannot be read again", what)
-            return None
+            return RetryDecision(None, "the request body cannot be read again")
         if error is not None:
+            name = type(error).__name__
             if _certificate_refused(error):
                 log.info("%s: the server's TLS certificate was refused; not retrying", what)
-                return None
+                return RetryDecision(None, f"{name}: the server's TLS certificate was refused")
             if isinstance(error, NOT_SENT) or safe_to_repeat:
                 delay = self.backoff(attempt)
-                log.info("%s: %s; retrying in %.2fs", what, type(error).__name__, delay)
-                return delay
-            log.info("%s: %s after the request may have reached SvarUt; not retrying", what, type(error).__name__)
-            return None
+                log.info("%s: %s; retrying in %.2fs", what, name, delay)
+                return RetryDecision(delay, name)
+            log.info("%s: %s after the request may have reached SvarUt; not retrying", what, name)
+            return RetryDecision(None, f"{name} after the request may have reached SvarUt")
         assert response is not None
         status = response.status_code
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         rejected = is_rejection(response)
         if not (rejected or (safe_to_repeat and status in RETRYABLE_STATUS)):
             log.info("%s: status %d is not retried", what, status)
-            return None
+            return RetryDecision(None, f"status {status} is not retried")
         if retry_after is not None and retry_after > self.max_retry_after:
             log.info("%s: Retry-After %.0fs exceeds %.0fs; not retrying", what, retry_after, self.max_retry_after)
-            return None
+            return RetryDecision(None, f"status {status}: Retry-After exceeds {self.max_retry_after:.0f}s")
         delay = retry_after if retry_after is not None else self.backoff(attempt)
         log.info("%s: status %d; retrying in %.2fs", what, status, delay)
-        return delay
+        return RetryDecision(delay, f"status {status}" + (", Retry-After" if retry_after is not None else ""))
+
+
+@dataclass(frozen=True)
+class RetryDecision:
+    """What :meth:`RetryPolicy.decide` decided: seconds to wait before the
+    next attempt (None: no further attempt), and why, in words that hold no
+    data of the request."""
+
+    delay: float | None
+    reason: str
 
 
 def is_rejection(response: httpx.Response) -> bool:

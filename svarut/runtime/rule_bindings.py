@@ -174,6 +174,14 @@ KAN_SVARE_VIA_EDIALOG = SpecField("kanSvareViaEdialog", DIRECT, since="8320373")
 SIKKERHETSNIVA = SpecField("sikkerhetsniva", DIRECT)
 SIKKERHETSNIVA_HOYESTE = SpecEnum(SIKKERHETSNIVA, "HOYESTE")
 KRYPTERT = SpecField("kryptert", (PERSON, ORGANISASJON, PRINT, NHN))
+# Every postal address a forsendelse has: the recipient's (for print) and the return address.
+# Specs before upstream version 08 called landkode "land" (free text).
+MOTTAKER_POSTNUMMER = SpecField("mottaker.adresse.postnummer", _LISTED)
+MOTTAKER_LANDKODE = SpecField("mottaker.adresse.landkode", _LISTED, since="cb6fdd0")
+SVAR_POSTNUMMER = SpecField("svarSendesTil.adresse.postnummer", _LISTED)
+SVAR_LANDKODE = SpecField("svarSendesTil.adresse.landkode", _LISTED, since="cb6fdd0")
+#: (postnummer, landkode) of each address.
+POSTAL_ADDRESSES = ((MOTTAKER_POSTNUMMER, MOTTAKER_LANDKODE), (SVAR_POSTNUMMER, SVAR_LANDKODE))
 
 _DOCUMENTS = (DOKUMENTER, FILNAVN, MIME_TYPE, NHN_DOKUMENT)
 # The part each document goes in: its name is in the part's header, so its size counts.
@@ -207,6 +215,7 @@ R_EDIALOG_REQUIRES_ORG = Binding("edialog_requires_org", (KAN_SVARE_VIA_EDIALOG,
 R_HOYESTE_REQUIRES_KRYPTERT = Binding("hoyeste_requires_kryptert", (SIKKERHETSNIVA, SIKKERHETSNIVA_HOYESTE, KRYPTERT))
 R_KRYPTERT_REQUIRES_CMS = Binding("kryptert_requires_cms", (KRYPTERT, *_DOCUMENTS))
 R_CONTENT_MISMATCH = Binding("content_mismatch", (KRYPTERT, *_DOCUMENTS))
+R_POSTNUMMER = Binding("postnummer", tuple(field for address in POSTAL_ADDRESSES for field in address))
 
 BINDINGS: tuple[Binding, ...] = (
     R_FODSELSNUMMER,
@@ -232,6 +241,7 @@ BINDINGS: tuple[Binding, ...] = (
     R_HOYESTE_REQUIRES_KRYPTERT,
     R_KRYPTERT_REQUIRES_CMS,
     R_CONTENT_MISMATCH,
+    R_POSTNUMMER,
 )
 RULE_IDS: tuple[str, ...] = tuple(b.rule for b in BINDINGS)
 FILE_PART_OF = {part.operation.operation_id: part for part in _FILE_PARTS}

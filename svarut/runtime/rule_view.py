@@ -60,6 +60,9 @@ class RuleSend:
     clock: Callable[[], datetime]
     max_parts: int
     max_part_header: int
+    # The binding keys this client's spec is older than (SendOperation.predated):
+    # a rule whose reading depends on such a field being there cannot be applied.
+    predated: frozenset[str] = frozenset()
 
     def now(self) -> datetime:
         """The current time, aware; asked only by a rule that needs it (few sends do)."""

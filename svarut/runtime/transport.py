@@ -18,6 +18,11 @@ Cancelling the waiting task abandons the wait at once; the thread stops
 before its next write (:class:`~svarut.runtime.multipart.StreamAborted`, and
 the connection is dropped), or, if the body was already out, finishes reading
 the answer, which nobody then reads.
+
+The worker thread runs in a copy of the waiting task's context (anyio copies
+it into ``to_thread.run_sync``), so the caller's OpenTelemetry span, and the
+operation's span the async client made current, are current there too: the
+token request the send makes in the thread is a child of its send.
 """
 
 from __future__ import annotations

@@ -73,6 +73,14 @@ Rule ids (:data:`RULE_IDS`, also ``ForsendelseRules.RULES``):
     EnvelopedData already (SvarUt answers 400 DEKRYPTERING_FEILET to
     plaintext). Not checked when the client encrypts (``kryptering=True``),
     which sets ``kryptert`` itself.
+``postnummer``
+    A Norwegian address (``landkode`` unset, or ``NO``: the spec takes an
+    address without it as Norwegian) has a ``postnummer`` of exactly four
+    digits, in ``mottaker.adresse`` and ``svarSendesTil.adresse``. A
+    spreadsheet that read ``0150`` as a number writes ``150``; the problem
+    suggests ``0150`` but the client does not change what it was given.
+    Skipped for a client generated from a spec older than ``landkode``, which
+    cannot tell a Norwegian address from another.
 ``content_mismatch``
     A document of a well-known type (PDF, PNG, JPEG, GIF, ZIP and the OOXML
     formats) starts with that type's signature, sniffed from its first bytes
@@ -143,6 +151,7 @@ from svarut.runtime.rule_bindings import (
     ORGANISASJON_DIGITAL_ID,
     PASIENT_FODSELSNUMMER,
     PERSON_DIGITAL_ID,
+    POSTAL_ADDRESSES,
     PRINT,
     R_CONTENT_MISMATCH,
     R_EDIALOG_REQUIRES_ORG,
@@ -160,6 +169,7 @@ from svarut.runtime.rule_bindings import (
     R_ORGANISASJONSNUMMER,
     R_PART_COUNT,
     R_PART_HEADER_SIZE,
+    R_POSTNUMMER,
     R_PRINT_PDF,
     R_PRINTABLE,
     R_SIGNATURE_PDF,
@@ -509,12 +519,64 @@ def _content(s: _Send) -> Iterator[Problem]:
             )
 
 
+# landkode as the spec has it (ISO 3166-1 alpha-2; alpha-3 too, should it ever change):
+# these, or none, mean Norway.
+NORWAY = frozenset({"NO", "NOR"})
+POSTNUMMER_DIGITS = 4
+
+
+def _postnummer(s: _Send) -> Iterator[Problem]:
+    """A Norwegian postnummer is four digits. The usual way to lose one is a
+    spreadsheet reading ``0150`` as the number 150; only the sender knows the
+    address, so the fix is suggested, never made."""
+    for postnummer_field, landkode_field in POSTAL_ADDRESSES:
+        value = s.get(postnummer_field)
+        if value is None:
+            continue
+        if landkode_field.binding_key in s.predated:
+            continue  # no landkode in this client's spec: a foreign address cannot be told apart
+        landkode = s.get(landkode_field)
+        if landkode and str(landkode).strip().upper() not in NORWAY:
+            continue
+        why = _postnummer_problem(value)
+        if why is not None:
+            abroad = (
+                ""
+                if landkode
+                else f". An address without {landkode_field.key} is in Norway; for one abroad, set "
+                f"{landkode_field.key} to its country code"
+            )
+            yield Problem(
+                postnummer_field.path,
+                R_POSTNUMMER.rule,
+                f"{value!r} is not a Norwegian postnummer, which is {POSTNUMMER_DIGITS} digits: {why}{abroad}",
+            )
+
+
+def _postnummer_problem(value: object) -> str | None:
+    """What is wrong with ``value`` as a postnummer, and the fix; None if nothing."""
+    text = value if isinstance(value, str) else str(value)
+    digits = text.isascii() and text.isdigit()
+    if digits and len(text) == POSTNUMMER_DIGITS:
+        return None if isinstance(value, str) else f"give it as text, {text!r}, not as a number"
+    squeezed = "".join(text.split())
+    if squeezed != text and squeezed.isascii() and squeezed.isdigit() and len(squeezed) == POSTNUMMER_DIGITS:
+        return f"remove the spaces: {squeezed!r}"
+    if digits and len(text) < POSTNUMMER_DIGITS:
+        return (
+            f"it has {len(text)}; did you mean {text.zfill(POSTNUMMER_DIGITS)!r}? (A spreadsheet that reads a "
+            "postnummer as a number drops its leading zeros: format that column as text.)"
+        )
+    return f"it has {len(text)}" if digits else "it has other characters than digits"
+
+
 _RULES: tuple[Rule, ...] = (
     _identifiers,
     _filenames,
     _multipart,
     _nhn,
     _printing,
+    _postnummer,
     _signing,
     _combinations,
     _encryption,
@@ -628,6 +690,7 @@ class ForsendelseRules:
             self._now,
             self.max_part_count,
             self.max_part_header_size,
+            shape.predated if shape is not None else frozenset(),
         )
         found = [problem for rule in _RULES for problem in rule(view) if problem.rule not in self.skip]
         if unreadable:  # first: what makes a rule unable to check anything at all

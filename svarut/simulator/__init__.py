@@ -1,5 +1,5 @@
-"""A local SvarUt for tests and demos (``pip install 'fiks-svarut[simulator]'``;
-it needs nothing beyond the client's own dependencies).
+"""A local SvarUt for tests and demos (the ``simulator`` extra; it needs
+nothing beyond the client's own dependencies).
 
 :class:`Simulator` is a real HTTP server on 127.0.0.1 with SvarUt's v3 send
 and status endpoints (under ``/api``, read with the same generated models as
@@ -64,8 +64,11 @@ request and its status), ``sim.maskinporten.issued``, and in a browser
         async with svarut_simulator.async_client() as client: ...
 
 By hand: ``svarut simulator`` or ``python -m svarut.simulator`` (prints the
-settings a client needs as ``export`` lines on stdout, prose on stderr:
-``eval "$(python -m svarut.simulator &)"``), and ``make demo`` /
+settings a client needs on stdout, one line each for the shell: ``export``
+lines for a POSIX shell, ``$env:NAME = '...'`` for PowerShell, the default on
+Windows, ``set "NAME=..."`` for cmd, chosen with ``--shell``, or JSON with
+``--json``; prose on stderr: ``eval "$(python -m svarut.simulator &)"``; see
+:mod:`svarut.simulator.runner`), and ``make demo`` /
 ``python -m svarut.simulator.demo``.
 
 The names below are imported on first use (PEP 562), like :mod:`svarut`'s:

@@ -28,7 +28,7 @@ from typing import Any
 from cryptography import x509
 
 from svarut._client import AsyncSvarUtClient, SvarUtClient
-from svarut.runtime.auth import Keystore, MaskinportenConfig
+from svarut.runtime.auth import EnvironmentName, Keystore, MaskinportenConfig
 from svarut.runtime.kryptering import PUBLICKEY_PATH, SvarUtSertifikat
 from svarut.runtime.validation import MAX_PART_COUNT, MAX_PART_HEADER_SIZE
 from svarut.simulator.handler import Server
@@ -70,6 +70,13 @@ class Simulator:
     ``maxPartHeaderSize``; default Tomcat's 50 parts and 512 bytes, None for
     no limit); like ``reject_duplicates`` they may be changed on a running
     simulator. ``token_lifetime``: seconds each Maskinporten token lasts.
+    ``maskinporten_scopes``: the scopes the Maskinporten client has been
+    granted (None: any; a token request for another is ``invalid_scope``).
+    ``clock_offset``: seconds the simulator's clock (Maskinporten's checks of
+    assertions and certificates, and every ``Date`` header) runs ahead of this
+    machine's, negative for behind: a client whose clock is off the other
+    way. Both may be changed on a running simulator through
+    :attr:`maskinporten` (``allowed_scopes``, ``clock_offset``).
 
     Raises:
         ValueError: No konto in ``konto_ids``, or a part limit below 1.
@@ -88,6 +95,8 @@ class Simulator:
         maskinporten_client_id: str | None = DEFAULT_CLIENT_ID,
         token_lifetime: int = 120,
         trusted_certificates: Iterable[x509.Certificate] | None = None,
+        maskinporten_scopes: Iterable[str] | None = None,
+        clock_offset: float = 0.0,
         not_digital: Iterable[str] = (),
         reject_duplicates: bool = True,
         keys: SimulatorKeys | None = None,
@@ -117,6 +126,8 @@ class Simulator:
         self.scenarios = Scenarios()
         self._token_lifetime = token_lifetime
         self._trusted = None if trusted_certificates is None else list(trusted_certificates)
+        self._maskinporten_scopes = None if maskinporten_scopes is None else list(maskinporten_scopes)
+        self._clock_offset = clock_offset
         self._storage_arg = Path(storage_dir) if storage_dir is not None else None
         self._owned_storage: Path | None = None
         self._storage: Path | None = None
@@ -151,6 +162,8 @@ class Simulator:
             client_id=self.maskinporten_client_id,
             token_lifetime=self._token_lifetime,
             trusted_certificates=self._trusted,
+            allowed_scopes=self._maskinporten_scopes,
+            clock_offset=self._clock_offset,
         )
         self.keys.client.write_pem(self._storage / "client-keystore.pem")
         self._thread = threading.Thread(
@@ -320,7 +333,7 @@ class Simulator:
             **options,
         }
 
-    def client(self, *, environment: str = "test", **options: Any) -> SvarUtClient:
+    def client(self, *, environment: EnvironmentName = "test", **options: Any) -> SvarUtClient:
         """A new :class:`~svarut.SvarUtClient` for the simulator, through the
         whole auth path (Maskinporten stand-in, integration headers). Other
         keyword arguments go to ``for_environment``; close the client when done.
@@ -338,7 +351,7 @@ class Simulator:
         """
         return SvarUtClient.for_environment(environment, **self._client_settings(options))
 
-    def async_client(self, *, environment: str = "test", **options: Any) -> AsyncSvarUtClient:
+    def async_client(self, *, environment: EnvironmentName = "test", **options: Any) -> AsyncSvarUtClient:
         """The async :meth:`client`, taking the same arguments; use it with ``async with``.
 
         Returns:

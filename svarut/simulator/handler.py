@@ -112,6 +112,13 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.address_string(), *args)
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        # The Date header follows the Maskinporten stand-in's clock, which a test may set off
+        # this machine's: clients measure their clock skew against it.
+        if timestamp is None:
+            timestamp = self.svarut.settings.maskinporten.now()
+        return super().date_time_string(timestamp)
+
     @property
     def svarut(self) -> FakeSvarUt:
         return self.server.svarut

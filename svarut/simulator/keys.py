@@ -2,7 +2,10 @@
 client keystore for the Maskinporten stand-in.
 
 Both are RSA-2048 with self-signed certificates valid for a year, so neither
-the client's expiry warnings nor its validity checks fire. Generating an RSA
+the client's expiry warnings nor its validity checks fire; the client's carries
+an organisation number (:data:`SIMULATED_ORGNR`) in its subject, where a
+virksomhetssertifikat has it. :func:`generate_key_pair` makes others, such as
+an expired certificate for a test. Generating an RSA
 key takes a noticeable fraction of a second, so :func:`throwaway_keys` makes
 one set per process and every simulator in it shares that set (they are
 throwaway keys; sharing them also means the client's per-URL certificate
@@ -26,9 +29,19 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from svarut.runtime.auth import Keystore
 from svarut.runtime.kryptering import SvarUtSertifikat
 
-__all__ = ["KeyPair", "SimulatorKeys", "TlsCertificates", "generate_key_pair", "throwaway_keys", "tls_certificates"]
+__all__ = [
+    "SIMULATED_ORGNR",
+    "KeyPair",
+    "SimulatorKeys",
+    "TlsCertificates",
+    "generate_key_pair",
+    "throwaway_keys",
+    "tls_certificates",
+]
 
 VALID_DAYS = 365
+#: The simulated virksomhet's organisation number (a made-up one that passes the MOD11 check).
+SIMULATED_ORGNR = "910000004"
 
 
 @dataclass(frozen=True)
@@ -60,25 +73,40 @@ class KeyPair:
         return path
 
 
-def generate_key_pair(common_name: str, *, organization: str = "fiks-svarut simulator") -> KeyPair:
-    """A fresh RSA-2048 key with a self-signed certificate for ``common_name``."""
+def generate_key_pair(
+    common_name: str,
+    *,
+    organization: str = "fiks-svarut simulator",
+    organization_number: str | None = None,
+    not_valid_before: datetime | None = None,
+    not_valid_after: datetime | None = None,
+) -> KeyPair:
+    """A fresh RSA-2048 key with a self-signed certificate for ``common_name``.
+
+    ``organization_number`` goes in the subject's ``serialNumber``, as in a
+    virksomhetssertifikat. The certificate is valid from a minute ago for
+    :data:`VALID_DAYS` days unless ``not_valid_before``/``not_valid_after``
+    say otherwise (in the past, for an expired one)."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name(
-        [
-            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
-        ]
-    )
+    attributes = [
+        x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
+    ]
+    if organization_number is not None:
+        attributes.append(x509.NameAttribute(NameOID.SERIAL_NUMBER, organization_number))
+    name = x509.Name(attributes)
     now = datetime.now(UTC)
+    # A minute back: the client checks not-valid-before against its own clock.
+    start = not_valid_before if not_valid_before is not None else now - timedelta(minutes=1)
+    end = not_valid_after if not_valid_after is not None else start + timedelta(days=VALID_DAYS)
     certificate = (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        # A minute back: the client checks not-valid-before against its own clock.
-        .not_valid_before(now - timedelta(minutes=1))
-        .not_valid_after(now + timedelta(days=VALID_DAYS))
+        .not_valid_before(start)
+        .not_valid_after(end)
         .sign(key, hashes.SHA256())
     )
     return KeyPair(key, certificate)
@@ -109,7 +137,7 @@ def throwaway_keys() -> SimulatorKeys:
         if _keys is None:
             _keys = SimulatorKeys(
                 svarut=generate_key_pair("SvarUt simulator"),
-                client=generate_key_pair("Simulert virksomhet"),
+                client=generate_key_pair("Simulert virksomhet", organization_number=SIMULATED_ORGNR),
             )
         return _keys
 

@@ -10,8 +10,14 @@ include ``ks:fiks``), ``iat``, ``exp`` (at most 120 s after ``iat``) and a
 error body (``{"error": "invalid_grant", "error_description": ...}``).
 
 The stand-in trusts any certificate that is valid now, or, given
-``trusted_certificates``, only those. Tokens are random strings that live
-``token_lifetime`` seconds.
+``trusted_certificates``, only those; a certificate outside its validity
+period is refused with ``invalid_client``, as Maskinporten refuses it.
+``allowed_scopes`` are the scopes the client has been granted (None: any):
+asking for another is ``invalid_scope``. ``clock_offset`` puts the stand-in's
+clock that many seconds ahead of this machine's (negative: behind), for its
+checks of ``iat``/``exp`` and the certificate, its tokens' expiry, and the
+``Date`` header the simulator sends: a client whose clock is off, seen from
+the other side. Tokens are random strings that live ``token_lifetime`` seconds.
 """
 
 from __future__ import annotations
@@ -62,7 +68,7 @@ class IssuedToken:
     client_id: str
     scope: str
     expires_at: float
-    """Wall-clock expiry (``time.time()``)."""
+    """Wall-clock expiry, on the stand-in's clock (:meth:`MaskinportenStandIn.now`)."""
     jti: str
 
 
@@ -80,10 +86,14 @@ class MaskinportenStandIn:
         client_id: str | None,
         token_lifetime: int = 120,
         trusted_certificates: Iterable[x509.Certificate] | None = None,
+        allowed_scopes: Iterable[str] | None = None,
+        clock_offset: float = 0.0,
     ) -> None:
         self.issuer = issuer
         self.client_id = client_id
         self.token_lifetime = token_lifetime
+        self.allowed_scopes: frozenset[str] | None = None if allowed_scopes is None else frozenset(allowed_scopes)
+        self.clock_offset = clock_offset
         self._trusted = (
             None if trusted_certificates is None else {c.fingerprint(hashes.SHA256()) for c in trusted_certificates}
         )
@@ -91,6 +101,10 @@ class MaskinportenStandIn:
         self._tokens: dict[str, IssuedToken] = {}
         self._jtis: set[str] = set()
         self.refusals: list[str] = []
+
+    def now(self) -> float:
+        """The stand-in's clock (``time.time()`` plus ``clock_offset``)."""
+        return time.time() + self.clock_offset
 
     @property
     def issued(self) -> list[IssuedToken]:
@@ -117,7 +131,7 @@ class MaskinportenStandIn:
         """The issued token ``token`` if it is live, else None."""
         with self._lock:
             issued = self._tokens.get(token)
-        if issued is None or time.time() >= issued.expires_at:
+        if issued is None or self.now() >= issued.expires_at:
             return None
         return issued
 
@@ -146,7 +160,7 @@ class MaskinportenStandIn:
             token=token,
             client_id=str(claims["iss"]),
             scope=str(claims["scope"]),
-            expires_at=time.time() + self.token_lifetime,
+            expires_at=self.now() + self.token_lifetime,
             jti=str(claims["jti"]),
         )
         with self._lock:
@@ -164,13 +178,13 @@ class MaskinportenStandIn:
         if not isinstance(key, rsa.RSAPublicKey):
             raise TokenRefused("invalid_grant", "the certificate in x5c must have an RSA key for RS256")
         try:
+            # exp and iat are checked below against the stand-in's clock, which may be set off this machine's.
             claims: dict[str, Any] = jwt.decode(
                 assertion,
                 key,
                 algorithms=["RS256"],
                 audience=self.issuer,
-                leeway=CLOCK_SKEW,
-                options={"require": list(_REQUIRED_CLAIMS)},
+                options={"require": list(_REQUIRED_CLAIMS), "verify_exp": False, "verify_iat": False},
             )
         except jwt.InvalidAudienceError:
             raise TokenRefused("invalid_grant", f"aud must be the issuer {self.issuer!r}") from None
@@ -181,11 +195,21 @@ class MaskinportenStandIn:
         iat, exp = claims["iat"], claims["exp"]
         if not isinstance(iat, int) or not isinstance(exp, int):
             raise TokenRefused("invalid_grant", "iat and exp must be whole seconds")
-        if iat > time.time() + CLOCK_SKEW:
-            raise TokenRefused("invalid_grant", "iat is in the future")
+        now = self.now()
+        if iat > now + CLOCK_SKEW:
+            raise TokenRefused(
+                "invalid_grant", f"iat is in the future ({iat - now:.0f} s ahead of Maskinporten's clock)"
+            )
+        if exp <= now - CLOCK_SKEW:
+            raise TokenRefused(
+                "invalid_grant", f"the assertion expired ({now - exp:.0f} s ago by Maskinporten's clock)"
+            )
         if not 0 < exp - iat <= MAX_ASSERTION_LIFETIME:
             raise TokenRefused("invalid_grant", f"exp - iat must be 1..{MAX_ASSERTION_LIFETIME} s, got {exp - iat}")
-        if REQUIRED_SCOPE not in str(claims["scope"]).split():
+        scopes = str(claims["scope"]).split()
+        if self.allowed_scopes is not None and (lacking := [s for s in scopes if s not in self.allowed_scopes]):
+            raise TokenRefused("invalid_scope", f"the client has not been granted the scope {' '.join(lacking)!r}")
+        if REQUIRED_SCOPE not in scopes:
             raise TokenRefused("invalid_scope", f"scope must include {REQUIRED_SCOPE!r}, got {claims['scope']!r}")
         jti = str(claims["jti"])
         with self._lock:
@@ -202,9 +226,17 @@ class MaskinportenStandIn:
             certificate = x509.load_der_x509_certificate(base64.b64decode(x5c[0], validate=True))
         except (binascii.Error, ValueError):
             raise TokenRefused("invalid_grant", "x5c[0] is not a standard-base64 DER certificate") from None
-        now = datetime.now(UTC)
-        if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
-            raise TokenRefused("invalid_grant", "the certificate in x5c is not valid now")
+        now = datetime.fromtimestamp(self.now(), UTC)
+        if now > certificate.not_valid_after_utc:
+            raise TokenRefused(
+                "invalid_client",
+                f"the certificate in x5c expired on {certificate.not_valid_after_utc:%Y-%m-%d %H:%M} UTC",
+            )
+        if now < certificate.not_valid_before_utc:
+            raise TokenRefused(
+                "invalid_client",
+                f"the certificate in x5c is not valid before {certificate.not_valid_before_utc:%Y-%m-%d %H:%M} UTC",
+            )
         if self._trusted is not None and certificate.fingerprint(hashes.SHA256()) not in self._trusted:
             raise TokenRefused("invalid_client", "the certificate in x5c is not registered for this client")
         return certificate

@@ -178,7 +178,9 @@ class ReceivedForsendelse:
 
     def forsendelse_status(self) -> models.ForsendelseStatus:
         latest = self.latest
-        return models.ForsendelseStatus(id=self.id, siste_status_endring=latest.at, status=latest.status)
+        return models.ForsendelseStatus.model_validate(
+            {"id": self.id, "sisteStatusEndring": latest.at, "status": latest.status}
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -348,6 +348,19 @@ class Journal:
                 (self.worker, WAITING),
             )
 
+    def abandon(self) -> int:
+        """Stop recording without waiting for the sends on the wire (a second
+        Ctrl-C): the answers handed in are committed, intents not yet
+        committed are refused (their letters do not go out), every later
+        change is refused; the number of this worker's letters left
+        ``sending``, whose outcome the next run settles."""
+        self._commits.abandon()
+        with self._transaction(durable=False) as cur:
+            found = self._execute(
+                cur, "SELECT COUNT(*) FROM batch_letter WHERE worker = ? AND state = ?", (self.worker, SENDING)
+            ).fetchone()
+        return int(found[0])
+
     def start_sending(self, ref: str, *, lease: float) -> bool:
         """Record the intent to send, durably, before the first byte; False
         if this worker's claim was lost (its lease expired and another took it)."""

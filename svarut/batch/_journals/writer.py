@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from svarut.batch._journals.schema import JournalError
+from svarut.batch._journals.schema import SENDING, JournalError
 
 log = logging.getLogger("svarut.batch")
 
@@ -105,6 +105,20 @@ class GroupCommit:
             self._work.notify()
         if writer is not None:
             writer.join()
+
+    def abandon(self) -> None:
+        """:meth:`close`, refusing the intents not yet taken for a commit: the
+        senders waiting for them learn that their claim is gone, and send nothing."""
+        with self._work:
+            refused = [c for c in self._queue if c.ref is not None and c.state == SENDING]
+            self._queue = [c for c in self._queue if not (c.ref is not None and c.state == SENDING)]
+            self._urgent = max(0, self._urgent - len(refused))
+            for it in refused:
+                it.recorded, it.done = False, True
+            waiting = [it.waiter for it in refused if it.waiter is not None]
+        for waiter in waiting:
+            waiter.release()
+        self.close()
 
     def gather(self, senders: int, *, wait: float = GATHER_WAIT) -> None:
         """Let a commit wait up to ``wait`` seconds for the intents of the

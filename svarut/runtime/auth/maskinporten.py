@@ -16,6 +16,8 @@ connection is tied to an event loop that may since have closed. A token request
 is rare (once per token lifetime), so the thread hop costs nothing that
 matters; a cached token is returned without one.
 :meth:`~MaskinportenTokenProvider.close` / ``aclose`` release the HTTP client.
+Each token request (not a cached token) is reported to the instrumentation
+(:mod:`svarut.runtime.instrumentation`): a child span of the send that needed it.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from typing import Any
 import anyio.to_thread
 import httpx
 
+from svarut.runtime import instrumentation
 from svarut.runtime.auth.environments import environment, normalize_issuer, require_secure_url, token_endpoint_of
 from svarut.runtime.auth.keystore import Keystore
 from svarut.runtime.errors import MaskinportenConnectionError, MaskinportenTokenError, json_fields
@@ -338,7 +341,8 @@ class MaskinportenTokenProvider:
             if (cached := self._cached(key)) is not None:
                 return cached
             flight.raise_failure_since(seen)
-            with flight.recording():
+            # The instrumentation sees real token requests only: a token from the cache costs nothing to report.
+            with flight.recording(), instrumentation.current().token_fetch():
                 started = self._clock()
                 try:
                     response = self._sync_http().post(self.token_endpoint, data=self._form(key))

@@ -4,7 +4,10 @@
 the token of every request, and tells it when SvarUt rejected one. Maskinporten
 is one provider (:mod:`svarut.runtime.auth.maskinporten`); a token from your own
 gateway is another: implement the three methods. :class:`StaticToken` is the
-simplest, for tests.
+simplest, for tests. A provider of your own may report each token request it
+makes (not a cached token) as Maskinporten's does: inside
+``with svarut.runtime.instrumentation.current().token_fetch():``, a child span
+of the send that needed it and a count in the metrics (see the Observability guide).
 """
 
 from __future__ import annotations
