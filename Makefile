@@ -8,7 +8,7 @@ SPECS_DIR ?=
 GEN = $(PYTHON) -m generator $(if $(SPECS_DIR),--specs-dir $(SPECS_DIR),)
 # What a working .venv imports; a package deleted or half-installed since makes
 # the sentinel go, so the next target repairs the venv before using it.
-VENV_IMPORTS = import click, httpx, pydantic, jinja2, datamodel_code_generator, pytest, mypy, svarut.generated
+VENV_IMPORTS = import click, httpx2, pydantic, jinja2, datamodel_code_generator, pytest, mypy, svarut.generated
 ifneq ($(wildcard $(INSTALLED)),)
 ifneq ($(shell $(PYTHON) -c "$(VENV_IMPORTS)" >/dev/null 2>&1 && echo ok),ok)
 $(shell rm -f $(INSTALLED))

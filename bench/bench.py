@@ -17,11 +17,11 @@ own ``svarut``).
    same within 5 MiB at 35 MB and 350 MB.
 2. The same with the async client, plus a 10 ms heartbeat task on the event
    loop whose largest gap must stay <= 20 ms.
-3. 1,000 sends of one 20 KB PDF: sequential sync client vs one ``httpx.Client``
+3. 1,000 sends of one 20 KB PDF: sequential sync client vs one ``httpx2.Client``
    posting prebuilt bodies; async client at concurrency 20 vs
-   ``httpx.AsyncClient`` posting prebuilt bodies 20 at a time (target <= 1.25x);
+   ``httpx2.AsyncClient`` posting prebuilt bodies 20 at a time (target <= 1.25x);
    the async client at 20 must also beat the sequential sync client.
-4. ``python -c "import svarut"`` vs ``python -c "import httpx, pydantic"``,
+4. ``python -c "import svarut"`` vs ``python -c "import httpx2, pydantic"``,
    median of 10 cold interpreters each (target <= 1.3x); import + client + one
    letter built vs the same baseline (target <= 1.5x).
 5. ``python -m generator generate --out <tmp>``: wall time, report only.
@@ -29,7 +29,7 @@ own ``svarut``).
 Throughput and small-send figures are taken on two clocks, the sender's and the
 sink's (first to last body byte), and a target must hold on both. Cases 1-2 run
 3 rounds of (4 curl sends, then a sync and an async worker making 4 client sends
-each); case 3 runs 3 rounds of (httpx, client, client with validate=False) for
+each); case 3 runs 3 rounds of (httpx2, client, client with validate=False) for
 sync and async, so each figure is a median of interleaved samples.
 ``--quick`` uses 35 MB and 100 small sends, one round (under a minute). Prints
 a table and writes it, with the raw samples, to ``bench/results.json``;
@@ -420,10 +420,10 @@ def case_big(report: Report, sink: Sink, sizes: list[int], rounds: int, sends: i
 
 
 SMALL_RUNS = [  # (impl, mode, concurrency, validate), run interleaved in each round
-    ("httpx", "sync", 1, True),
+    ("httpx2", "sync", 1, True),
     ("client", "sync", 1, True),
     ("client", "sync", 1, False),
-    ("httpx", "async", 20, True),
+    ("httpx2", "async", 20, True),
     ("client", "async", 20, True),
     ("client", "async", 20, False),
 ]
@@ -452,7 +452,7 @@ def case_small(report: Report, sink: Sink, n: int, rounds: int) -> None:
     report.raw[f"{net}_small"] = {"/".join(map(str, r)): {**v, "max_gap_ms": gaps[r]} for r, v in runs.items()}
     for mode, concurrency in [("sync", 1), ("async", 20)]:
         what = f"{net}: {n} x 20 KB sends, {mode}" + (f" concurrency {concurrency}" if concurrency > 1 else "")
-        client, baseline = runs[("client", mode, concurrency, True)], runs[("httpx", mode, concurrency, True)]
+        client, baseline = runs[("client", mode, concurrency, True)], runs[("httpx2", mode, concurrency, True)]
         unvalidated = runs[("client", mode, concurrency, False)]
         for clock in ("sender", "sink"):
             c, b = median(client[clock]), median(baseline[clock])
@@ -460,10 +460,10 @@ def case_small(report: Report, sink: Sink, n: int, rounds: int) -> None:
             if mode == "async" and clock == "sender":
                 client_gaps, httpx_gaps = (
                     gaps[("client", mode, concurrency, True)],
-                    gaps[("httpx", mode, concurrency, True)],
+                    gaps[("httpx2", mode, concurrency, True)],
                 )
-                note += f"; 10 ms heartbeat max gap {max(client_gaps):.1f} ms (httpx {max(httpx_gaps):.1f} ms)"
-            report.row("3", f"{what} vs raw httpx, {clock} clock", c, b, "s", f"<= {MAX_SMALL_RATIO}x",
+                note += f"; 10 ms heartbeat max gap {max(client_gaps):.1f} ms (httpx2 {max(httpx_gaps):.1f} ms)"
+            report.row("3", f"{what} vs raw httpx2, {clock} clock", c, b, "s", f"<= {MAX_SMALL_RATIO}x",
                        c / b <= MAX_SMALL_RATIO, note=note)  # fmt: skip
         u = median(unvalidated["sender"])
         report.row("3", what + ", validate=False (info)", u, median(baseline["sender"]), "s", "-", None)
@@ -486,13 +486,13 @@ def case_import(report: Report, runs: int) -> None:
     py = sys.executable
     cmds = {
         "svarut": [py, "-c", "import svarut"],
-        "baseline": [py, "-c", "import httpx, pydantic"],
+        "baseline": [py, "-c", "import httpx2, pydantic"],
         # What a program does first: import, make a client, build a letter.
         "usable": [py, "-c", USABLE],
     }
     # As after a pip install: every module's bytecode is cached. A private
     # cache prefix keeps __pycache__ out of the checkout and applies the same
-    # to httpx and pydantic, whatever PYTHONDONTWRITEBYTECODE says.
+    # to httpx2 and pydantic, whatever PYTHONDONTWRITEBYTECODE says.
     environ = env()
     environ.pop("PYTHONDONTWRITEBYTECODE", None)
     environ["PYTHONPYCACHEPREFIX"] = str(data_dir() / "pycache")
@@ -504,7 +504,7 @@ def case_import(report: Report, runs: int) -> None:
             samples[name].append(wall(cmd, environ=environ))
     report.raw["import_s"] = samples
     c, b = median(samples["svarut"]), median(samples["baseline"])
-    report.row("4", 'cold python -c "import svarut" vs "import httpx, pydantic"', c * 1000, b * 1000, "ms",
+    report.row("4", 'cold python -c "import svarut" vs "import httpx2, pydantic"', c * 1000, b * 1000, "ms",
                f"<= {MAX_IMPORT_RATIO}x", c / b <= MAX_IMPORT_RATIO)  # fmt: skip
     u = median(samples["usable"])
     report.row("4", "cold import + SvarUtClient() + one letter built vs the same", u * 1000, b * 1000, "ms",

@@ -12,13 +12,13 @@ Jobs (``kind``):
   client), timed one by one; peak RSS growth over all of them; with
   ``heartbeat``, the largest gap seen by a 10 ms ticker on the event loop.
 - ``small``: ``n`` sends of one 20 KB document, by the client (``impl=client``)
-  or by raw httpx posting prebuilt bodies (``impl=httpx``), sequentially or at
+  or by raw httpx2 posting prebuilt bodies (``impl=httpx2``), sequentially or at
   ``concurrency``.
 - ``profile``: ``small`` under cProfile; prints the top functions to stderr.
 
 With ``cafile`` in the job the sink speaks HTTPS: every client, ours and the
-raw httpx baselines alike, trusts that CA the way a user would configure it,
-through ``http_client=httpx.Client(verify=ssl_context)``.
+raw httpx2 baselines alike, trusts that CA the way a user would configure it,
+through ``http_client=httpx2.Client(verify=ssl_context)``.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ KONTO = "7b4f3f2e-4a51-4f0c-9a70-1f9a1d2c3b4e"
 
 
 def http_options(job: dict[str, Any]) -> dict[str, Any]:
-    """Keyword arguments for an ``httpx.Client``/``AsyncClient`` of this job."""
+    """Keyword arguments for an ``httpx2.Client``/``AsyncClient`` of this job."""
     if not job.get("cafile"):
         return {}
     import ssl
@@ -46,13 +46,13 @@ def http_options(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def client_options(job: dict[str, Any], *, asynchronous: bool) -> dict[str, Any]:
-    """Keyword arguments for our client: its own httpx client, unless TLS needs the CA."""
+    """Keyword arguments for our client: its own httpx2 client, unless TLS needs the CA."""
     options = http_options(job)
     if not options:
         return {}
-    import httpx
+    import httpx2
 
-    return {"http_client": (httpx.AsyncClient if asynchronous else httpx.Client)(**options)}
+    return {"http_client": (httpx2.AsyncClient if asynchronous else httpx2.Client)(**options)}
 
 
 # --- memory ---------------------------------------------------------------
@@ -282,14 +282,14 @@ def small(job: dict[str, Any]) -> dict[str, Any]:
 
         return asyncio.run(run_async())
 
-    import httpx
+    import httpx2
 
     data = pdf.read_bytes()
     send_url = f"{url}/v3/kontoer/{KONTO}/forsendelser/person"
     bodies = [prebuilt_body([(pdf.name, data)], f"small-{i}") for i in range(n + warmup)]
     base_headers = {"User-Agent": "fiks-svarut-python", "Accept": "application/json"}
     if job["mode"] == "sync":
-        with httpx.Client(**http_options(job)) as http:
+        with httpx2.Client(**http_options(job)) as http:
 
             def post_sync(body: tuple[bytes, str]) -> None:
                 r = http.post(send_url, content=body[0], headers={**base_headers, "Content-Type": body[1]})
@@ -299,7 +299,7 @@ def small(job: dict[str, Any]) -> dict[str, Any]:
             return _run_sync(post_sync, bodies, warmup)
 
     async def run_httpx() -> dict[str, Any]:
-        async with httpx.AsyncClient(**http_options(job)) as http:
+        async with httpx2.AsyncClient(**http_options(job)) as http:
 
             async def post(body: tuple[bytes, str]) -> None:
                 r = await http.post(send_url, content=body[0], headers={**base_headers, "Content-Type": body[1]})

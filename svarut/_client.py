@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeAlias, TypeVar
 from uuid import UUID
 
-import httpx
+import httpx2
 from pydantic import BaseModel
 
 from svarut import statuses, utfall
@@ -42,6 +42,7 @@ from svarut.runtime.errors import (
     ForsendelseValidationError,
     Problem,
 )
+from svarut.runtime.http_clients import require_http_client
 from svarut.runtime.retry import RetryPolicy
 from svarut.runtime.validation import ForsendelseRules
 
@@ -87,10 +88,10 @@ def _authenticate(
     maskinporten: MaskinportenConfig | None,
     token_provider: TokenProvider | None,
     base_url: str | None,
-    http_client: httpx.Client | httpx.AsyncClient | None = None,
+    http_client: httpx2.Client | httpx2.AsyncClient | None = None,
 ) -> tuple[str, SvarUtAuth, MaskinportenTokenProvider | None]:
     """The base URL, the auth, and the token provider the client must close.
-    A caller's ``httpx.Client`` also carries the Maskinporten token requests."""
+    A caller's ``httpx2.Client`` also carries the Maskinporten token requests."""
     from svarut.runtime.auth import MaskinportenTokenProvider, SvarUtAuth, environments
 
     env = environments.environment(environment)
@@ -103,8 +104,8 @@ def _authenticate(
             environment=env.name,
             # Tokens are fetched with a sync client (in a worker thread for async
             # callers, so one token serves every thread and event loop): an
-            # httpx.AsyncClient cannot carry them.
-            http_client=http_client if isinstance(http_client, httpx.Client) else None,
+            # httpx2.AsyncClient cannot carry them.
+            http_client=http_client if isinstance(http_client, httpx2.Client) else None,
         )
     elif token_provider is not None and maskinporten is None:
         provider = token_provider
@@ -114,9 +115,9 @@ def _authenticate(
     return url, auth, owned
 
 
-def _insecure_options(timeout: TimeoutTypes, base_url: str) -> tuple[httpx.Timeout, bool]:
+def _insecure_options(timeout: TimeoutTypes, base_url: str) -> tuple[httpx2.Timeout, bool]:
     log.warning("TLS certificate verification is DISABLED for SvarUt at %s", base_url)
-    return (timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)), False
+    return (timeout if isinstance(timeout, httpx2.Timeout) else httpx2.Timeout(timeout)), False
 
 
 @dataclass(frozen=True)
@@ -152,8 +153,8 @@ def _settings_from_env(environ: Mapping[str, str] | None, config: str | os.PathL
     )
 
 
-# The HTTP client type of a client: httpx.Client for SvarUtClient, httpx.AsyncClient for the async one.
-_H = TypeVar("_H", httpx.Client, httpx.AsyncClient)
+# The HTTP client type of a client: httpx2.Client for SvarUtClient, httpx2.AsyncClient for the async one.
+_H = TypeVar("_H", httpx2.Client, httpx2.AsyncClient)
 
 
 class _SvarUtClientBase(BaseClient, Generic[_H]):
@@ -172,7 +173,7 @@ class _SvarUtClientBase(BaseClient, Generic[_H]):
         environment: EnvironmentName = "prod",
         validate: bool = True,
         checks: Sequence[PreSendCheck] = (),
-        auth: httpx.Auth | None = None,
+        auth: httpx2.Auth | None = None,
         timeout: TimeoutTypes = DEFAULT_TIMEOUT,
         lookup_timeout: TimeoutTypes = DEFAULT_LOOKUP_TIMEOUT,
         headers: Mapping[str, str] | None = None,
@@ -184,7 +185,7 @@ class _SvarUtClientBase(BaseClient, Generic[_H]):
         """``base_url``: SvarUt's API root. ``environment`` ("test" accepts
         synthetic test fødselsnumre). ``validate``: run the pre-send rules
         (:class:`~svarut.runtime.validation.ForsendelseRules`); ``checks``:
-        your own, run after them. ``auth``: an ``httpx.Auth`` for every SvarUt
+        your own, run after them. ``auth``: an ``httpx2.Auth`` for every SvarUt
         request. ``timeout``: for each send (default :data:`~svarut.DEFAULT_TIMEOUT`,
         16 minutes, KS's advice, 10 s to connect); ``lookup_timeout``: for each
         call that only reads, the status search and the eksternRef lookups
@@ -196,7 +197,7 @@ class _SvarUtClientBase(BaseClient, Generic[_H]):
         :meth:`avklar_utfall`; False sends it without.
         ``kryptering``: a :class:`~svarut.kryptering.Kryptering` for
         ``kryptering=True`` sends (default: SvarUt's certificate, fetched).
-        ``http_client``: your own ``httpx.Client`` (``httpx.AsyncClient`` for the
+        ``http_client``: your own ``httpx2.Client`` (``httpx2.AsyncClient`` for the
         async client), used for every request, the certificate fetch included;
         its proxies, TLS settings, limits and event hooks apply, and closing
         this client leaves it open."""
@@ -247,9 +248,9 @@ class _SvarUtClientBase(BaseClient, Generic[_H]):
         token endpoint in ``maskinporten`` override its Maskinporten.
         ``insecure_disable_tls_verification`` turns off certificate checks for
         the SvarUt requests only (Maskinporten has its own switch in
-        :class:`MaskinportenConfig`). ``http_client`` (your own httpx client)
+        :class:`MaskinportenConfig`). ``http_client`` (your own httpx2 client)
         carries the SvarUt requests and the certificate fetch, and, when it is
-        an ``httpx.Client``, the Maskinporten token requests (the async
+        an ``httpx2.Client``, the Maskinporten token requests (the async
         client's tokens come from the token provider's own sync client); it is
         left open when the client closes. The other
         options are the constructor's. Closing the client closes the token
@@ -279,6 +280,7 @@ class _SvarUtClientBase(BaseClient, Generic[_H]):
         ...     ),
         ... )
         """
+        require_http_client(http_client, cls._http_type, owner=cls.__name__)
         if http_client is not None and insecure_disable_tls_verification:
             raise ValueError(
                 "insecure_disable_tls_verification=True with http_client=...: "
@@ -510,7 +512,7 @@ def _decide(ekstern_referanse: str, found: list[Any], *, sendt: datetime | None,
     return utfall.avgjor(ekstern_referanse, ids, sendt=sendt, vindu=vindu, datert=datert)
 
 
-class SvarUtClient(_SvarUtClientBase[httpx.Client], SyncOperations):
+class SvarUtClient(_SvarUtClientBase[httpx2.Client], SyncOperations):
     """Synchronous SvarUt client.
 
     >>> client = SvarUtClient.for_environment("test", integrasjon_id=..., ...)  # doctest: +SKIP
@@ -519,7 +521,7 @@ class SvarUtClient(_SvarUtClientBase[httpx.Client], SyncOperations):
     Use it as a context manager, or call :meth:`close`, to release connections.
     """
 
-    _http_type = httpx.Client
+    _http_type = httpx2.Client
 
     def close(self) -> None:
         """Close the connections this client opened, and the Maskinporten token
@@ -702,10 +704,10 @@ class SvarUtClient(_SvarUtClientBase[httpx.Client], SyncOperations):
             time.sleep(waiter.next_delay())
 
 
-class AsyncSvarUtClient(_SvarUtClientBase[httpx.AsyncClient], AsyncOperations):
+class AsyncSvarUtClient(_SvarUtClientBase[httpx2.AsyncClient], AsyncOperations):
     """Asynchronous SvarUt client; the same methods as :class:`SvarUtClient`, awaited."""
 
-    _http_type = httpx.AsyncClient
+    _http_type = httpx2.AsyncClient
 
     async def close(self) -> None:
         """See :meth:`SvarUtClient.close`; called on leaving an ``async with`` block."""

@@ -12,7 +12,7 @@ from collections.abc import Collection, Iterable
 from typing import Any
 from uuid import UUID
 
-import httpx
+import httpx2
 
 from svarut import statuses
 from svarut.generated import models
@@ -121,7 +121,7 @@ class _Waiter:
         terminal: Collection[Any] | None,
         timeout: float,
         interval: float,
-        http_timeout: httpx.Timeout,
+        http_timeout: httpx2.Timeout,
     ) -> None:
         statuses.require_status_search()
         self.ids = _ids(ids)
@@ -161,11 +161,11 @@ class _Waiter:
     def result(self) -> dict[UUID, models.ForsendelseStatus]:
         return {i: self.latest[i] for i in self.ids if i in self.latest}
 
-    def call_timeout(self) -> httpx.Timeout:
+    def call_timeout(self) -> httpx2.Timeout:
         """The client's timeout for one poll, cut to the time left."""
         left = max(self.deadline - time.monotonic(), 0.001)
         t = self.http_timeout
-        return httpx.Timeout(
+        return httpx2.Timeout(
             connect=_at_most(t.connect, left),
             read=_at_most(t.read, left),
             write=_at_most(t.write, left),

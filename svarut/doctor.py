@@ -43,7 +43,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
-import httpx
+import httpx2
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
@@ -101,7 +101,7 @@ _REQUIRED = (
 )
 _TLS_FIX = (
     "a TLS-inspecting proxy? set SSL_CERT_FILE to a CA bundle that includes its CA (in Python: "
-    "http_client=httpx.Client(verify=ssl.create_default_context(cafile=...))); otherwise check the URL"
+    "http_client=httpx2.Client(verify=ssl.create_default_context(cafile=...))); otherwise check the URL"
 )
 DEFAULT_TIMEOUT = 30.0
 
@@ -429,11 +429,11 @@ class _Recorder:
         self._sent: dict[int, float] = {}
         self.latest: ClockSample | None = None
 
-    def request(self, request: httpx.Request) -> None:
+    def request(self, request: httpx2.Request) -> None:
         with self._lock:
             self._sent[id(request)] = time.time()
 
-    def response(self, response: httpx.Response) -> None:
+    def response(self, response: httpx2.Response) -> None:
         received = time.time()
         with self._lock:
             sent = self._sent.pop(id(response.request), received)
@@ -447,7 +447,7 @@ class _Recorder:
                         self.latest = ClockSample(url, parsed, sent, received)
 
 
-def _peer_certificate(response: httpx.Response) -> x509.Certificate | None:
+def _peer_certificate(response: httpx2.Response) -> x509.Certificate | None:
     stream = response.extensions.get("network_stream")
     ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
     der = ssl_object.getpeercert(True) if ssl_object is not None else None
@@ -608,7 +608,7 @@ def check_konto(client: SvarUtClient, konto_id: uuid.UUID | str) -> LinkResult:
 # --- 6. SvarUt's encryption certificate ------------------------------------------------------
 
 
-def check_sertifikat(http: httpx.Client, base_url: str, *, now: datetime | None = None) -> LinkResult:
+def check_sertifikat(http: httpx2.Client, base_url: str, *, now: datetime | None = None) -> LinkResult:
     """Link 6: SvarUt's encryption certificate, fetched from where the client
     fetches it for an encrypted send, and its validity.
 
@@ -630,7 +630,7 @@ def check_sertifikat(http: httpx.Client, base_url: str, *, now: datetime | None 
             sertifikat = hent_sertifikat(http, url, max_age=0)
         except errors.SertifikatError as exc:
             cause = exc.__cause__
-            if isinstance(cause, httpx.TransportError):
+            if isinstance(cause, httpx2.TransportError):
                 return _unreachable("sertifikat", url, cause, {"url": url})
             fix = "encrypted sends (kryptert, sikkerhetsniva HOYESTE) fail until SvarUt serves a valid certificate"
             return LinkResult("sertifikat", "fail", str(exc), fix, {"url": url})
@@ -677,11 +677,11 @@ def _presented(url: str, timeout: float) -> x509.Certificate | None:
     try:
         # verify=False on purpose: this request only reads the certificate, and carries no credentials.
         with (
-            httpx.Client(verify=False, timeout=timeout) as http,  # noqa: S501
+            httpx2.Client(verify=False, timeout=timeout) as http,
             http.stream("GET", _origin(url) + "/") as response,
         ):
             return _peer_certificate(response)
-    except httpx.HTTPError:
+    except httpx2.HTTPError:
         return None
 
 
@@ -731,12 +731,12 @@ def check_tls(urls: list[str], *, timeout: float = DEFAULT_TIMEOUT) -> LinkResul
         return LinkResult("tls", "ok", f"plain HTTP to this machine ({', '.join(origins)}): no TLS to verify")
     verified = []
     details: dict[str, Any] = {"trust": _trust(), "servers": {}}
-    with httpx.Client(timeout=timeout) as http:
+    with httpx2.Client(timeout=timeout) as http:
         for origin in secure:
             try:
                 with http.stream("GET", origin + "/") as response:
                     peer = _peer_certificate(response)
-            except httpx.HTTPError as exc:
+            except httpx2.HTTPError as exc:
                 return _unreachable("tls", origin, exc, details, timeout)
             issuer = peer.issuer.rfc4514_string() if peer is not None else "unknown"
             details["servers"][origin] = {"issuer": issuer}
@@ -757,10 +757,10 @@ def _finish(results: list[LinkResult]) -> Report:
 
 
 @contextlib.contextmanager
-def _http(timeout: float) -> Iterator[tuple[httpx.Client, _Recorder]]:
+def _http(timeout: float) -> Iterator[tuple[httpx2.Client, _Recorder]]:
     recorder = _Recorder()
-    with httpx.Client(
-        timeout=httpx.Timeout(timeout),
+    with httpx2.Client(
+        timeout=httpx2.Timeout(timeout),
         follow_redirects=False,
         event_hooks={"request": [recorder.request], "response": [recorder.response]},
     ) as http:

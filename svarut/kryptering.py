@@ -1,9 +1,9 @@
 """Encrypting documents for SvarUt (``kryptert: true``, required for
 ``sikkerhetsniva: HOYESTE``) as CMS EnvelopedData for SvarUt's certificate.
 
->>> import httpx
+>>> import httpx2
 >>> from svarut.kryptering import Kryptering, hent_sertifikat, sertifikat_url
->>> with httpx.Client() as http:  # doctest: +SKIP
+>>> with httpx2.Client() as http:  # doctest: +SKIP
 ...     kryptering = Kryptering(hent_sertifikat(http, sertifikat_url("test")))
 >>> kryptering.encrypt_file(open("vedtak.pdf", "rb"), open("vedtak.pdf.cms", "wb"))  # doctest: +SKIP
 

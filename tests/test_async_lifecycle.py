@@ -9,7 +9,7 @@ import gc
 import uuid
 import warnings
 
-import httpx
+import httpx2
 import pytest
 from conftest import RecordingServer
 
@@ -43,7 +43,7 @@ async def test_no_warning_when_closed_never_opened_or_not_its_own_http_client(se
         async with svarut.AsyncSvarUtClient(base_url=server.base_url) as closed:
             await closed.hent_statuser(konto_id=uuid.uuid4(), ids=[uuid.uuid4()])
         never_opened = svarut.AsyncSvarUtClient(base_url=server.base_url)
-        async with httpx.AsyncClient() as http:
+        async with httpx2.AsyncClient() as http:
             theirs = svarut.AsyncSvarUtClient(base_url=server.base_url, http_client=http)
             await theirs.hent_statuser(konto_id=uuid.uuid4(), ids=[uuid.uuid4()])
             del closed, never_opened, theirs

@@ -1262,7 +1262,7 @@ async def test_secrets_never_reach_logs_reprs_or_error_messages(
 ) -> None:
     standin, _ = svarut_server
     caplog.set_level(logging.DEBUG)
-    for name in ("httpx", "httpcore", "svarut", "svarut.auth"):
+    for name in ("httpx2", "httpcore2", "svarut", "svarut.auth"):
         caplog.set_level(logging.DEBUG, logger=name)
     seen: list[str] = []
 
@@ -1314,7 +1314,7 @@ async def test_secrets_never_reach_logs_reprs_or_error_messages(
     record(missing.value)
 
     logs = caplog.text + "\n".join(r.getMessage() for r in caplog.records)
-    assert "HTTP Request: POST" in logs and "send_request_headers" in logs  # httpx and httpcore did log
+    assert "HTTP Request: POST" in logs and "send_request_headers" in logs  # httpx2 and httpcore2 did log
     haystack = logs + "\n".join(seen)
     secrets = {
         "IntegrasjonPassord": PASSORD,

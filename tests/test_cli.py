@@ -637,7 +637,7 @@ def test_progress_line_with_a_clock() -> None:
 def test_simulator_page_shows_ekstern_referanse_rejections_and_document_links(
     svarut_simulator: SvarUtSimulatorFixture, env: dict[str, str], docs: dict[str, Path]
 ) -> None:
-    import httpx
+    import httpx2
 
     args = person_args(
         "--kun-digital", "--ekstern-referanse", "sak-<99>", str(docs["vedtak.pdf"]), str(docs["data.bin"])
@@ -646,10 +646,10 @@ def test_simulator_page_shows_ekstern_referanse_rejections_and_document_links(
     assert sent.returncode == 0, sent.stderr
     forbidden = run(["status", "--konto", str(uuid.uuid4()), sent.stdout.strip()], env)  # 403: not this integration's
     assert forbidden.returncode == 1
-    unauthorized = httpx.post(f"{env['SVARUT_BASE_URL']}/v3/kontoer/{uuid.uuid4()}/forsendelser/person")
+    unauthorized = httpx2.post(f"{env['SVARUT_BASE_URL']}/v3/kontoer/{uuid.uuid4()}/forsendelser/person")
     assert unauthorized.status_code == 401
 
-    page = httpx.get(svarut_simulator.simulator.page_url).text
+    page = httpx2.get(svarut_simulator.simulator.page_url).text
     assert "<td class='mono'>sak-&lt;99&gt;</td>" in page
     rejected = page[page.index("Rejected requests") :]
     assert rejected.count("<tr>") == 3  # the header, the 401 and the 403, not the 200s
@@ -660,10 +660,10 @@ def test_simulator_page_shows_ekstern_referanse_rejections_and_document_links(
     links = re.findall(r"<a href='(/simulator/forsendelser/[^']+)'>([^<]+)</a>", page)
     assert [name for _, name in links] == ["vedtak.pdf", "data.bin"]
     for (link, name), expected in zip(links, (docs["vedtak.pdf"], docs["data.bin"]), strict=True):
-        document = httpx.get(svarut_simulator.simulator.url + link)
+        document = httpx2.get(svarut_simulator.simulator.url + link)
         assert document.status_code == 200 and document.content == expected.read_bytes()
         assert document.headers["content-type"] == (
             "application/pdf" if name == "vedtak.pdf" else "application/octet-stream"
         )
-    missing = httpx.get(f"{svarut_simulator.simulator.url}{links[0][0][:-1]}9")
+    missing = httpx2.get(f"{svarut_simulator.simulator.url}{links[0][0][:-1]}9")
     assert missing.status_code == 404

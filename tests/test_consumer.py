@@ -147,17 +147,17 @@ def test_a_misspelled_constructor_option_fails_type_checking(tmp_path: Path) -> 
     user.write_text(
         textwrap.dedent(
             """
-            import httpx
+            import httpx2
 
             import svarut
             from svarut.runtime.retry import RetryPolicy
 
-            ok = svarut.SvarUtClient.from_env(http_client=httpx.Client(), retry=RetryPolicy(), validate=False)
-            ok_async = svarut.AsyncSvarUtClient.from_env(http_client=httpx.AsyncClient())
+            ok = svarut.SvarUtClient.from_env(http_client=httpx2.Client(), retry=RetryPolicy(), validate=False)
+            ok_async = svarut.AsyncSvarUtClient.from_env(http_client=httpx2.AsyncClient())
             typo = svarut.SvarUtClient.from_env(retyr=RetryPolicy())
-            typo_too = svarut.SvarUtClient(base_url="https://test.svarut.ks.no/api", http_clinet=httpx.Client())
+            typo_too = svarut.SvarUtClient(base_url="https://test.svarut.ks.no/api", http_clinet=httpx2.Client())
             wrong_kind = svarut.SvarUtClient.for_environment(
-                "test", integrasjon_id="x", integrasjon_passord="y", http_client=httpx.AsyncClient()
+                "test", integrasjon_id="x", integrasjon_passord="y", http_client=httpx2.AsyncClient()
             )
             """
         )
@@ -186,14 +186,14 @@ def _kryptert_forsendelse() -> Any:
 
 
 def test_from_env_uses_your_http_client_for_every_request(svarut_simulator: Any) -> None:
-    import httpx
+    import httpx2
 
     import svarut
     from svarut.runtime import kryptering
 
     kryptering.clear_sertifikat_cache()  # so this client fetches the certificate itself
     seen: list[str] = []
-    http = httpx.Client(event_hooks={"request": [lambda request: seen.append(f"{request.method} {request.url.path}")]})
+    http = httpx2.Client(event_hooks={"request": [lambda request: seen.append(f"{request.method} {request.url.path}")]})
     with svarut.SvarUtClient.from_env(environ=svarut_simulator.environ(), http_client=http) as client:
         forsendelse_id = client.send_til_person(
             konto_id=svarut_simulator.konto_id,
@@ -214,7 +214,7 @@ def test_from_env_uses_your_http_client_for_every_request(svarut_simulator: Any)
 
 @pytest.mark.anyio
 async def test_async_from_env_uses_your_async_http_client(svarut_simulator: Any) -> None:
-    import httpx
+    import httpx2
 
     import svarut
     from svarut.runtime import kryptering
@@ -222,10 +222,10 @@ async def test_async_from_env_uses_your_async_http_client(svarut_simulator: Any)
     kryptering.clear_sertifikat_cache()
     seen: list[str] = []
 
-    async def hook(request: httpx.Request) -> None:
+    async def hook(request: httpx2.Request) -> None:
         seen.append(f"{request.method} {request.url.path}")
 
-    async with httpx.AsyncClient(event_hooks={"request": [hook]}) as http:
+    async with httpx2.AsyncClient(event_hooks={"request": [hook]}) as http:
         async with svarut.AsyncSvarUtClient.from_env(environ=svarut_simulator.environ(), http_client=http) as client:
             await client.send_til_person(
                 konto_id=svarut_simulator.konto_id,
@@ -240,12 +240,12 @@ async def test_async_from_env_uses_your_async_http_client(svarut_simulator: Any)
 
 
 def test_insecure_tls_with_your_own_http_client_is_refused() -> None:
-    import httpx
+    import httpx2
 
     import svarut
     from svarut.auth import StaticToken
 
-    with pytest.raises(ValueError, match="set verify= on your own http_client"), httpx.Client() as http:
+    with pytest.raises(ValueError, match="set verify= on your own http_client"), httpx2.Client() as http:
         svarut.SvarUtClient.for_environment(
             "test",
             integrasjon_id="x",

@@ -24,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import jwt
 import pytest
 from click.testing import CliRunner, Result
@@ -213,7 +213,7 @@ def test_maskinporten_refuses_an_expired_certificate_as_invalid_client(sim: Simu
     }
     x5c = [base64.b64encode(expired.certificate.public_bytes(Encoding.DER)).decode()]
     assertion = jwt.encode(claims, expired.private_key, algorithm="RS256", headers={"typ": None, "x5c": x5c})
-    response = httpx.post(
+    response = httpx2.post(
         sim.token_endpoint, data={"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion}
     )
     assert response.status_code == 400

@@ -498,7 +498,7 @@ async def test_secrets_echoed_by_a_gateway_never_reach_the_error_or_the_logs(
     echo.status, echo.as_json = status, as_json
     auth = SvarUtAuth(integrasjon_id=INTEGRASJON_ID, integrasjon_passord=PASSORD, token_provider=StaticToken(TOKEN))
     api = Api(kind, f"http://127.0.0.1:{echo.server_address[1]}/api")
-    caplog.set_level(logging.DEBUG)  # every logger: svarut, httpx, httpcore
+    caplog.set_level(logging.DEBUG)  # every logger: svarut, httpx2, httpcore2
 
     with pytest.raises(expected) as caught:
         if call == "send":

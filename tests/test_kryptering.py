@@ -23,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import httpx
+import httpx2
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, padding, serialization
@@ -684,7 +684,7 @@ def cert_server(pki: Pki) -> Iterator[CertificateServer]:
 
 def test_fetch_certificate_once(cert_server: CertificateServer, pki: Pki) -> None:
     url = k.sertifikat_url(cert_server.base + "/api")
-    with httpx.Client() as http:
+    with httpx2.Client() as http:
         first = k.hent_sertifikat(http, url)
         second = k.hent_sertifikat(http, url)
         assert first is second and first.certificate == pki.cert and first.source == url
@@ -698,17 +698,17 @@ def test_fetch_certificate_once(cert_server: CertificateServer, pki: Pki) -> Non
 @pytest.mark.anyio
 async def test_fetch_certificate_async_shares_the_cache(cert_server: CertificateServer, pki: Pki) -> None:
     url = cert_server.base + k.PUBLICKEY_PATH
-    async with httpx.AsyncClient() as http:
+    async with httpx2.AsyncClient() as http:
         first = await k.ahent_sertifikat(http, url)
         assert (await k.ahent_sertifikat(http, url)) is first
-    with httpx.Client() as http:
+    with httpx2.Client() as http:
         assert k.hent_sertifikat(http, url) is first
     assert cert_server.paths == [k.PUBLICKEY_PATH]
     assert first.certificate == pki.cert
 
 
 def test_fetch_errors(cert_server: CertificateServer) -> None:
-    with httpx.Client() as http:
+    with httpx2.Client() as http:
         with pytest.raises(k.SertifikatError, match="404 Not Found: not here"):
             k.hent_sertifikat(http, cert_server.base + "/elsewhere")
         with pytest.raises(k.SertifikatError, match="over HTTPS"):

@@ -1,12 +1,12 @@
 """The fast paths, checked for doing the same job as the plain ones.
 
-The async client sends through a sync twin of its ``httpx.AsyncClient`` in a
+The async client sends through a sync twin of its ``httpx2.AsyncClient`` in a
 worker thread (svarut/runtime/transport.py). These tests check, against real
 servers on 127.0.0.1, that the twin keeps the caller's auth (sync flow, same
 token provider, the 401 retry), the caller's TLS trust (a CA made in the test),
 stops an upload when its task is cancelled, and steps aside for transports it
 cannot copy. Also: the INFO log line of every send and of every retry
-decision, and the clients' httpx client being made at first use.
+decision, and the clients' httpx2 client being made at first use.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from dataclasses import astuple
 from typing import Any
 
 import anyio
-import httpx
+import httpx2
 import pytest
 from requests_toolbelt.multipart.decoder import MultipartDecoder
 
@@ -115,11 +115,11 @@ async def test_async_send_is_repeated_once_with_a_fresh_token_after_401(server, 
     assert [name for name, _ in tokens.calls] == ["get_token", "invalidate", "get_token"]
 
 
-class AsyncOnlyAuth(httpx.Auth):
+class AsyncOnlyAuth(httpx2.Auth):
     """An auth with only an async flow (its sync one would send the request
     unsigned): the twin cannot run it, so the async client keeps its own path."""
 
-    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+    async def async_auth_flow(self, request: httpx2.Request) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
         request.headers["Authorization"] = "Bearer async-only"
         yield request
 
@@ -134,12 +134,12 @@ async def test_an_auth_with_only_an_async_flow_keeps_the_async_path(server):
 async def test_a_transport_the_twin_cannot_copy_keeps_the_async_path():
     seen: list[bytes] = []
 
-    async def handler(request: httpx.Request) -> httpx.Response:
-        assert isinstance(request.stream, httpx.AsyncByteStream)
+    async def handler(request: httpx2.Request) -> httpx2.Response:
+        assert isinstance(request.stream, httpx2.AsyncByteStream)
         seen.append(b"".join([chunk async for chunk in request.stream]))
-        return httpx.Response(200, json={"id": str(uuid.uuid4())})
+        return httpx2.Response(200, json={"id": str(uuid.uuid4())})
 
-    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    http = httpx2.AsyncClient(transport=httpx2.MockTransport(handler))
     async with svarut.AsyncSvarUtClient(base_url="http://svarut.test/api", http_client=http, validate=False) as client:
         await client.send_til_person(konto_id=KONTO, forsendelse=person("a.pdf"), dokumenter={"a.pdf": b"%PDF-1.7"})
         assert client._twin is not None and client._twin.http is None
@@ -167,7 +167,7 @@ async def test_async_send_over_tls_trusts_what_the_callers_client_trusts(tls_ser
     path = tmp_path / "a.pdf"
     path.write_bytes(b"%PDF-1.7\n" + bytes(range(256)) * 4096)  # 1 MiB: several TLS records and writes
     verify = ssl.create_default_context(cafile=str(tls_server.ca))
-    http = httpx.AsyncClient(verify=verify)
+    http = httpx2.AsyncClient(verify=verify)
     async with svarut.AsyncSvarUtClient(base_url=tls_server.https_url, http_client=http, validate=False) as client:
         await client.send_til_person(konto_id=KONTO, forsendelse=person("a.pdf"), dokumenter={"a.pdf": path})
         assert client._twin is not None and client._twin.http is not None
@@ -312,7 +312,7 @@ async def test_a_failed_send_and_the_retry_decisions_are_logged_at_info(server, 
     assert "failed: BadRequestError" in send.getMessage()
 
 
-# --- the httpx client is made at first use -----------------------------------------
+# --- the httpx2 client is made at first use -----------------------------------------
 
 
 def test_a_client_that_never_sends_makes_no_httpx_client():

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-import httpx
+import httpx2
 import jwt
 import pytest
 
@@ -116,12 +116,12 @@ def metadata(**overrides: Any) -> bytes:
 
 def post(
     sim: Simulator, channel: str, body: bytes, content_type: str, headers: dict[str, str] | None = None
-) -> httpx.Response:
+) -> httpx2.Response:
     url = f"{sim.base_url}/v3/kontoer/{sim.konto_id}/forsendelser/{channel}"
-    return httpx.post(url, content=body, headers={"Content-Type": content_type, **(headers or auth_headers(sim))})
+    return httpx2.post(url, content=body, headers={"Content-Type": content_type, **(headers or auth_headers(sim))})
 
 
-def assert_error_message(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+def assert_error_message(response: httpx2.Response, status: int, code: str) -> dict[str, Any]:
     assert response.status_code == status, response.text
     body: dict[str, Any] = response.json()
     assert set(body) == {
@@ -404,7 +404,7 @@ def test_chunked_upload_with_quoted_filename(sim: Simulator) -> None:
             yield body[i : i + 7919]
 
     url = f"{sim.base_url}/v3/kontoer/{sim.konto_id}/forsendelser/person"
-    response = httpx.post(url, content=pieces(), headers={"Content-Type": kind, **auth_headers(sim)})
+    response = httpx2.post(url, content=pieces(), headers={"Content-Type": kind, **auth_headers(sim)})
     assert response.status_code == 200, response.text
     assert response.request.headers["Transfer-Encoding"] == "chunked"
     (document,) = sim.get(response.json()["id"]).documents
@@ -459,7 +459,7 @@ def test_revoked_token_is_refreshed_by_the_client(sim: Simulator, client: svarut
 
 def grant(
     sim: Simulator, *, key_pair: Any = None, header: dict[str, Any] | None = None, **claims: Any
-) -> httpx.Response:
+) -> httpx2.Response:
     pair = key_pair or sim.keys.client
     now = int(time.time())
     body = {
@@ -474,7 +474,7 @@ def grant(
     body = {k: v for k, v in body.items() if v is not None}
     headers = header if header is not None else pair.keystore().jwt_headers()
     assertion = jwt.encode(body, pair.private_key, algorithm="RS256", headers={"typ": None, **headers})
-    return httpx.post(
+    return httpx2.post(
         sim.token_endpoint, data={"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion}
     )
 
@@ -651,7 +651,7 @@ def test_64_mb_upload_streams_to_disk_with_bounded_memory(tmp_path: Path) -> Non
                 konto_id=info["SVARUT_KONTO_ID"], forsendelse=person("Stor", "stor.pdf"), dokumenter={"stor.pdf": big}
             )
         growth_mib = (_peak_rss_kib(process.pid) - before) / 1024
-        listing = httpx.get(info["url"] + "/simulator/forsendelser").json()
+        listing = httpx2.get(info["url"] + "/simulator/forsendelser").json()
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -686,7 +686,7 @@ def test_document_that_does_not_decrypt_is_400(sim: Simulator, client: svarut.Sv
 
 
 def test_publickey_is_the_simulators_certificate(sim: Simulator) -> None:
-    response = httpx.get(sim.sertifikat_url)
+    response = httpx2.get(sim.sertifikat_url)
     assert response.status_code == 200
     assert kryptering.SvarUtSertifikat.from_bytes(response.content).serial_number == sim.sertifikat.serial_number
 
@@ -698,12 +698,12 @@ def test_html_page_lists_forsendelser_escaped(sim: Simulator, client: svarut.Sva
     forsendelse_id = send_person(client, sim.konto_id, "<script>alert('x')</script> & vedtak")
     sim.advance(1)
     for path in ("/", "/simulator"):
-        response = httpx.get(sim.url + path)
+        response = httpx2.get(sim.url + path)
         assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
         page = response.text
         assert str(forsendelse_id) in page and "a.pdf" in page and "MOTTATT" in page and "LEST" in page
         assert "<script>" not in page and "&lt;script&gt;" in page and "&amp; vedtak" in page
-    listing = httpx.get(sim.url + "/simulator/forsendelser").json()
+    listing = httpx2.get(sim.url + "/simulator/forsendelser").json()
     assert listing[0]["tittel"].startswith("<script>") and listing[0]["status"] == "LEST"
 
 

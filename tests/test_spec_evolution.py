@@ -60,7 +60,7 @@ def run(project: Path, code: str) -> str:
 
 
 PRELUDE = """
-import anyio, httpx, svarut
+import anyio, httpx2, svarut
 from svarut import statuses
 from svarut.generated import SEND_OPERATIONS, models
 from svarut.simulator import Simulator
@@ -213,7 +213,7 @@ assert not hasattr(svarut.AsyncSvarUtClient, "send_til_print")
 assert "print" not in {c.name for c in CHANNELS} and "print" not in {j.kind for j in statuses.journeys()}
 with Simulator(step_seconds=0) as sim, sim.client() as client:
     url = f"{sim.base_url}/v3/kontoer/{sim.konto_id}/forsendelser/print"
-    gone = httpx.post(url, files={"forsendelse": ("f", b"{}", "application/json")}).status_code
+    gone = httpx2.post(url, files={"forsendelse": ("f", b"{}", "application/json")}).status_code
     sent = client.send_til_person(
         konto_id=sim.konto_id, forsendelse=person_like(models.PersonForsendelse, "en"), dokumenter={"a.pdf": PDF}
     )

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from conftest import Recorded, RecordingServer, Reply
 
@@ -481,15 +481,15 @@ async def test_a_stalling_server_cannot_hold_vent_pa_status_past_its_timeout(sta
     wait = {"konto_id": KONTO, "ids": [uuid.uuid4()], "timeout": 0.5}
     with pytest.raises(errors.VentPaStatusTimeoutError) as caught:
         if kind == "sync":
-            http = httpx.Client(event_hooks={"request": [lambda r: timeouts.append(r.extensions["timeout"])]})
+            http = httpx2.Client(event_hooks={"request": [lambda r: timeouts.append(r.extensions["timeout"])]})
             with svarut.SvarUtClient(**options, http_client=http) as client:
                 client.vent_pa_status(**wait)
         else:
 
-            async def record(request: httpx.Request) -> None:
+            async def record(request: httpx2.Request) -> None:
                 timeouts.append(request.extensions["timeout"])
 
-            ahttp = httpx.AsyncClient(event_hooks={"request": [record]})
+            ahttp = httpx2.AsyncClient(event_hooks={"request": [record]})
             async with svarut.AsyncSvarUtClient(**options, http_client=ahttp) as aclient:
                 await aclient.vent_pa_status(**wait)
 

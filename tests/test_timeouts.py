@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-import httpx
+import httpx2
 import pytest
 from conftest import RecordingServer
 
@@ -76,8 +76,8 @@ def silent() -> Iterator[Silent]:
         server.close()
 
 
-def _recording(timeouts: list[dict[str, float | None]]) -> httpx.Client:
-    return httpx.Client(event_hooks={"request": [lambda r: timeouts.append(r.extensions["timeout"])]})
+def _recording(timeouts: list[dict[str, float | None]]) -> httpx2.Client:
+    return httpx2.Client(event_hooks={"request": [lambda r: timeouts.append(r.extensions["timeout"])]})
 
 
 def _forsendelse() -> models.PersonForsendelse:
@@ -119,10 +119,10 @@ def test_a_silent_server_ends_a_status_search_at_the_clients_lookup_timeout(sile
 async def test_a_silent_server_ends_an_async_status_search_at_the_lookup_timeout(silent: Silent) -> None:
     timeouts: list[dict[str, float | None]] = []
 
-    async def record(request: httpx.Request) -> None:
+    async def record(request: httpx2.Request) -> None:
         timeouts.append(request.extensions["timeout"])
 
-    http = httpx.AsyncClient(event_hooks={"request": [record]})
+    http = httpx2.AsyncClient(event_hooks={"request": [record]})
     async with svarut.AsyncSvarUtClient(
         base_url=silent.base_url, lookup_timeout=0.3, retry=svarut.NO_RETRIES, http_client=http
     ) as client:

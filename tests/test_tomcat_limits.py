@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from pydantic import BaseModel
 
@@ -378,13 +378,13 @@ def hand_made(kind: str, names: list[str], filenames: list[str] | None = None) -
     return body + f"--{BOUNDARY}--\r\n".encode()
 
 
-def post(sim: Simulator, auth: dict[str, str], kind: str, body: bytes) -> httpx.Response:
+def post(sim: Simulator, auth: dict[str, str], kind: str, body: bytes) -> httpx2.Response:
     url = f"{sim.base_url}/v3/kontoer/{sim.konto_id}/forsendelser/{kind}"
     headers = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}", **auth}
-    return httpx.post(url, content=body, headers=headers, timeout=30)
+    return httpx2.post(url, content=body, headers=headers, timeout=30)
 
 
-def error_of(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+def error_of(response: httpx2.Response, status: int, code: str) -> dict[str, Any]:
     assert response.status_code == status, response.text
     error: dict[str, Any] = response.json()
     assert error["status"] == status and error["errorCode"] == code and error["errorId"]

@@ -115,6 +115,25 @@ def test_the_wheel_installed_in_a_clean_venv_runs_svarut_and_imports(dist: Path,
     assert (version, model) == (svarut.__version__, "PersonForsendelse")
     assert Path(where).is_relative_to(venv), where  # the wheel's copy, not the checkout
 
+    # The HTTP stack is httpx2 on httpcore2, trusting the OS store (truststore): no httpx, httpcore or certifi.
+    listed = subprocess.run(
+        [
+            str(python),
+            "-I",
+            "-c",
+            "import importlib.metadata as m; print(*sorted(d.name.lower() for d in m.distributions()))",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert listed.returncode == 0, listed.stderr
+    installed_names = set(listed.stdout.split())
+    assert {"httpx2", "httpcore2", "truststore"} <= installed_names, installed_names
+    assert not {"httpx", "httpcore", "certifi"} & installed_names, installed_names
+
 
 def test_the_readme_installs_the_wheel_make_dist_builds() -> None:
     readme = (ROOT / "README.md").read_text()

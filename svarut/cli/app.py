@@ -96,7 +96,7 @@ def _configure_logging(verbose: bool) -> None:
     if verbose:
         logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(name)s: %(message)s")
         logging.getLogger("svarut").setLevel(logging.DEBUG)
-        logging.getLogger("httpx").setLevel(logging.INFO)
+        logging.getLogger("httpx2").setLevel(logging.INFO)
 
 
 @click.group(cls=SvarUtGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
@@ -272,7 +272,7 @@ def encrypt(
     Without --sertifikat, --environment or --base-url the certificate is
     fetched from the configured SvarUt (SVARUT_BASE_URL or SVARUT_ENVIRONMENT).
     """
-    import httpx
+    import httpx2
 
     from svarut import errors
     from svarut.runtime import kryptering
@@ -293,7 +293,7 @@ def encrypt(
             source = state.settings.get("SVARUT_BASE_URL") or state.settings.get("SVARUT_ENVIRONMENT")
         if source is None:
             raise usage_error("give --sertifikat, --environment or --base-url (or configure SVARUT_BASE_URL)")
-        with httpx.Client(timeout=30.0) as http:
+        with httpx2.Client(timeout=30.0) as http:
             certificate = kryptering.hent_sertifikat(http, kryptering.sertifikat_url(source))
     written = kryptering.encrypt_path(
         input_path, output_path, certificate, key_transport="pkcs1v15" if key_transport == "pkcs1v15" else "oaep"

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from svarut import errors
     from svarut._client import SvarUtClient
 
-# The client (pydantic, httpx, the models) is imported by the commands that
+# The client (pydantic, httpx2, the models) is imported by the commands that
 # talk to SvarUt, not at start-up: ``svarut --help`` and a usage error stay quick.
 
 

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID, uuid4
 
-import httpx
+import httpx2
 from pydantic import BaseModel, ValidationError
 
 from svarut.runtime import errors, instrumentation, multipart
@@ -57,10 +57,10 @@ P = TypeVar("P")
 
 # KS recommends 16 minutes for a send, which SvarUt may take 15 to answer; a
 # connection that cannot even be opened should fail fast.
-DEFAULT_TIMEOUT = httpx.Timeout(16 * 60.0, connect=10.0, pool=10.0)
+DEFAULT_TIMEOUT = httpx2.Timeout(16 * 60.0, connect=10.0, pool=10.0)
 # The operations that only read (the status search, the lookups) answer in well under a second;
 # a server that stopped answering one should be noticed within a minute, not sixteen.
-DEFAULT_LOOKUP_TIMEOUT = httpx.Timeout(60.0, connect=10.0, pool=10.0)
+DEFAULT_LOOKUP_TIMEOUT = httpx2.Timeout(60.0, connect=10.0, pool=10.0)
 # Success and error bodies are small JSON documents; a bigger one is not SvarUt.
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 USER_AGENT = "fiks-svarut-python"
@@ -90,7 +90,7 @@ class BaseClient:
         self,
         *,
         base_url: str,
-        auth: httpx.Auth | None = None,
+        auth: httpx2.Auth | None = None,
         timeout: TimeoutTypes = DEFAULT_TIMEOUT,
         lookup_timeout: TimeoutTypes = DEFAULT_LOOKUP_TIMEOUT,
         headers: Mapping[str, str] | None = None,
@@ -106,9 +106,9 @@ class BaseClient:
             raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
         self.base_url = base_url.rstrip("/")
         self._auth = auth
-        self.timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+        self.timeout = timeout if isinstance(timeout, httpx2.Timeout) else httpx2.Timeout(timeout)
         self.lookup_timeout = (
-            lookup_timeout if isinstance(lookup_timeout, httpx.Timeout) else httpx.Timeout(lookup_timeout)
+            lookup_timeout if isinstance(lookup_timeout, httpx2.Timeout) else httpx2.Timeout(lookup_timeout)
         )
         self._headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **(headers or {})}
         self._checks = tuple(checks)
@@ -168,7 +168,7 @@ class BaseClient:
             default = self.lookup_timeout if endpoint.operation_id in self._safe_to_repeat else self.timeout
             prepared.extensions["timeout"] = default.as_dict()
         else:
-            per_call = (timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)).as_dict()
+            per_call = (timeout if isinstance(timeout, httpx2.Timeout) else httpx2.Timeout(timeout)).as_dict()
             prepared.extensions["timeout"] = per_call
             # A timeout given for the call bounds the whole call, retries included.
             if budget := [v for v in per_call.values() if v is not None]:
@@ -318,10 +318,10 @@ class BaseClient:
 
     @staticmethod
     def _request_for(
-        http: httpx.Client | httpx.AsyncClient,
+        http: httpx2.Client | httpx2.AsyncClient,
         prepared: PreparedRequest,
-        stream: httpx.SyncByteStream | httpx.AsyncByteStream | None,
-    ) -> httpx.Request:
+        stream: httpx2.SyncByteStream | httpx2.AsyncByteStream | None,
+    ) -> httpx2.Request:
         request = http.build_request(
             prepared.method,
             _parsed_url(prepared.url),
@@ -330,7 +330,7 @@ class BaseClient:
             extensions=prepared.extensions,
         )
         if stream is not None:
-            # Our stream replaces the empty body httpx prepared; its framing
+            # Our stream replaces the empty body httpx2 prepared; its framing
             # comes from our headers (exact Content-Length, else chunked).
             request.stream = stream
             if "Content-Length" not in prepared.headers:
@@ -342,8 +342,8 @@ class BaseClient:
 
     def _exchange(
         self,
-        http: httpx.Client,
-        builder: httpx.Client | httpx.AsyncClient,
+        http: httpx2.Client,
+        builder: httpx2.Client | httpx2.AsyncClient,
         endpoint: Endpoint[T],
         prepared: PreparedRequest,
         abort: threading.Event | None = None,
@@ -371,7 +371,7 @@ class BaseClient:
                         response.close()
                 finally:
                     op.wrote(body_bytes_sent(request))
-            except httpx.TransportError as exc:
+            except httpx2.TransportError as exc:
                 if (delay := self._retry_after(endpoint, prepared, attempt, error=exc, op=op)) is None:
                     failure = self._failure(endpoint, prepared, exc, request)
                     self._log_send(endpoint, prepared, request, started, failure)
@@ -385,7 +385,7 @@ class BaseClient:
             attempt += 1
 
     def _finish(
-        self, endpoint: Endpoint[T], prepared: PreparedRequest, response: httpx.Response, body: bytes, started: float
+        self, endpoint: Endpoint[T], prepared: PreparedRequest, response: httpx2.Response, body: bytes, started: float
     ) -> T:
         """:meth:`_result`, and the log line of a send."""
         if prepared.send is None:
@@ -402,7 +402,7 @@ class BaseClient:
     def _log_send(
         endpoint: Endpoint[Any],
         prepared: PreparedRequest,
-        request: httpx.Request,
+        request: httpx2.Request,
         started: float,
         error: BaseException | None = None,
         result: object = None,
@@ -448,8 +448,8 @@ class BaseClient:
         prepared: PreparedRequest,
         attempt: int,
         *,
-        error: httpx.TransportError | None = None,
-        response: httpx.Response | None = None,
+        error: httpx2.TransportError | None = None,
+        response: httpx2.Response | None = None,
         op: Operation = NO_OPERATION,
     ) -> float | None:
         """How long to wait before the next attempt after ``error`` or
@@ -477,7 +477,7 @@ class BaseClient:
         op.retry(attempt=attempt + 1, reason=reason, delay=delay)
         return delay
 
-    def _may_have_arrived(self, endpoint: Endpoint[Any], request: httpx.Request) -> bool:
+    def _may_have_arrived(self, endpoint: Endpoint[Any], request: httpx2.Request) -> bool:
         """Whether a failed send may have been accepted: SvarUt had the whole
         body. A body the transport never finished cannot have been accepted."""
         if endpoint.operation_id in self._safe_to_repeat or not isinstance(
@@ -488,7 +488,7 @@ class BaseClient:
 
     # --- handling -------------------------------------------------------
 
-    def _result(self, endpoint: Endpoint[T], prepared: PreparedRequest, response: httpx.Response, body: bytes) -> T:
+    def _result(self, endpoint: Endpoint[T], prepared: PreparedRequest, response: httpx2.Response, body: bytes) -> T:
         log.debug("%s %s -> %s", endpoint.method, endpoint.operation_id, response.status_code)
         if response.is_success:
             try:
@@ -518,11 +518,11 @@ class BaseClient:
         raise error
 
     def _failure(
-        self, endpoint: Endpoint[Any], prepared: PreparedRequest, exc: httpx.TransportError, request: httpx.Request
+        self, endpoint: Endpoint[Any], prepared: PreparedRequest, exc: httpx2.TransportError, request: httpx2.Request
     ) -> errors.APIError:
         what = f"{request.method} {request.url.copy_with(query=None)}"
         error: errors.APIError
-        if isinstance(exc, httpx.TimeoutException):
+        if isinstance(exc, httpx2.TimeoutException):
             error = APITimeoutError(f"{what} timed out ({type(exc).__name__})", request=request)
         else:
             error = APIConnectionError(f"{what} failed: {type(exc).__name__}: {exc}", request=request)
@@ -532,7 +532,7 @@ class BaseClient:
 
     @staticmethod
     def _outcome_unknown(
-        prepared: PreparedRequest, cause: Exception, request: httpx.Request | None
+        prepared: PreparedRequest, cause: Exception, request: httpx2.Request | None
     ) -> errors.SendOutcomeUnknownError:
         assert prepared.send is not None
         metadata = prepared.send.metadata
@@ -548,18 +548,18 @@ class BaseClient:
         )
 
 
-def body_bytes_sent(request: httpx.Request) -> int:
+def body_bytes_sent(request: httpx2.Request) -> int:
     """The bytes of a send's body the attempt put on the wire (0 for a request with no streamed body)."""
     stream = request.stream
     return stream.sent if isinstance(stream, (multipart.SyncStream, multipart.AsyncStream)) else 0
 
 
 @functools.lru_cache(maxsize=256)
-def _parsed_url(url: str) -> httpx.URL:
-    """``url`` parsed once: httpx checks a URL character by character (~20 us
+def _parsed_url(url: str) -> httpx2.URL:
+    """``url`` parsed once: httpx2 checks a URL character by character (~20 us
     a send), and a program sends to the same few konto URLs over and over.
-    An ``httpx.URL`` is immutable, so requests can share it."""
-    return httpx.URL(url)
+    An ``httpx2.URL`` is immutable, so requests can share it."""
+    return httpx2.URL(url)
 
 
 @functools.lru_cache(maxsize=256)

@@ -5,10 +5,10 @@ operation and its arguments into a prepared request (path parameters,
 JSON or multipart body, headers, per-call timeout) and turning a response into
 a result or a typed error. :class:`SyncAPIClient` runs the loop around it
 (send, read, retry). :class:`AsyncAPIClient` runs that same sync loop for a
-send in a worker thread, through a sync twin of its ``httpx.AsyncClient``
+send in a worker thread, through a sync twin of its ``httpx2.AsyncClient``
 (:mod:`svarut.runtime.transport`), and waits for it on the event loop; a
 request without a body to stream, or a client the twin cannot copy, goes
-through httpx's async path. Fetching SvarUt's certificate for an encrypted
+through httpx2's async path. Fetching SvarUt's certificate for an encrypted
 send is I/O too: each loop does it (the async client on its event loop), and
 prepares the send again (:class:`SertifikatNeeded`).
 
@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
 
-import httpx
+import httpx2
 
 from svarut.runtime import instrumentation
 from svarut.runtime.base_client import (
@@ -78,6 +78,7 @@ from svarut.runtime.base_client import (
     drop_none as drop_none,
 )
 from svarut.runtime.bounded import aread_bounded
+from svarut.runtime.http_clients import require_http_client
 from svarut.runtime.instrumentation import NO_OPERATION, Operation
 
 # The request value types live in a leaf module; imported from here too, as before.
@@ -100,13 +101,14 @@ _P = TypeVar("_P")
 
 
 class SyncAPIClient(BaseClient):
-    def __init__(self, *, http_client: httpx.Client | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, http_client: httpx2.Client | None = None, **kwargs: Any) -> None:
+        require_http_client(http_client, httpx2.Client, owner=type(self).__name__)
         super().__init__(**kwargs)
         self._owns_http = http_client is None
-        self._lazy_http = _LazyHttp(http_client, lambda: httpx.Client(timeout=self.timeout, follow_redirects=False))
+        self._lazy_http = _LazyHttp(http_client, lambda: httpx2.Client(timeout=self.timeout, follow_redirects=False))
 
     @property
-    def _http(self) -> httpx.Client:
+    def _http(self) -> httpx2.Client:
         return self._lazy_http.get()
 
     def close(self) -> None:
@@ -181,21 +183,22 @@ class SyncAPIClient(BaseClient):
 
 class AsyncAPIClient(BaseClient):
     """The async client. A send's body goes out through a private sync
-    ``httpx.Client`` in a worker thread (see :mod:`svarut.runtime.transport`):
-    httpx's async write path moves a big document at a third of the sync one's
+    ``httpx2.Client`` in a worker thread (see :mod:`svarut.runtime.transport`):
+    httpx2's async write path moves a big document at a third of the sync one's
     speed, and a small send costs less as one thread trip than as the trips
     reading its file would take. The event loop only waits."""
 
-    def __init__(self, *, http_client: httpx.AsyncClient | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, http_client: httpx2.AsyncClient | None = None, **kwargs: Any) -> None:
+        require_http_client(http_client, httpx2.AsyncClient, owner=type(self).__name__)
         super().__init__(**kwargs)
         self._owns_http = http_client is None
         self._lazy_http = _LazyHttp(
-            http_client, lambda: httpx.AsyncClient(timeout=self.timeout, follow_redirects=False)
+            http_client, lambda: httpx2.AsyncClient(timeout=self.timeout, follow_redirects=False)
         )
         self._twin: SyncTwin | None = None
 
     @property
-    def _http(self) -> httpx.AsyncClient:
+    def _http(self) -> httpx2.AsyncClient:
         return self._lazy_http.get()
 
     async def close(self) -> None:
@@ -217,8 +220,8 @@ class AsyncAPIClient(BaseClient):
         """Never reached: :meth:`__enter__` refuses. Defined so ``with`` gets that far."""
 
     def __del__(self) -> None:
-        # An httpx.AsyncClient cannot be closed from here (no event loop), so say it leaked.
-        lazy: _LazyHttp[httpx.AsyncClient] | None = getattr(self, "_lazy_http", None)
+        # An httpx2.AsyncClient cannot be closed from here (no event loop), so say it leaked.
+        lazy: _LazyHttp[httpx2.AsyncClient] | None = getattr(self, "_lazy_http", None)
         if lazy is not None and lazy.made and not lazy.closed and getattr(self, "_owns_http", False):
             warnings.warn(
                 f"{self!r} was used and never closed, so its connections leak: use `async with` "
@@ -314,7 +317,7 @@ class AsyncAPIClient(BaseClient):
         if not self._lazy_http.made:
             import anyio.to_thread
 
-            # Making an httpx client loads the CA bundle: tens of milliseconds, not on the event loop.
+            # Making an httpx2 client loads the CA bundle: tens of milliseconds, not on the event loop.
             await anyio.to_thread.run_sync(self._lazy_http.get)
 
     def _sync_twin(self) -> SyncTwin:
@@ -325,7 +328,7 @@ class AsyncAPIClient(BaseClient):
         return self._twin
 
     async def _aexchange(self, endpoint: Endpoint[T], prepared: PreparedRequest, op: Operation = NO_OPERATION) -> T:
-        """:meth:`BaseClient._exchange` on httpx's async path."""
+        """:meth:`BaseClient._exchange` on httpx2's async path."""
         import anyio.to_thread
 
         started = time.perf_counter()
@@ -343,7 +346,7 @@ class AsyncAPIClient(BaseClient):
                         await response.aclose()
                 finally:
                     op.wrote(body_bytes_sent(request))
-            except httpx.TransportError as exc:
+            except httpx2.TransportError as exc:
                 if (delay := self._retry_after(endpoint, prepared, attempt, error=exc, op=op)) is None:
                     # Hashing the documents for the error reads them: not on the event loop.
                     failure = await anyio.to_thread.run_sync(self._failure, endpoint, prepared, exc, request)
@@ -366,7 +369,7 @@ class AsyncAPIClient(BaseClient):
 
     def _send_in_thread(
         self,
-        http: httpx.Client,
+        http: httpx2.Client,
         abort: threading.Event,
         endpoint: Endpoint[T],
         path_params: Mapping[str, Any],
@@ -380,7 +383,7 @@ class AsyncAPIClient(BaseClient):
 
     def _exchange_in_thread(
         self,
-        http: httpx.Client,
+        http: httpx2.Client,
         abort: threading.Event,
         endpoint: Endpoint[T],
         prepared: PreparedRequest,
@@ -390,11 +393,11 @@ class AsyncAPIClient(BaseClient):
         return self._exchange(http, self._http, endpoint, prepared, abort, op)
 
 
-_H = TypeVar("_H", httpx.Client, httpx.AsyncClient)
+_H = TypeVar("_H", httpx2.Client, httpx2.AsyncClient)
 
 
 class _LazyHttp(Generic[_H]):
-    """The client's ``httpx`` client: the one it was given, or one made at
+    """The client's ``httpx2`` client: the one it was given, or one made at
     first use. Making one loads the CA bundle into an SSL context (tens of
     milliseconds), which a program that builds a client and never sends, or
     sends later, should not wait for at start-up."""
@@ -425,7 +428,7 @@ class _LazyHttp(Generic[_H]):
         return self._closed
 
     def close(self) -> _H | None:
-        """Mark closed; the httpx client to close, if there is one."""
+        """Mark closed; the httpx2 client to close, if there is one."""
         with self._lock:
             self._closed = True
             return self._http

@@ -50,14 +50,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
+import httpx2
 
 # Kept importable from here, where the client has always found them.
 from svarut.runtime.redaction import REDACTED as REDACTED
 from svarut.runtime.redaction import redact as redact
 
 RAW_BODY_EXCERPT = 2000
-# Request headers whose values are the client's secrets (names as httpx lowercases them).
+# Request headers whose values are the client's secrets (names as httpx2 lowercases them).
 SECRET_HEADERS = ("authorization", "proxy-authorization", "integrasjonpassord")
 
 
@@ -196,7 +196,7 @@ class APIError(SvarUtError):
     ``request`` is the request sent (secrets masked), when there was one.
     """
 
-    def __init__(self, message: str, *, request: httpx.Request | None = None) -> None:
+    def __init__(self, message: str, *, request: httpx2.Request | None = None) -> None:
         super().__init__(message)
         self.request = masked_request(request) if request is not None else None
 
@@ -216,7 +216,7 @@ class APIResponseValidationError(APIError):
     bounded excerpt) show what came back.
     """
 
-    def __init__(self, *, response: httpx.Response, body: bytes, cause: Exception) -> None:
+    def __init__(self, *, response: httpx2.Response, body: bytes, cause: Exception) -> None:
         secrets = request_secrets(request_of(response))
         body = redact(body, secrets)
         self.response = redacted_response(response, body)
@@ -246,7 +246,7 @@ class APIStatusError(APIError):
     def __init__(
         self,
         *,
-        response: httpx.Response,
+        response: httpx2.Response,
         body: bytes,
         error_message: Any | None,
         fields: dict[str, Any] | None = None,
@@ -319,7 +319,7 @@ class SendOutcomeUnknownError(APIError):
         korrelasjonsid: str | None,
         dokumenter_sha256: dict[str, str | None],
         cause: Exception,
-        request: httpx.Request | None,
+        request: httpx2.Request | None,
         sendt: datetime | None = None,
     ) -> None:
         self.operation_id = operation_id
@@ -408,14 +408,14 @@ def status_error_class(status: int, fields: dict[str, Any] | None = None) -> typ
     return _BY_STATUS.get(status, APIStatusError)
 
 
-def request_of(response: httpx.Response) -> httpx.Request | None:
+def request_of(response: httpx2.Response) -> httpx2.Request | None:
     try:
         return response.request
     except RuntimeError:  # a Response built without one
         return None
 
 
-def request_secrets(request: httpx.Request | None) -> tuple[bytes, ...]:
+def request_secrets(request: httpx2.Request | None) -> tuple[bytes, ...]:
     """The secrets ``request`` carried (token, IntegrasjonPassord), as they may
     appear in a body: raw, without ``Bearer``, and JSON-escaped."""
     if request is None:
@@ -434,22 +434,22 @@ def request_secrets(request: httpx.Request | None) -> tuple[bytes, ...]:
     return tuple(sorted(forms, key=lambda f: (-len(f), f)))
 
 
-def masked_request(request: httpx.Request) -> httpx.Request:
+def masked_request(request: httpx2.Request) -> httpx2.Request:
     """A copy of ``request`` without its body and with its secret headers masked:
-    httpx's repr masks ``Authorization`` only, not ``IntegrasjonPassord``."""
-    headers = httpx.Headers(
+    httpx2's repr masks ``Authorization`` only, not ``IntegrasjonPassord``."""
+    headers = httpx2.Headers(
         [
             (k.decode("latin-1"), REDACTED if k.decode("latin-1").lower() in SECRET_HEADERS else v.decode("latin-1"))
             for k, v in request.headers.raw
         ]
     )
-    return httpx.Request(request.method, request.url, headers=headers, extensions=request.extensions)
+    return httpx2.Request(request.method, request.url, headers=headers, extensions=request.extensions)
 
 
-def redacted_response(response: httpx.Response, body: bytes) -> httpx.Response:
+def redacted_response(response: httpx2.Response, body: bytes) -> httpx2.Response:
     """A copy of ``response`` with ``body`` (already decoded and redacted) and the masked request."""
     headers = [(k, v) for k, v in response.headers.multi_items() if k not in ("content-encoding", "content-length")]
-    return httpx.Response(
+    return httpx2.Response(
         response.status_code,
         headers=headers,
         content=body,

@@ -25,12 +25,12 @@ from svarut.runtime.errors import SourceChangedError
 # With 1 MiB pieces glibc's malloc gave the heap back to the kernel at the end
 # of every document and faulted it in again for the next (~500 page faults,
 # ~1 ms, a document: a third of the throughput on 5 MB documents); 512 KiB
-# pieces avoid most of that and still keep the per-piece cost of httpcore and
+# pieces avoid most of that and still keep the per-piece cost of httpcore2 and
 # h11 small (256 KiB lost a fifth of the throughput on 50 MB documents).
 CHUNK_SIZE = 512 * 1024
 
 # The async client reads bigger pieces: each trip to a worker thread and each
-# write through httpcore, anyio and asyncio costs tens of microseconds of
+# write through httpcore2, anyio and asyncio costs tens of microseconds of
 # event-loop time however big the piece (512 KiB pieces were 10-40 % slower).
 ASYNC_CHUNK_SIZE = 1024 * 1024
 

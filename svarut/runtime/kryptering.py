@@ -205,7 +205,7 @@ class Kryptering:
         ValueError: An unknown ``key_transport``.
         SertifikatError: The certificate has no RSA key.
 
-    >>> with httpx.Client() as http:  # doctest: +SKIP
+    >>> with httpx2.Client() as http:  # doctest: +SKIP
     ...     kryptering = Kryptering(hent_sertifikat(http, sertifikat_url("test")))
     >>> der = kryptering.encrypt_bytes(b"%PDF-1.7 ...")  # doctest: +SKIP
     >>> client = SvarUtClient.from_env(kryptering=kryptering)  # doctest: +SKIP

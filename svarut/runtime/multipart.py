@@ -2,7 +2,7 @@
 
 SvarUt reads the parts in order: first the JSON metadata, then one part per
 document in the order of the metadata's document list, matched by filename.
-httpx's own multipart encoder cannot promise that order, reads files on the
+httpx2's own multipart encoder cannot promise that order, reads files on the
 event loop in the async client, and buffers non-file fields; this one writes
 the parts in the order given, streams each document in chunks from its
 :class:`~svarut.runtime.files.Source`, and knows the exact ``Content-Length``
@@ -20,7 +20,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Ma
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import httpx2
 
 from svarut.runtime.errors import ForsendelseValidationError, Problem
 from svarut.runtime.files import File, FileSource, Source, describe_file
@@ -32,7 +32,7 @@ CONTENT_TYPE_KEY = "mimeType"
 _CRLF = b"\r\n"
 # Pieces smaller than this (part headers, the metadata, small documents, the
 # CRLFs and the closing boundary) are joined into writes of about this size:
-# each write is a trip through httpcore, h11 and a send() system call, and a
+# each write is a trip through httpcore2, h11 and a send() system call, and a
 # 20 KB letter otherwise took six of them.
 GATHER_SIZE = 64 * 1024
 # A body up to this size is read whole just before its request goes out
@@ -228,7 +228,7 @@ class StreamAborted(Exception):
     cannot have the forsendelse."""
 
 
-class SyncStream(httpx.SyncByteStream):
+class SyncStream(httpx2.SyncByteStream):
     """Streams the body; ``completed`` turns true only once the transport has
     taken the last byte (the generator resumes after the final yield), so a
     failure with ``completed`` false means SvarUt cannot have the whole body.
@@ -264,7 +264,7 @@ class SyncStream(httpx.SyncByteStream):
         self.completed = True
 
 
-class AsyncStream(httpx.AsyncByteStream):
+class AsyncStream(httpx2.AsyncByteStream):
     def __init__(self, body: MultipartBody) -> None:
         self._body = body
         self.completed = False

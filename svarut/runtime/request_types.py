@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-import httpx
+import httpx2
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -49,7 +49,7 @@ class NotGiven:
 
 
 NOT_GIVEN = NotGiven()
-TimeoutTypes = float | httpx.Timeout | None
+TimeoutTypes = float | httpx2.Timeout | None
 
 
 @dataclass(frozen=True)

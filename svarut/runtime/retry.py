@@ -19,12 +19,12 @@ import ssl
 import time
 from dataclasses import dataclass
 
-import httpx
+import httpx2
 
 log = logging.getLogger("svarut.retry")
 
 # The connection was never established, so no request byte reached SvarUt.
-NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+NOT_SENT = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout, httpx2.UnsupportedProtocol)
 RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
 
 
@@ -52,8 +52,8 @@ class RetryPolicy:
         attempt: int,
         safe_to_repeat: bool,
         replayable: bool,
-        error: httpx.TransportError | None = None,
-        response: httpx.Response | None = None,
+        error: httpx2.TransportError | None = None,
+        response: httpx2.Response | None = None,
     ) -> float | None:
         """Seconds to wait before attempt ``attempt + 1``, or None for no retry."""
         return self.decide(
@@ -66,8 +66,8 @@ class RetryPolicy:
         attempt: int,
         safe_to_repeat: bool,
         replayable: bool,
-        error: httpx.TransportError | None = None,
-        response: httpx.Response | None = None,
+        error: httpx2.TransportError | None = None,
+        response: httpx2.Response | None = None,
     ) -> RetryDecision:
         """:meth:`delay`, with the reason (for the log and the trace)."""
         what = f"attempt {attempt + 1}"
@@ -113,7 +113,7 @@ class RetryDecision:
     reason: str
 
 
-def is_rejection(response: httpx.Response) -> bool:
+def is_rejection(response: httpx2.Response) -> bool:
     """SvarUt (or its gateway) turned the request away and said when to come
     back: it did not process it."""
     return response.status_code in (429, 503) and parse_retry_after(response.headers.get("Retry-After")) is not None

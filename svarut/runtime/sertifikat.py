@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
+import httpx2
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -270,7 +270,7 @@ def clear_sertifikat_cache() -> None:
         _cache.clear()
 
 
-def hent_sertifikat(http: httpx.Client, url: str, *, max_age: float = CACHE_SECONDS) -> SvarUtSertifikat:
+def hent_sertifikat(http: httpx2.Client, url: str, *, max_age: float = CACHE_SECONDS) -> SvarUtSertifikat:
     """SvarUt's certificate from ``url`` (see :func:`sertifikat_url`), fetched
     with ``http`` unless one fetched from the same URL less than ``max_age``
     seconds ago is still valid.
@@ -287,7 +287,7 @@ def hent_sertifikat(http: httpx.Client, url: str, *, max_age: float = CACHE_SECO
         SertifikatError: It could not be fetched over HTTPS, or is not a
             usable certificate.
 
-    >>> with httpx.Client() as http:  # doctest: +SKIP
+    >>> with httpx2.Client() as http:  # doctest: +SKIP
     ...     sertifikat = hent_sertifikat(http, sertifikat_url("prod"))
     """
     _require_secure(url)
@@ -298,12 +298,12 @@ def hent_sertifikat(http: httpx.Client, url: str, *, max_age: float = CACHE_SECO
         with http.stream("GET", url, headers=_ACCEPT, follow_redirects=True) as response:
             _require_secure(str(response.url))
             body, over = read_bounded(response.iter_bytes(), MAX_CERTIFICATE_BYTES)
-    except httpx.HTTPError as exc:
+    except httpx2.HTTPError as exc:
         raise SertifikatError(f"could not fetch SvarUt's certificate from {url}: {type(exc).__name__}: {exc}") from exc
     return _store(url, _parse_response(url, response, body, over=over))
 
 
-async def ahent_sertifikat(http: httpx.AsyncClient, url: str, *, max_age: float = CACHE_SECONDS) -> SvarUtSertifikat:
+async def ahent_sertifikat(http: httpx2.AsyncClient, url: str, *, max_age: float = CACHE_SECONDS) -> SvarUtSertifikat:
     """:func:`hent_sertifikat` for an async client (sharing its cache); the
     arguments, result and errors are the same."""
     _require_secure(url)
@@ -314,7 +314,7 @@ async def ahent_sertifikat(http: httpx.AsyncClient, url: str, *, max_age: float 
         async with http.stream("GET", url, headers=_ACCEPT, follow_redirects=True) as response:
             _require_secure(str(response.url))
             body, over = await aread_bounded(response.aiter_bytes(), MAX_CERTIFICATE_BYTES)
-    except httpx.HTTPError as exc:
+    except httpx2.HTTPError as exc:
         raise SertifikatError(f"could not fetch SvarUt's certificate from {url}: {type(exc).__name__}: {exc}") from exc
     return _store(url, _parse_response(url, response, body, over=over))
 
@@ -350,7 +350,7 @@ def _store(url: str, sertifikat: SvarUtSertifikat) -> SvarUtSertifikat:
     return sertifikat
 
 
-def _parse_response(url: str, response: httpx.Response, body: bytes, *, over: bool) -> SvarUtSertifikat:
+def _parse_response(url: str, response: httpx2.Response, body: bytes, *, over: bool) -> SvarUtSertifikat:
     if response.status_code != 200:
         excerpt = body[:200].decode("utf-8", errors="replace")
         raise SertifikatError(

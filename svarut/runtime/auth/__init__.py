@@ -1,6 +1,6 @@
 """Authentication for SvarUt: the three headers, and the Maskinporten token behind one of them.
 
-- :mod:`.svarut_auth`: :class:`SvarUtAuth`, the ``httpx.Auth`` that adds
+- :mod:`.svarut_auth`: :class:`SvarUtAuth`, the ``httpx2.Auth`` that adds
   ``Authorization``, ``IntegrasjonId`` and ``IntegrasjonPassord`` and retries
   once with a fresh token after a 401.
 - :mod:`.tokens`: the :class:`TokenProvider` interface and :class:`StaticToken`.

@@ -12,7 +12,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Literal
 
-import httpx
+import httpx2
 
 EnvironmentName = Literal["test", "prod"]
 
@@ -76,8 +76,8 @@ def require_secure_url(url: str, *, what: str) -> str:
     the clear over plain HTTP to anywhere else.
     """
     try:
-        parsed = httpx.URL(url)
-    except httpx.InvalidURL:
+        parsed = httpx2.URL(url)
+    except httpx2.InvalidURL:
         raise ValueError(f"{what} is not a valid URL: {url!r}") from None
     if parsed.scheme == "https" and parsed.host:
         return url

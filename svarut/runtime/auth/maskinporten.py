@@ -34,13 +34,14 @@ from types import TracebackType
 from typing import Any
 
 import anyio.to_thread
-import httpx
+import httpx2
 
 from svarut.runtime import instrumentation
 from svarut.runtime.auth.environments import environment, normalize_issuer, require_secure_url, token_endpoint_of
 from svarut.runtime.auth.keystore import Keystore
 from svarut.runtime.errors import MaskinportenConnectionError, MaskinportenTokenError, json_fields
 from svarut.runtime.errors import excerpt as errors_excerpt
+from svarut.runtime.http_clients import require_http_client
 
 log = logging.getLogger("svarut.auth")
 
@@ -49,7 +50,7 @@ DEFAULT_SCOPES = ("ks:fiks",)
 #: Maskinporten refuses assertions that live longer than this (seconds).
 MAX_ASSERTION_LIFETIME = 120
 DEFAULT_REFRESH_MARGIN = 30.0
-DEFAULT_TOKEN_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+DEFAULT_TOKEN_TIMEOUT = httpx2.Timeout(30.0, connect=10.0)
 _ERROR_EXCERPT = 500
 
 CacheKey = tuple[tuple[str, ...], str | None, str | None]
@@ -102,7 +103,7 @@ class MaskinportenConfig:
     token_endpoint: str | None = None
     assertion_lifetime: int = MAX_ASSERTION_LIFETIME
     refresh_margin: float = DEFAULT_REFRESH_MARGIN
-    timeout: float | httpx.Timeout = field(default_factory=lambda: DEFAULT_TOKEN_TIMEOUT, repr=False, hash=False)
+    timeout: float | httpx2.Timeout = field(default_factory=lambda: DEFAULT_TOKEN_TIMEOUT, repr=False, hash=False)
     insecure_disable_tls_verification: bool = False
 
     def __post_init__(self) -> None:
@@ -251,7 +252,7 @@ class MaskinportenTokenProvider:
     Args:
         config: The :class:`MaskinportenConfig`.
         environment: ``"test"`` or ``"prod"``, for the issuer.
-        http_client: Your own ``httpx.Client`` for the token requests.
+        http_client: Your own ``httpx2.Client`` for the token requests.
         clock: The clock (for tests).
 
     Raises:
@@ -263,9 +264,10 @@ class MaskinportenTokenProvider:
         config: MaskinportenConfig,
         *,
         environment: str | None = None,
-        http_client: httpx.Client | None = None,
+        http_client: httpx2.Client | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        require_http_client(http_client, httpx2.Client, owner=type(self).__name__)
         if environment is not None:
             config = config.for_environment(environment)
         if config.issuer is None:
@@ -275,7 +277,7 @@ class MaskinportenTokenProvider:
         self.token_endpoint: str = config.token_endpoint or token_endpoint_of(config.issuer)
         self._clock = clock
         self._verify = not config.insecure_disable_tls_verification
-        self._timeout = config.timeout if isinstance(config.timeout, httpx.Timeout) else httpx.Timeout(config.timeout)
+        self._timeout = config.timeout if isinstance(config.timeout, httpx2.Timeout) else httpx2.Timeout(config.timeout)
         self._http = http_client
         self._owns_http = http_client is None
         # _state guards the dicts below; it is never held across I/O.
@@ -346,7 +348,7 @@ class MaskinportenTokenProvider:
                 started = self._clock()
                 try:
                     response = self._sync_http().post(self.token_endpoint, data=self._form(key))
-                except httpx.TransportError as exc:
+                except httpx2.TransportError as exc:
                     raise self._connection_error(exc) from exc
                 return self._store(key, self._parse(response, key), started)
 
@@ -469,17 +471,17 @@ class MaskinportenTokenProvider:
             "headers": {"Accept": "application/json", "User-Agent": "fiks-svarut-python"},
         }
 
-    def _sync_http(self) -> httpx.Client:
+    def _sync_http(self) -> httpx2.Client:
         with self._state:
             if self._http is None:
-                self._http = httpx.Client(**self._client_options())
+                self._http = httpx2.Client(**self._client_options())
             return self._http
 
-    def _connection_error(self, exc: httpx.TransportError) -> MaskinportenConnectionError:
-        what = "timed out" if isinstance(exc, httpx.TimeoutException) else f"failed: {type(exc).__name__}: {exc}"
+    def _connection_error(self, exc: httpx2.TransportError) -> MaskinportenConnectionError:
+        what = "timed out" if isinstance(exc, httpx2.TimeoutException) else f"failed: {type(exc).__name__}: {exc}"
         return MaskinportenConnectionError(f"the token request to Maskinporten at {self.token_endpoint} {what}")
 
-    def _parse(self, response: httpx.Response, key: CacheKey) -> AccessToken:
+    def _parse(self, response: httpx2.Response, key: CacheKey) -> AccessToken:
         status = f"{response.status_code} {response.reason_phrase}".rstrip()
         asked = f"client_id {self.config.client_id!r}, scope {' '.join(key[0])!r}"
         fields = json_fields(response.content)

@@ -1,4 +1,4 @@
-"""The ``httpx.Auth`` that signs every SvarUt request.
+"""The ``httpx2.Auth`` that signs every SvarUt request.
 
 SvarUt v3 wants three headers on every call: ``Authorization: Bearer <token>``
 (a Maskinporten token with scope ``ks:fiks``), ``IntegrasjonId`` and
@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Generator
 from uuid import UUID
 
-import httpx
+import httpx2
 
 from svarut.runtime.auth.tokens import TokenProvider
 
@@ -25,7 +25,7 @@ INTEGRASJON_ID_HEADER = "IntegrasjonId"
 INTEGRASJON_PASSORD_HEADER = "IntegrasjonPassord"
 
 
-class SvarUtAuth(httpx.Auth):
+class SvarUtAuth(httpx2.Auth):
     """Adds the token and the integration's id and password to every request.
 
     >>> auth = SvarUtAuth(  # doctest: +SKIP
@@ -69,27 +69,27 @@ class SvarUtAuth(httpx.Auth):
     def __repr__(self) -> str:
         return f"SvarUtAuth(integrasjon_id={self.integrasjon_id!r}, token_provider={self.token_provider!r})"
 
-    def _sign(self, request: httpx.Request, token: str) -> None:
+    def _sign(self, request: httpx2.Request, token: str) -> None:
         request.headers["Authorization"] = f"Bearer {token}"
         request.headers[INTEGRASJON_ID_HEADER] = self.integrasjon_id
         request.headers[INTEGRASJON_PASSORD_HEADER] = self._passord
 
-    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+    def sync_auth_flow(self, request: httpx2.Request) -> Generator[httpx2.Request, httpx2.Response, None]:
         token = self.token_provider.get_token()
         self._sign(request, token)
         response = yield request
-        if response.status_code == httpx.codes.UNAUTHORIZED and replayable(request):
+        if response.status_code == httpx2.codes.UNAUTHORIZED and replayable(request):
             self.token_provider.invalidate(token)
             fresh = self.token_provider.get_token()
             if fresh != token:
                 self._sign(request, fresh)
                 yield request
 
-    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+    async def async_auth_flow(self, request: httpx2.Request) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
         token = await self.token_provider.aget_token()
         self._sign(request, token)
         response = yield request
-        if response.status_code == httpx.codes.UNAUTHORIZED and replayable(request):
+        if response.status_code == httpx2.codes.UNAUTHORIZED and replayable(request):
             self.token_provider.invalidate(token)
             fresh = await self.token_provider.aget_token()
             if fresh != token:
@@ -97,15 +97,15 @@ class SvarUtAuth(httpx.Auth):
                 yield request
 
 
-def replayable(request: httpx.Request) -> bool:
+def replayable(request: httpx2.Request) -> bool:
     """Whether ``request``'s body can be sent a second time.
 
-    Bytes bodies (``httpx.ByteStream``) can; a stream can if it says so with a
+    Bytes bodies (``httpx2.ByteStream``) can; a stream can if it says so with a
     true ``replayable`` attribute, as the runtime's multipart streams are to do
     when all their documents can be rewound. Anything else may be a one-shot
     iterator.
     """
     stream = request.stream
-    if isinstance(stream, httpx.ByteStream):
+    if isinstance(stream, httpx2.ByteStream):
         return True
     return getattr(stream, "replayable", False) is True
