@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-import warnings
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -43,6 +42,7 @@ from svarut.runtime.errors import (
     Problem,
 )
 from svarut.runtime.http_clients import require_http_client
+from svarut.runtime.request_types import renamed_keyword
 from svarut.runtime.retry import RetryPolicy
 from svarut.runtime.validation import ForsendelseRules
 
@@ -457,18 +457,7 @@ class _SvarUtClientBase(BaseClient, Generic[_H]):
 
 def _ids_argument(ids: Sequence[UUID | str] | NotGiven, id: Sequence[UUID | str] | NotGiven) -> Sequence[UUID | str]:
     """``ids``, or the deprecated ``id`` it replaced (one release)."""
-    if not isinstance(id, NotGiven):
-        if not isinstance(ids, NotGiven):
-            raise TypeError("hent_statuser: give ids= only (id= is its old name)")
-        warnings.warn(
-            "hent_statuser(id=...) is deprecated: pass ids=..., as vent_pa_status takes it",
-            DeprecationWarning,
-            stacklevel=3,
-        )
-        return id
-    if isinstance(ids, NotGiven):
-        raise TypeError("hent_statuser() missing the keyword argument ids=")
-    return ids
+    return renamed_keyword(ids, id, call="hent_statuser", name="ids", old_name="id", why="as vent_pa_status takes it")
 
 
 def _lookup(

@@ -22,7 +22,6 @@ import enum
 import string
 import types
 import typing
-import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -32,7 +31,15 @@ from uuid import UUID
 from pydantic import BaseModel
 from typing_extensions import TypeVar  # a default, so a bare ``SendOperation`` means any model
 
-from svarut.runtime.request_types import NOT_GIVEN, Endpoint, MultipartInput, NotGiven, Prepared, TimeoutTypes
+from svarut.runtime.request_types import (
+    NOT_GIVEN,
+    Endpoint,
+    MultipartInput,
+    NotGiven,
+    Prepared,
+    TimeoutTypes,
+    renamed_keyword,
+)
 
 if typing.TYPE_CHECKING:
     from svarut.runtime.client import BaseClient
@@ -48,18 +55,18 @@ Documents = typing.Union["Mapping[str, File | FileSource]", "File", "FileSource"
 
 def _documents(dokumenter: Documents | NotGiven, files: Documents | NotGiven, method: str) -> Documents:
     """``dokumenter``, or the deprecated ``files`` it replaced (one release)."""
-    if not isinstance(files, NotGiven):
-        if not isinstance(dokumenter, NotGiven):
-            raise TypeError(f"SendOperation.{method}: give dokumenter= only (files= is its old name)")
-        warnings.warn(
-            f"SendOperation.{method}(files=...) is deprecated: pass dokumenter=..., as the send methods take it",
-            DeprecationWarning,
-            stacklevel=3,
-        )
-        return files
-    if isinstance(dokumenter, NotGiven):
-        raise TypeError(f"SendOperation.{method}() missing the keyword argument dokumenter=")
-    return dokumenter
+    # mypy joins the members of Documents to object when it solves T: say which T it is.
+    return typing.cast(
+        Documents,
+        renamed_keyword(
+            dokumenter,
+            files,
+            call=f"SendOperation.{method}",
+            name="dokumenter",
+            old_name="files",
+            why="as the send methods take it",
+        ),
+    )
 
 
 # The list step of a JSON path, as the pre-send rules' bindings write it: ``dokumenter[].filnavn``.

@@ -11,6 +11,7 @@ the others.
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -36,6 +37,7 @@ __all__ = [
     "PreparedSend",
     "QueryParameter",
     "TimeoutTypes",
+    "renamed_keyword",
 ]
 
 T = TypeVar("T")
@@ -49,6 +51,22 @@ class NotGiven:
 
 
 NOT_GIVEN = NotGiven()
+
+
+def renamed_keyword(given: T | NotGiven, old: T | NotGiven, *, call: str, name: str, old_name: str, why: str) -> T:
+    """The keyword argument ``name``, or ``old_name``, the deprecated name it
+    replaced (kept for one release, with a DeprecationWarning that points at
+    the caller of ``call``; ``why`` says where the new name comes from)."""
+    if not isinstance(old, NotGiven):
+        if not isinstance(given, NotGiven):
+            raise TypeError(f"{call}: give {name}= only ({old_name}= is its old name)")
+        warnings.warn(f"{call}({old_name}=...) is deprecated: pass {name}=..., {why}", DeprecationWarning, stacklevel=4)
+        return old
+    if isinstance(given, NotGiven):
+        raise TypeError(f"{call}() missing the keyword argument {name}=")
+    return given
+
+
 TimeoutTypes = float | httpx2.Timeout | None
 
 
