@@ -60,8 +60,14 @@ check: lint check-generated test  ## everything CI runs
 demo: $(INSTALLED)  ## run the simulator, send a letter through the real client, follow its status
 	$(PYTHON) -m svarut.simulator.demo
 
-bench: $(INSTALLED)  ## benchmarks against a local sink, with same-run baselines (bench.py, then bench_batch.py; BENCH_ARGS=--strict fails on a missed target)
-	$(PYTHON) bench/bench.py $(BENCH_ARGS); status=$$?; $(PYTHON) bench/bench_batch.py $(BATCH_ARGS) && exit $$status
+bench: $(INSTALLED)  ## every benchmark, with same-run baselines (bench.py, bench_batch.py, bench_latency.py, bench_workers.py, bench_tls.py; BENCH_ARGS=--strict fails on a missed target, --quick for a short run)
+	status=0; \
+	$(PYTHON) bench/bench.py $(BENCH_ARGS) || status=1; \
+	$(PYTHON) bench/bench_batch.py $(BATCH_ARGS) || status=1; \
+	$(PYTHON) bench/bench_latency.py $(BENCH_ARGS) || status=1; \
+	$(PYTHON) bench/bench_workers.py $(BENCH_ARGS) || status=1; \
+	$(PYTHON) bench/bench_tls.py $(BENCH_ARGS) || status=1; \
+	exit $$status
 
 bench-batch: $(INSTALLED)  ## batch sending vs a plain loop only, 10,000 x 20 KB letters to a local sink (BATCH_ARGS=--quick)
 	$(PYTHON) bench/bench_batch.py $(BATCH_ARGS)

@@ -175,9 +175,13 @@ def _starts_with(path: Path, prefix: bytes) -> bool:
 
 def small_pdf() -> Path:
     p = data_dir() / "brev-20k.pdf"
+    head, tail = b"%PDF-1.7\n", b"\n%%EOF\n"
     if not p.exists() or p.stat().st_size != 20_000:
-        body = random.Random(20).randbytes(20_000 - 30)
-        p.write_bytes(b"%PDF-1.7\n" + body[: 20_000 - 30 - 15] + b"\n%%EOF\n" + b" " * 22)
+        body = random.Random(20).randbytes(20_000 - len(head) - len(tail))
+        # Written aside and renamed: another bench run may be sending this file right now.
+        tmp = p.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(head + body + tail)
+        tmp.replace(p)
     return p
 
 

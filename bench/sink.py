@@ -22,6 +22,12 @@ Answers:
   one did, in seconds of this process's ``perf_counter``: the sink-side clock
   the benchmark compares clients by, as well as the sender's own.
 
+With ``--delay SECONDS`` it waits that long after a send's last body byte
+before answering (status searches and ``/_`` paths answer at once): SvarUt
+takes from a fraction of a second to minutes to answer a send, which is what
+concurrency is bought for. Each connection has its own thread, so the waits
+overlap.
+
 With ``--tls CERT KEY`` it serves HTTPS (TLS 1.2+, the certificate made for the
 run by ``svarut.simulator.keys.tls_certificates``).
 
@@ -46,6 +52,7 @@ KEEP_LIMIT = 1024 * 1024  # status/sok bodies are kept (and parsed) up to this s
 _lock = threading.Lock()
 _stats: dict[str, int] = {"requests": 0, "body_bytes": 0}
 _bodies: list[tuple[float, float, int]] = []
+_delay = 0.0
 
 
 class _Closed(Exception):
@@ -166,6 +173,8 @@ def serve(sock: socket.socket) -> None:
                     _stats["requests"] += 1
                     _stats["body_bytes"] += n
                     _bodies.append((conn.first_body_byte or last, last, n))
+            if _delay and method == "POST" and keep is None and not path.startswith("/_"):
+                time.sleep(_delay)
             status, payload = _reply(path, method, keep)
             close = headers.get("connection", "").lower() == "close"
             sock.sendall(
@@ -186,8 +195,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds to wait before answering a send")
     parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"), help="serve HTTPS with this certificate and key")
     args = parser.parse_args()
+    global _delay
+    _delay = args.delay
     tls = None
     if args.tls:
         tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -196,7 +208,7 @@ def main() -> None:
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((args.host, args.port))
-    listener.listen(256)
+    listener.listen(1024)
     print(f"PORT {listener.getsockname()[1]}", flush=True)
 
     def watch_stdin() -> None:

@@ -26,8 +26,9 @@ logging.getLogger("svarut").addHandler(logging.NullHandler())
 
 _EXPORTS = {
     "AsyncSvarUtClient": "svarut._client",
-    "DEFAULT_LOOKUP_TIMEOUT": "svarut.runtime.client",
-    "DEFAULT_TIMEOUT": "svarut.runtime.client",
+    # httpx2.Timeouts, made (and httpx2 imported) when first read.
+    "DEFAULT_LOOKUP_TIMEOUT": "svarut.runtime.base_client",
+    "DEFAULT_TIMEOUT": "svarut.runtime.base_client",
     "File": "svarut.runtime.files",
     "ForsendelseRules": "svarut.runtime.validation",
     "NO_RETRIES": "svarut.runtime.retry",
@@ -65,7 +66,8 @@ if TYPE_CHECKING:
     from svarut import errors, statuses
     from svarut._client import TERMINAL_STATUSES, AsyncSvarUtClient, Statuser, SvarUtClient
     from svarut.generated import SERVERS, models
-    from svarut.runtime.client import DEFAULT_LOOKUP_TIMEOUT, DEFAULT_TIMEOUT, NOT_GIVEN
+    from svarut.runtime.base_client import DEFAULT_LOOKUP_TIMEOUT, DEFAULT_TIMEOUT
+    from svarut.runtime.client import NOT_GIVEN
     from svarut.runtime.files import File
     from svarut.runtime.retry import NO_RETRIES, RetryPolicy
     from svarut.runtime.validation import ForsendelseRules

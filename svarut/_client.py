@@ -12,10 +12,9 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, Self, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Self, TypeAlias, TypeGuard, TypeVar
 from uuid import UUID
 
-import httpx2
 from pydantic import BaseModel
 
 from svarut import statuses, utfall
@@ -24,10 +23,9 @@ from svarut._status_search import TERMINAL_STATUSES as TERMINAL_STATUSES
 from svarut._status_search import Statuser as Statuser
 from svarut._status_search import _chunks, _ids, _only, _ordered, _Waiter
 from svarut.generated import ENDPOINTS, AsyncOperations, SyncOperations, models
+from svarut.runtime.base_client import DEFAULT, DEFAULT_LOOKUP, DefaultTimeout, as_timeout
 from svarut.runtime.client import (
-    DEFAULT_LOOKUP_TIMEOUT,
     DEFAULT_RETRY,
-    DEFAULT_TIMEOUT,
     NOT_GIVEN,
     BaseClient,
     Endpoint,
@@ -44,9 +42,11 @@ from svarut.runtime.errors import (
 from svarut.runtime.http_clients import require_http_client
 from svarut.runtime.request_types import renamed_keyword
 from svarut.runtime.retry import RetryPolicy
-from svarut.runtime.validation import ForsendelseRules
 
 if TYPE_CHECKING:
+    # httpx2 is imported when the first request is made, not with the client.
+    import httpx2
+
     # Specs without a status search (the first v3 spec) have no StatusName, so only the type checker reads it.
     from svarut.generated import StatusName
 
@@ -54,6 +54,8 @@ if TYPE_CHECKING:
     from svarut.runtime.auth import MaskinportenConfig, MaskinportenTokenProvider, SvarUtAuth, TokenProvider
     from svarut.runtime.auth.environments import EnvironmentName
     from svarut.runtime.kryptering import Kryptering
+    from svarut.runtime.request_types import PreparedSend
+    from svarut.runtime.validation import ForsendelseRules
 
     #: A status ``vent_pa_status`` can wait for: a member of the specs' status
     #: enum, or its name (a type checker rejects a name the specs do not have).
@@ -67,8 +69,32 @@ SAFE_TO_REPEAT = frozenset({statuses.STATUS_OPERATION, utfall.LOOKUP_OPERATION, 
 
 def _checks(*, environment: EnvironmentName, validate: bool, checks: Sequence[PreSendCheck]) -> list[PreSendCheck]:
     """The pre-send rules (unless ``validate`` is off), then the caller's own checks."""
-    rules: list[PreSendCheck] = [ForsendelseRules(environment=environment)] if validate else []
+    rules: list[PreSendCheck] = [_Rules(environment)] if validate else []
     return [*rules, *checks]
+
+
+class _Rules:
+    """A client's pre-send rules, :class:`ForsendelseRules` for its
+    environment, made at its first check: the rules take a while to import,
+    which a program that makes a client at start-up and sends later need not
+    wait for then."""
+
+    def __init__(self, environment: EnvironmentName) -> None:
+        if environment not in ("test", "prod"):  # as ForsendelseRules says it, when the client is made
+            raise ValueError(f"environment must be 'test' or 'prod', got {environment!r}")
+        self._environment: EnvironmentName = environment
+        self._rules: ForsendelseRules | None = None
+
+    def __call__(self, send: PreparedSend) -> None:
+        rules = self._rules
+        if rules is None:
+            from svarut.runtime.validation import ForsendelseRules
+
+            rules = self._rules = ForsendelseRules(environment=self._environment)
+        rules(send)
+
+    def __repr__(self) -> str:
+        return f"ForsendelseRules(environment={self._environment!r})"
 
 
 def _environment(value: str) -> EnvironmentName:
@@ -105,7 +131,7 @@ def _authenticate(
             # Tokens are fetched with a sync client (in a worker thread for async
             # callers, so one token serves every thread and event loop): an
             # httpx2.AsyncClient cannot carry them.
-            http_client=http_client if isinstance(http_client, httpx2.Client) else None,
+            http_client=http_client if _is_sync_http_client(http_client) else None,
         )
     elif token_provider is not None and maskinporten is None:
         provider = token_provider
@@ -115,9 +141,17 @@ def _authenticate(
     return url, auth, owned
 
 
-def _insecure_options(timeout: TimeoutTypes, base_url: str) -> tuple[httpx2.Timeout, bool]:
+def _is_sync_http_client(http_client: object) -> TypeGuard[httpx2.Client]:
+    if http_client is None:
+        return False
+    import httpx2
+
+    return isinstance(http_client, httpx2.Client)
+
+
+def _insecure_options(timeout: TimeoutTypes | DefaultTimeout, base_url: str) -> tuple[httpx2.Timeout, bool]:
     log.warning("TLS certificate verification is DISABLED for SvarUt at %s", base_url)
-    return (timeout if isinstance(timeout, httpx2.Timeout) else httpx2.Timeout(timeout)), False
+    return as_timeout(timeout), False
 
 
 @dataclass(frozen=True)
@@ -154,7 +188,8 @@ def _settings_from_env(environ: Mapping[str, str] | None, config: str | os.PathL
 
 
 # The HTTP client type of a client: httpx2.Client for SvarUtClient, httpx2.AsyncClient for the async one.
-_H = TypeVar("_H", httpx2.Client, httpx2.AsyncClient)
+# Strings: httpx2 is imported when the first request is made.
+_H = TypeVar("_H", "httpx2.Client", "httpx2.AsyncClient")
 
 
 class _SvarUtClientBase(BaseClient, Generic[_H]):
@@ -163,7 +198,8 @@ class _SvarUtClientBase(BaseClient, Generic[_H]):
     Every option is spelled out (no ``**options``), so a misspelled one fails
     type checking and, at the latest, the call."""
 
-    _http_type: type[_H]
+    # The class of _H, by its name in httpx2 (imported at the first request).
+    _http_type_name: ClassVar[Literal["Client", "AsyncClient"]]
     _owned_token_provider: MaskinportenTokenProvider | None = None
 
     def __init__(
@@ -174,8 +210,8 @@ class _SvarUtClientBase(BaseClient, Generic[_H]):
         validate: bool = True,
         checks: Sequence[PreSendCheck] = (),
         auth: httpx2.Auth | None = None,
-        timeout: TimeoutTypes = DEFAULT_TIMEOUT,
-        lookup_timeout: TimeoutTypes = DEFAULT_LOOKUP_TIMEOUT,
+        timeout: TimeoutTypes | DefaultTimeout = DEFAULT,
+        lookup_timeout: TimeoutTypes | DefaultTimeout = DEFAULT_LOOKUP,
         headers: Mapping[str, str] | None = None,
         retry: RetryPolicy = DEFAULT_RETRY,
         generate_ekstern_referanse: bool = True,
@@ -216,6 +252,13 @@ class _SvarUtClientBase(BaseClient, Generic[_H]):
         )
 
     @classmethod
+    def _http_type(cls) -> type[_H]:
+        import httpx2
+
+        http_type: type[_H] = getattr(httpx2, cls._http_type_name)
+        return http_type
+
+    @classmethod
     def for_environment(
         cls,
         environment: EnvironmentName,
@@ -225,8 +268,8 @@ class _SvarUtClientBase(BaseClient, Generic[_H]):
         maskinporten: MaskinportenConfig | None = None,
         token_provider: TokenProvider | None = None,
         base_url: str | None = None,
-        timeout: TimeoutTypes = DEFAULT_TIMEOUT,
-        lookup_timeout: TimeoutTypes = DEFAULT_LOOKUP_TIMEOUT,
+        timeout: TimeoutTypes | DefaultTimeout = DEFAULT,
+        lookup_timeout: TimeoutTypes | DefaultTimeout = DEFAULT_LOOKUP,
         insecure_disable_tls_verification: bool = False,
         validate: bool = True,
         checks: Sequence[PreSendCheck] = (),
@@ -280,7 +323,7 @@ class _SvarUtClientBase(BaseClient, Generic[_H]):
         ...     ),
         ... )
         """
-        require_http_client(http_client, cls._http_type, owner=cls.__name__)
+        require_http_client(http_client, cls._http_type_name, owner=cls.__name__)
         if http_client is not None and insecure_disable_tls_verification:
             raise ValueError(
                 "insecure_disable_tls_verification=True with http_client=...: "
@@ -298,7 +341,7 @@ class _SvarUtClientBase(BaseClient, Generic[_H]):
         http = http_client
         if insecure_disable_tls_verification:
             http_timeout, verify = _insecure_options(timeout, url)
-            http = cls._http_type(timeout=http_timeout, follow_redirects=False, verify=verify)
+            http = cls._http_type()(timeout=http_timeout, follow_redirects=False, verify=verify)
         client = cls(
             base_url=url,
             auth=auth,
@@ -323,8 +366,8 @@ class _SvarUtClientBase(BaseClient, Generic[_H]):
         *,
         environ: Mapping[str, str] | None = None,
         config: str | os.PathLike[str] | None = None,
-        timeout: TimeoutTypes = DEFAULT_TIMEOUT,
-        lookup_timeout: TimeoutTypes = DEFAULT_LOOKUP_TIMEOUT,
+        timeout: TimeoutTypes | DefaultTimeout = DEFAULT,
+        lookup_timeout: TimeoutTypes | DefaultTimeout = DEFAULT_LOOKUP,
         validate: bool = True,
         checks: Sequence[PreSendCheck] = (),
         headers: Mapping[str, str] | None = None,
@@ -402,8 +445,8 @@ class _SvarUtClientBase(BaseClient, Generic[_H]):
         path: str | os.PathLike[str] | None = None,
         *,
         environ: Mapping[str, str] | None = None,
-        timeout: TimeoutTypes = DEFAULT_TIMEOUT,
-        lookup_timeout: TimeoutTypes = DEFAULT_LOOKUP_TIMEOUT,
+        timeout: TimeoutTypes | DefaultTimeout = DEFAULT,
+        lookup_timeout: TimeoutTypes | DefaultTimeout = DEFAULT_LOOKUP,
         validate: bool = True,
         checks: Sequence[PreSendCheck] = (),
         headers: Mapping[str, str] | None = None,
@@ -501,7 +544,7 @@ def _decide(ekstern_referanse: str, found: list[Any], *, sendt: datetime | None,
     return utfall.avgjor(ekstern_referanse, ids, sendt=sendt, vindu=vindu, datert=datert)
 
 
-class SvarUtClient(_SvarUtClientBase[httpx2.Client], SyncOperations):
+class SvarUtClient(_SvarUtClientBase["httpx2.Client"], SyncOperations):
     """Synchronous SvarUt client.
 
     >>> client = SvarUtClient.for_environment("test", integrasjon_id=..., ...)  # doctest: +SKIP
@@ -510,7 +553,7 @@ class SvarUtClient(_SvarUtClientBase[httpx2.Client], SyncOperations):
     Use it as a context manager, or call :meth:`close`, to release connections.
     """
 
-    _http_type = httpx2.Client
+    _http_type_name = "Client"
 
     def close(self) -> None:
         """Close the connections this client opened, and the Maskinporten token
@@ -693,10 +736,10 @@ class SvarUtClient(_SvarUtClientBase[httpx2.Client], SyncOperations):
             time.sleep(waiter.next_delay())
 
 
-class AsyncSvarUtClient(_SvarUtClientBase[httpx2.AsyncClient], AsyncOperations):
+class AsyncSvarUtClient(_SvarUtClientBase["httpx2.AsyncClient"], AsyncOperations):
     """Asynchronous SvarUt client; the same methods as :class:`SvarUtClient`, awaited."""
 
-    _http_type = httpx2.AsyncClient
+    _http_type_name = "AsyncClient"
 
     async def close(self) -> None:
         """See :meth:`SvarUtClient.close`; called on leaving an ``async with`` block."""

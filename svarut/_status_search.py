@@ -9,10 +9,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Collection, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
-
-import httpx2
 
 from svarut import statuses
 from svarut.generated import models
@@ -23,6 +21,9 @@ from svarut.runtime.errors import (
     Problem,
     VentPaStatusTimeoutError,
 )
+
+if TYPE_CHECKING:
+    import httpx2
 
 log = logging.getLogger("svarut")
 
@@ -164,6 +165,8 @@ class _Waiter:
     def call_timeout(self) -> httpx2.Timeout:
         """The client's timeout for one poll, cut to the time left."""
         left = max(self.deadline - time.monotonic(), 0.001)
+        import httpx2
+
         t = self.http_timeout
         return httpx2.Timeout(
             connect=_at_most(t.connect, left),

@@ -160,23 +160,72 @@ def test_the_twin_copies_tls_context_limits_and_timeouts() -> None:
     twin.close()
 
 
+def _hook(request: httpx2.Request) -> None:
+    pass
+
+
 @pytest.mark.parametrize(
     "options",
     [
-        {"proxy": "http://127.0.0.1:9"},
-        {"mounts": {"http://": httpx2.AsyncHTTPTransport()}},
         {"transport": httpx2.MockTransport(lambda request: httpx2.Response(200))},
+        {"mounts": {"http://": httpx2.MockTransport(lambda request: httpx2.Response(200))}},
+        {"event_hooks": {"request": [_hook]}},
     ],
-    ids=["proxy", "mounts", "mock"],
+    ids=["mock", "mounted-mock", "event-hooks"],
 )
 def test_the_twin_steps_aside_for_what_it_cannot_copy(options: dict[str, Any]) -> None:
     assert SyncTwin(httpx2.AsyncClient(**options), None).http is None
 
 
-def test_the_twin_steps_aside_for_a_proxy_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
-    assert SyncTwin(httpx2.AsyncClient(), None).http is None
-    assert SyncTwin(httpx2.AsyncClient(trust_env=False), None).http is not None
+def _routes(http: Any) -> dict[str, str]:
+    """Each mounted pattern and what it routes to: ``direct``, or the proxy's URL."""
+    out = {}
+    for pattern, transport in http._mounts.items():
+        if transport is None:
+            out[pattern.pattern] = "direct"
+        else:
+            url = transport._pool._proxy_url
+            out[pattern.pattern] = f"{url.scheme.decode()}://{url.host.decode()}:{url.port}"
+    return out
+
+
+def test_the_twin_takes_the_routes_of_a_proxy_and_no_proxy_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://user:secret@127.0.0.1:9")
+    monkeypatch.setenv("NO_PROXY", "localhost,.intern.kommune.no,10.0.0.0/8")
+    http = httpx2.AsyncClient()
+    twin = SyncTwin(http, None)
+    assert twin.http is not None
+    assert _routes(twin.http) == _routes(http) and "https://" in _routes(http)
+    proxy: Any = twin.http._mounts[next(p for p in twin.http._mounts if p.pattern == "https://")]
+    assert type(proxy._pool).__name__ == "HTTPProxy"
+    assert dict(proxy._pool._proxy_headers)[b"Proxy-Authorization"].startswith(b"Basic ")
+    twin.close()
+
+
+def test_no_proxy_alone_keeps_the_twin(monkeypatch: pytest.MonkeyPatch) -> None:
+    # As company networks set it: per-host direct routes, and no proxy at all.
+    monkeypatch.setenv("no_proxy", "localhost,.intern.kommune.no,10.0.0.0/8")
+    http = httpx2.AsyncClient()
+    assert http._mounts  # httpx2 made routes from the environment
+    twin = SyncTwin(http, None)
+    assert twin.http is not None and set(_routes(twin.http).values()) == {"direct"}
+    twin.close()
+
+
+def test_the_clients_own_http_client_bounds_no_connections() -> None:
+    async def made() -> Any:
+        async with svarut.AsyncSvarUtClient(base_url="http://127.0.0.1:9/api") as client:
+            twin = client._sync_twin()
+            return client._http._transport._pool._max_connections, twin._limiter.total_tokens  # type: ignore[attr-defined]
+
+    import anyio
+
+    max_connections, tokens = anyio.run(made)
+    assert max_connections >= sys.maxsize and tokens == float("inf")
+    with svarut.SvarUtClient(base_url="http://127.0.0.1:9/api") as client:
+        assert client._http._transport._pool._max_connections >= sys.maxsize  # type: ignore[attr-defined]
 
 
 # --- TLS against a real server ---------------------------------------------------------
@@ -305,10 +354,42 @@ async def test_sends_go_through_the_callers_proxy(server: Any) -> None:
         svarut.AsyncSvarUtClient(base_url="http://svarut.invalid/api", http_client=ahttp, validate=False) as aclient,
     ):
         await aclient.send_til_person(konto_id=KONTO, forsendelse=person(), dokumenter={"a.pdf": PDF})
-        assert aclient._twin is not None and aclient._twin.http is None  # no twin: httpx2's async path, via the proxy
+        assert aclient._twin is not None and aclient._twin.http is not None  # the twin, through the same proxy
     paths = [r.path for r in server.requests]
     assert [p.split("/v3/")[0] for p in paths] == ["http://svarut.invalid/api"] * 2, paths
     assert all(int(r.headers["Content-Length"]) == len(r.body) for r in server.requests)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("no_proxy", [None, "localhost,.intern.kommune.no,10.0.0.0/8"])
+async def test_a_proxy_from_the_environment_carries_the_async_clients_sends(
+    server: Any, monkeypatch: pytest.MonkeyPatch, no_proxy: str | None
+) -> None:
+    # The recording server stands in for the company's proxy, with credentials in its URL.
+    proxy = server.base_url.removesuffix("/api").replace("http://", "http://kommune:hemmelig@")
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    if no_proxy:
+        monkeypatch.setenv("NO_PROXY", no_proxy)
+    async with svarut.AsyncSvarUtClient(base_url="http://svarut.invalid/api", validate=False) as aclient:
+        await aclient.send_til_person(konto_id=KONTO, forsendelse=person(), dokumenter={"a.pdf": PDF})
+        assert aclient._twin is not None and aclient._twin.http is not None
+    [request] = server.requests
+    assert request.path.startswith("http://svarut.invalid/api/v3/")
+    assert request.headers["Proxy-Authorization"].startswith("Basic ")
+    assert int(request.headers["Content-Length"]) == len(request.body)
+
+
+@pytest.mark.anyio
+async def test_no_proxy_routes_the_async_clients_sends_direct_through_the_twin(
+    server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens: a send through it would fail
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,.intern.kommune.no")
+    async with svarut.AsyncSvarUtClient(base_url=server.base_url, validate=False) as aclient:
+        await aclient.send_til_person(konto_id=KONTO, forsendelse=person(), dokumenter={"a.pdf": PDF})
+        assert aclient._twin is not None and aclient._twin.http is not None
+    [request] = server.requests
+    assert request.path.startswith("/api/v3/") and "Proxy-Authorization" not in request.headers
 
 
 def test_static_token_clients_still_take_an_httpx2_client() -> None:

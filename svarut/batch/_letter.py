@@ -25,8 +25,10 @@ from svarut.batch.manifest import (
     UNIQUE_RULE,
     BatchProblem,
     check_letters,
+    documents_fingerprint,
     identify,
     lines,
+    manifest_sha256,
     operations,
     read_letter,
 )
@@ -201,10 +203,57 @@ class Batch:
     def prepare(self, *, skip_invalid: bool, single_runner: bool) -> list[BatchProblem]:
         """Check the whole manifest, then record its letters; raises
         :class:`ManifestInvalidError` (nothing recorded, nothing sent) if it
-        does not check, unless ``skip_invalid``. Letters a dead runner left
-        sending become unknown, to be settled next."""
+        does not check, unless ``skip_invalid``. A manifest the journal holds
+        already, checked with no problems (the same bytes, the same konto, its
+        documents unchanged), is neither checked nor loaded again. Letters a
+        dead runner left sending become unknown, to be settled next."""
         self.single_runner = single_runner
         self.journal.setup(konto_id=self.konto_id)
+        digest = manifest_sha256(self.manifest)
+        if self._checked(digest):
+            problems: list[BatchProblem] = []
+        else:
+            with self.journal.loading():
+                # A worker that checked and loaded it while this one waited for the lock.
+                problems = [] if self._checked(digest) else self._check_and_load(digest, skip_invalid=skip_invalid)
+        if single_runner:
+            self._recovered(self.journal.recover(all_sending=True))
+            self.journal.release_all()
+        return problems
+
+    def _checked(self, digest: str) -> bool:
+        """Whether the journal holds this manifest (``digest``) already,
+        checked with no problems and loaded (and no load begun since), its
+        documents as they were then: checking and loading it again would
+        find nothing and change nothing.
+
+        Safe to skip: the letters are in the journal as this manifest's lines
+        (same bytes, same line numbers, the journal's run id: loading them
+        again would change no row), and the check is not the last word on a
+        letter: at its own send, :meth:`ready` parses its line (the journal's
+        copy) again and the client's pre-send rules check it and read its
+        documents again (``prepare``, before the intent's commit is waited
+        for), so a document changed after the first worker's check is
+        refused then, before a byte of it is sent. ``skip_invalid`` does not matter: a manifest with
+        no problems skips nothing either way, and one recorded with problems
+        is always checked again. A document missing or written since the
+        check (size or modification time) makes the whole manifest checked
+        again, so such a worker refuses the manifest as before rather than
+        refusing its letters one by one in a journal other workers share."""
+        recorded = self.journal.checked_manifest(digest, konto_id=self.konto_id)
+        if recorded is None or recorded[0] != 0:
+            return False
+        documents = documents_fingerprint(self.manifest)
+        if documents is None or recorded[1] != documents:
+            return False
+        log.info("manifest %s already checked and loaded into the journal: not checked again", digest[:12])
+        return True
+
+    def _check_and_load(self, digest: str, *, skip_invalid: bool) -> list[BatchProblem]:
+        """Check the manifest and load its letters, then record it: under the
+        journal's load lock, so that no other worker's load comes between."""
+        # Before the check: a document written during it changes the fingerprint recorded below.
+        documents = documents_fingerprint(self.manifest)
         problems: list[BatchProblem] = []
         for letter, _ in check_letters(
             self.manifest, client=self.client, konto_id=self.konto_id, run_id=self.journal.run_id
@@ -217,10 +266,13 @@ class Batch:
             bad.setdefault(p.line, []).append(str(p))
         # A ref's later lines are not recorded: the letter under that ref is its first line's.
         repeated = {p.line for p in problems if p.field == REF_KEY and p.rule == UNIQUE_RULE}
+        self.journal.forget_manifests()
         self.journal.load(self._new_letters(bad, repeated))
-        if single_runner:
-            self._recovered(self.journal.recover(all_sending=True))
-            self.journal.release_all()
+        # Recorded only once the load has committed, and only for the bytes checked and loaded.
+        if manifest_sha256(self.manifest) == digest:
+            self.journal.record_manifest(
+                digest, konto_id=self.konto_id, documents=documents or "", problems=len(problems)
+            )
         return problems
 
     def queue(self, *, resend_unknown: bool) -> None:

@@ -1,8 +1,10 @@
 """The batch journal: what happened to every letter, durably.
 
 One table row per letter (``batch_letter``), one per status change
-(``batch_status``), and the run's settings (``batch_meta``: the run id,
-created once per journal, and the konto). A letter moves::
+(``batch_status``), the run's settings (``batch_meta``: the run id,
+created once per journal, and the konto), and the manifests checked and
+loaded (``batch_manifest``: a worker joining a run of the same manifest
+need not check it again). A letter moves::
 
     waiting ──claim──▶ waiting (worker, lease) ──intent──▶ sending ──answer──▶ sent | refused | unknown
        ▲                     │ lease expires                  │ not sent (connection) → waiting

@@ -400,6 +400,50 @@ def identify(raw: str, *, run_id: str) -> tuple[str, str, str | None] | None:
     return ref, op.kind, given or ekstern_referanse(run_id, ref, model=op.model)
 
 
+def manifest_sha256(manifest: Path) -> str:
+    """The SHA-256 of the manifest's bytes, as hex: which manifest a journal
+    holds (:meth:`svarut.batch.journal.Journal.checked_manifest`)."""
+    digest = hashlib.sha256()
+    with manifest.open("rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def documents_fingerprint(manifest: Path) -> str | None:
+    """A fingerprint of the documents the manifest's lines name, as they are
+    now: the SHA-256 over each one's line, key, path (as the line writes it),
+    size and modification time, read with one ``stat`` each (no document is
+    opened). None when a document is missing or not a regular file. A line
+    that cannot be read is left out: the check finds it. Cheap beside
+    :func:`check_letters`: a document written since changes it."""
+    base_dir = manifest.parent
+    digest = hashlib.sha256()
+    for number, raw in lines(manifest):
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            continue
+        kind = data.get(KIND_KEY) if isinstance(data, dict) else None
+        op = operations().get(kind) if isinstance(kind, str) else None
+        if op is None:
+            continue
+        value = data.get(op.file_argument)
+        named = value.items() if isinstance(value, dict) else [("", value)]
+        for name, rel in named:
+            if not isinstance(rel, str) or not rel:
+                continue
+            try:
+                found = os.stat(base_dir / rel)
+            except (OSError, ValueError):
+                return None
+            if not stat.S_ISREG(found.st_mode):
+                return None
+            entry = f"{number}\0{name}\0{rel}\0{found.st_size}\0{found.st_mtime_ns}\n"
+            digest.update(entry.encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
+
+
 def check_letters(
     manifest: Path, *, client: BaseClient, konto_id: UUID | str, run_id: str = CHECK_RUN_ID
 ) -> Iterator[tuple[Letter, dict[str, Any] | None]]:

@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID, uuid4
 
-import httpx2
 from pydantic import BaseModel, ValidationError
 
 from svarut.runtime import errors, instrumentation, multipart
@@ -31,6 +30,7 @@ from svarut.runtime.instrumentation import NO_OPERATION, Operation
 
 # The request value types live in a leaf module; imported from here too, as before.
 from svarut.runtime.request_types import NOT_GIVEN as NOT_GIVEN
+from svarut.runtime.request_types import DefaultTimeout as DefaultTimeout
 from svarut.runtime.request_types import Endpoint as Endpoint
 from svarut.runtime.request_types import JsonBody as JsonBody
 from svarut.runtime.request_types import MultipartInput as MultipartInput
@@ -44,6 +44,10 @@ from svarut.runtime.request_types import TimeoutTypes as TimeoutTypes
 from svarut.runtime.retry import RetryDecision, RetryPolicy, is_rejection
 
 if TYPE_CHECKING:
+    # httpx2 is imported when the first request is made (see __getattr__ below):
+    # a program that makes a client and builds a letter need not load it.
+    import httpx2
+
     from svarut.runtime.kryptering import Kryptering
     from svarut.runtime.sertifikat import SvarUtSertifikat
 
@@ -55,12 +59,18 @@ log = logging.getLogger("svarut")
 T = TypeVar("T")
 P = TypeVar("P")
 
-# KS recommends 16 minutes for a send, which SvarUt may take 15 to answer; a
-# connection that cannot even be opened should fail fast.
-DEFAULT_TIMEOUT = httpx2.Timeout(16 * 60.0, connect=10.0, pool=10.0)
-# The operations that only read (the status search, the lookups) answer in well under a second;
-# a server that stopped answering one should be noticed within a minute, not sixteen.
-DEFAULT_LOOKUP_TIMEOUT = httpx2.Timeout(60.0, connect=10.0, pool=10.0)
+if TYPE_CHECKING:
+    # KS recommends 16 minutes for a send, which SvarUt may take 15 to answer; a
+    # connection that cannot even be opened should fail fast.
+    DEFAULT_TIMEOUT: httpx2.Timeout
+    # The operations that only read (the status search, the lookups) answer in well under a second;
+    # a server that stopped answering one should be noticed within a minute, not sixteen.
+    DEFAULT_LOOKUP_TIMEOUT: httpx2.Timeout
+
+# The two are httpx2.Timeouts, made on first use (PEP 562, ``__getattr__``
+# below); a constructor's signature shows them as these stand-ins.
+DEFAULT = DefaultTimeout("DEFAULT_TIMEOUT")
+DEFAULT_LOOKUP = DefaultTimeout("DEFAULT_LOOKUP_TIMEOUT")
 # Success and error bodies are small JSON documents; a bigger one is not SvarUt.
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 USER_AGENT = "fiks-svarut-python"
@@ -72,6 +82,43 @@ DEFAULT_RETRY = RetryPolicy()
 EKSTERN_REFERANSE_KEY = "eksternReferanse"
 KORRELASJONSID_KEY = "korrelasjonsid"
 KRYPTERT_KEY = "kryptert"
+
+
+def __getattr__(name: str) -> Any:
+    """``DEFAULT_TIMEOUT`` and ``DEFAULT_LOOKUP_TIMEOUT``, made (with httpx2) when first read."""
+    if name == "DEFAULT_TIMEOUT":
+        import httpx2
+
+        value = httpx2.Timeout(16 * 60.0, connect=10.0, pool=10.0)
+    elif name == "DEFAULT_LOOKUP_TIMEOUT":
+        import httpx2
+
+        value = httpx2.Timeout(60.0, connect=10.0, pool=10.0)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    # setdefault: two threads reading it first both get the same object.
+    return globals().setdefault(name, value)
+
+
+def as_timeout(value: TimeoutTypes | NotGiven) -> httpx2.Timeout:
+    """``value`` as an ``httpx2.Timeout``: a :class:`DefaultTimeout` is the default it names."""
+    import httpx2
+
+    if isinstance(value, DefaultTimeout):
+        default: httpx2.Timeout = globals().get(value.name) or __getattr__(value.name)
+        return default
+    if isinstance(value, NotGiven):
+        raise TypeError("a timeout must be a number of seconds, None or an httpx2.Timeout")
+    return value if isinstance(value, httpx2.Timeout) else httpx2.Timeout(value)
+
+
+def _lazy_timeout(value: TimeoutTypes | NotGiven) -> httpx2.Timeout | None:
+    """``value`` as :func:`as_timeout` makes it, or None where that can wait
+    for the first request (the defaults and plain seconds, which httpx2 always
+    takes): a client is made without importing httpx2."""
+    if value is None or isinstance(value, (DefaultTimeout, int, float)):
+        return None
+    return as_timeout(value)
 
 
 class SertifikatNeeded(TypeError):
@@ -91,8 +138,8 @@ class BaseClient:
         *,
         base_url: str,
         auth: httpx2.Auth | None = None,
-        timeout: TimeoutTypes = DEFAULT_TIMEOUT,
-        lookup_timeout: TimeoutTypes = DEFAULT_LOOKUP_TIMEOUT,
+        timeout: TimeoutTypes | DefaultTimeout = DEFAULT,
+        lookup_timeout: TimeoutTypes | DefaultTimeout = DEFAULT_LOOKUP,
         headers: Mapping[str, str] | None = None,
         checks: Sequence[PreSendCheck] = (),
         retry: RetryPolicy = DEFAULT_RETRY,
@@ -106,10 +153,9 @@ class BaseClient:
             raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
         self.base_url = base_url.rstrip("/")
         self._auth = auth
-        self.timeout = timeout if isinstance(timeout, httpx2.Timeout) else httpx2.Timeout(timeout)
-        self.lookup_timeout = (
-            lookup_timeout if isinstance(lookup_timeout, httpx2.Timeout) else httpx2.Timeout(lookup_timeout)
-        )
+        # Each an httpx2.Timeout (see the properties), made now only if it was given as one.
+        self._timeout_given, self._timeout = timeout, _lazy_timeout(timeout)
+        self._lookup_timeout_given, self._lookup_timeout = lookup_timeout, _lazy_timeout(lookup_timeout)
         self._headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **(headers or {})}
         self._checks = tuple(checks)
         self._retry = retry
@@ -119,6 +165,28 @@ class BaseClient:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+    @property
+    def timeout(self) -> httpx2.Timeout:
+        """Each call's timeout, by default."""
+        if self._timeout is None:
+            self._timeout = as_timeout(self._timeout_given)
+        return self._timeout
+
+    @timeout.setter
+    def timeout(self, value: TimeoutTypes) -> None:
+        self._timeout_given, self._timeout = value, as_timeout(value)
+
+    @property
+    def lookup_timeout(self) -> httpx2.Timeout:
+        """Each call's timeout to an operation that only reads, by default."""
+        if self._lookup_timeout is None:
+            self._lookup_timeout = as_timeout(self._lookup_timeout_given)
+        return self._lookup_timeout
+
+    @lookup_timeout.setter
+    def lookup_timeout(self, value: TimeoutTypes) -> None:
+        self._lookup_timeout_given, self._lookup_timeout = value, as_timeout(value)
 
     # --- building -------------------------------------------------------
 
@@ -168,7 +236,7 @@ class BaseClient:
             default = self.lookup_timeout if endpoint.operation_id in self._safe_to_repeat else self.timeout
             prepared.extensions["timeout"] = default.as_dict()
         else:
-            per_call = (timeout if isinstance(timeout, httpx2.Timeout) else httpx2.Timeout(timeout)).as_dict()
+            per_call = as_timeout(timeout).as_dict()
             prepared.extensions["timeout"] = per_call
             # A timeout given for the call bounds the whole call, retries included.
             if budget := [v for v in per_call.values() if v is not None]:
@@ -352,6 +420,8 @@ class BaseClient:
         """Send ``prepared`` through ``http`` until it succeeds, fails for
         good, or the retry policy says stop. ``abort`` stops a body mid-write;
         ``op`` hears each attempt, retry decision and the result."""
+        import httpx2
+
         started = time.perf_counter()
         attempt = 0
         while True:
@@ -412,7 +482,7 @@ class BaseClient:
         if prepared.send is None or not log.isEnabledFor(logging.INFO):
             return
         stream = request.stream
-        sent = stream.sent if isinstance(stream, (multipart.SyncStream, multipart.AsyncStream)) else None
+        sent = stream.sent if isinstance(stream, multipart.BodyStream) else None
         konto = ", ".join(prepared.path_params.values())
         ekstern_referanse = prepared.send.metadata.get(EKSTERN_REFERANSE_KEY)
         duration = time.perf_counter() - started
@@ -480,9 +550,7 @@ class BaseClient:
     def _may_have_arrived(self, endpoint: Endpoint[Any], request: httpx2.Request) -> bool:
         """Whether a failed send may have been accepted: SvarUt had the whole
         body. A body the transport never finished cannot have been accepted."""
-        if endpoint.operation_id in self._safe_to_repeat or not isinstance(
-            request.stream, (multipart.SyncStream, multipart.AsyncStream)
-        ):
+        if endpoint.operation_id in self._safe_to_repeat or not isinstance(request.stream, multipart.BodyStream):
             return False
         return request.stream.completed
 
@@ -520,6 +588,8 @@ class BaseClient:
     def _failure(
         self, endpoint: Endpoint[Any], prepared: PreparedRequest, exc: httpx2.TransportError, request: httpx2.Request
     ) -> errors.APIError:
+        import httpx2
+
         what = f"{request.method} {request.url.copy_with(query=None)}"
         error: errors.APIError
         if isinstance(exc, httpx2.TimeoutException):
@@ -551,7 +621,7 @@ class BaseClient:
 def body_bytes_sent(request: httpx2.Request) -> int:
     """The bytes of a send's body the attempt put on the wire (0 for a request with no streamed body)."""
     stream = request.stream
-    return stream.sent if isinstance(stream, (multipart.SyncStream, multipart.AsyncStream)) else 0
+    return stream.sent if isinstance(stream, multipart.BodyStream) else 0
 
 
 @functools.lru_cache(maxsize=256)
@@ -559,6 +629,8 @@ def _parsed_url(url: str) -> httpx2.URL:
     """``url`` parsed once: httpx2 checks a URL character by character (~20 us
     a send), and a program sends to the same few konto URLs over and over.
     An ``httpx2.URL`` is immutable, so requests can share it."""
+    import httpx2
+
     return httpx2.URL(url)
 
 

@@ -34,17 +34,9 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
 
-import httpx2
-
-from svarut.runtime import instrumentation
-from svarut.runtime.base_client import (
-    DEFAULT_LOOKUP_TIMEOUT as DEFAULT_LOOKUP_TIMEOUT,
-)
+from svarut.runtime import base_client, instrumentation
 from svarut.runtime.base_client import (
     DEFAULT_RETRY as DEFAULT_RETRY,
-)
-from svarut.runtime.base_client import (
-    DEFAULT_TIMEOUT as DEFAULT_TIMEOUT,
 )
 from svarut.runtime.base_client import (
     EKSTERN_REFERANSE_KEY as EKSTERN_REFERANSE_KEY,
@@ -95,17 +87,34 @@ from svarut.runtime.request_types import QueryParameter as QueryParameter
 from svarut.runtime.request_types import TimeoutTypes as TimeoutTypes
 
 if TYPE_CHECKING:
+    import anyio
+    import httpx2
+
+    from svarut.runtime.base_client import DEFAULT_LOOKUP_TIMEOUT as DEFAULT_LOOKUP_TIMEOUT
+    from svarut.runtime.base_client import DEFAULT_TIMEOUT as DEFAULT_TIMEOUT
     from svarut.runtime.transport import SyncTwin
 
 _P = TypeVar("_P")
 
 
+def __getattr__(name: str) -> Any:
+    """``DEFAULT_TIMEOUT`` and ``DEFAULT_LOOKUP_TIMEOUT``: httpx2.Timeouts, made (with httpx2) when first read."""
+    if name in ("DEFAULT_TIMEOUT", "DEFAULT_LOOKUP_TIMEOUT"):
+        return getattr(base_client, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 class SyncAPIClient(BaseClient):
     def __init__(self, *, http_client: httpx2.Client | None = None, **kwargs: Any) -> None:
-        require_http_client(http_client, httpx2.Client, owner=type(self).__name__)
+        require_http_client(http_client, "Client", owner=type(self).__name__)
         super().__init__(**kwargs)
         self._owns_http = http_client is None
-        self._lazy_http = _LazyHttp(http_client, lambda: httpx2.Client(timeout=self.timeout, follow_redirects=False))
+        self._lazy_http = _LazyHttp(http_client, self._new_http)
+
+    def _new_http(self) -> httpx2.Client:
+        import httpx2
+
+        return httpx2.Client(timeout=self.timeout, follow_redirects=False, limits=_own_limits())
 
     @property
     def _http(self) -> httpx2.Client:
@@ -184,18 +193,22 @@ class SyncAPIClient(BaseClient):
 class AsyncAPIClient(BaseClient):
     """The async client. A send's body goes out through a private sync
     ``httpx2.Client`` in a worker thread (see :mod:`svarut.runtime.transport`):
-    httpx2's async write path moves a big document at a third of the sync one's
-    speed, and a small send costs less as one thread trip than as the trips
-    reading its file would take. The event loop only waits."""
+    a send costs less CPU as one thread trip than on httpx2's async path with
+    the trips reading its files would take, and its work does not stall the
+    event loop. The event loop only waits."""
 
     def __init__(self, *, http_client: httpx2.AsyncClient | None = None, **kwargs: Any) -> None:
-        require_http_client(http_client, httpx2.AsyncClient, owner=type(self).__name__)
+        require_http_client(http_client, "AsyncClient", owner=type(self).__name__)
         super().__init__(**kwargs)
         self._owns_http = http_client is None
-        self._lazy_http = _LazyHttp(
-            http_client, lambda: httpx2.AsyncClient(timeout=self.timeout, follow_redirects=False)
-        )
+        self._lazy_http = _LazyHttp(http_client, self._new_http)
         self._twin: SyncTwin | None = None
+        self._making: anyio.Lock | None = None
+
+    def _new_http(self) -> httpx2.AsyncClient:
+        import httpx2
+
+        return httpx2.AsyncClient(timeout=self.timeout, follow_redirects=False, limits=_own_limits())
 
     @property
     def _http(self) -> httpx2.AsyncClient:
@@ -315,10 +328,16 @@ class AsyncAPIClient(BaseClient):
 
     async def _make_http(self) -> None:
         if not self._lazy_http.made:
+            import anyio
             import anyio.to_thread
 
-            # Making an httpx2 client loads the CA bundle: tens of milliseconds, not on the event loop.
-            await anyio.to_thread.run_sync(self._lazy_http.get)
+            if self._making is None:
+                self._making = anyio.Lock()
+            # Making an httpx2 client loads the CA bundle: tens of milliseconds, not on the event
+            # loop, and once: the first sends of a burst wait for the one that makes it.
+            async with self._making:
+                if not self._lazy_http.made:
+                    await anyio.to_thread.run_sync(self._lazy_http.get)
 
     def _sync_twin(self) -> SyncTwin:
         from svarut.runtime import transport
@@ -330,6 +349,7 @@ class AsyncAPIClient(BaseClient):
     async def _aexchange(self, endpoint: Endpoint[T], prepared: PreparedRequest, op: Operation = NO_OPERATION) -> T:
         """:meth:`BaseClient._exchange` on httpx2's async path."""
         import anyio.to_thread
+        import httpx2
 
         started = time.perf_counter()
         attempt = 0
@@ -377,7 +397,9 @@ class AsyncAPIClient(BaseClient):
         timeout: TimeoutTypes | NotGiven,
         op: Operation = NO_OPERATION,
     ) -> T:
-        prepared = self._prepare(endpoint, path_params=path_params, body=body, timeout=timeout)
+        assert self._twin is not None
+        with self._twin.preparing:
+            prepared = self._prepare(endpoint, path_params=path_params, body=body, timeout=timeout)
         op.prepared(prepared)
         return self._exchange_in_thread(http, abort, endpoint, prepared, op)
 
@@ -393,7 +415,22 @@ class AsyncAPIClient(BaseClient):
         return self._exchange(http, self._http, endpoint, prepared, abort, op)
 
 
-_H = TypeVar("_H", httpx2.Client, httpx2.AsyncClient)
+def _own_limits() -> httpx2.Limits:
+    """The limits of the httpx2 client a client makes for itself: no bound on
+    connections. A send holds its connection until SvarUt answers, minutes for
+    a big letter; with httpx2's default of 100, the 101st concurrent send would
+    wait for one of them and fail with ``PoolTimeout`` after the pool timeout.
+    The application bounds its concurrency (or passes an ``http_client`` with
+    the ``httpx2.Limits`` it wants). Idle connections are kept as long as
+    httpx2 keeps them (5 s): a run at 200 at a time reuses its 200 connections
+    (and their TLS sessions) instead of reconnecting all but 20 each round."""
+    import httpx2
+
+    return httpx2.Limits(max_connections=None, max_keepalive_connections=None)
+
+
+# Strings: httpx2 is imported when the first request is made.
+_H = TypeVar("_H", "httpx2.Client", "httpx2.AsyncClient")
 
 
 class _LazyHttp(Generic[_H]):

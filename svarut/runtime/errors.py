@@ -48,13 +48,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
-
-import httpx2
+from typing import TYPE_CHECKING, Any
 
 # Kept importable from here, where the client has always found them.
 from svarut.runtime.redaction import REDACTED as REDACTED
 from svarut.runtime.redaction import redact as redact
+
+if TYPE_CHECKING:
+    # The errors that hold a request or a response are made after one: httpx2
+    # is imported by then, and need not be to import the errors.
+    import httpx2
 
 RAW_BODY_EXCERPT = 2000
 # Request headers whose values are the client's secrets (names as httpx2 lowercases them).
@@ -437,6 +440,8 @@ def request_secrets(request: httpx2.Request | None) -> tuple[bytes, ...]:
 def masked_request(request: httpx2.Request) -> httpx2.Request:
     """A copy of ``request`` without its body and with its secret headers masked:
     httpx2's repr masks ``Authorization`` only, not ``IntegrasjonPassord``."""
+    import httpx2
+
     headers = httpx2.Headers(
         [
             (k.decode("latin-1"), REDACTED if k.decode("latin-1").lower() in SECRET_HEADERS else v.decode("latin-1"))
@@ -448,6 +453,8 @@ def masked_request(request: httpx2.Request) -> httpx2.Request:
 
 def redacted_response(response: httpx2.Response, body: bytes) -> httpx2.Response:
     """A copy of ``response`` with ``body`` (already decoded and redacted) and the masked request."""
+    import httpx2
+
     headers = [(k, v) for k, v in response.headers.multi_items() if k not in ("content-encoding", "content-length")]
     return httpx2.Response(
         response.status_code,

@@ -12,18 +12,34 @@ to pass instead.
 
 from __future__ import annotations
 
-import httpx2
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    import httpx2
 
 # The packages whose clients look like httpx2's but are not: the one fiks-svarut used up to 0.2.
 _OLD_PACKAGES = ("httpx", "httpcore")
 
 
-def require_http_client(given: object, expected: type[httpx2.Client] | type[httpx2.AsyncClient], *, owner: str) -> None:
-    """Raise :class:`TypeError` unless ``given`` is None or an ``expected``.
+def require_http_client(
+    given: object,
+    expected: type[httpx2.Client] | type[httpx2.AsyncClient] | Literal["Client", "AsyncClient"],
+    *,
+    owner: str,
+) -> None:
+    """Raise :class:`TypeError` unless ``given`` is None or an ``expected``
+    (the class, or its name in httpx2: with a name, a client made without an
+    ``http_client`` does not import httpx2).
 
     ``owner`` names what took it (``SvarUtClient``, ``MaskinportenTokenProvider``, ...).
     """
-    if given is None or isinstance(given, expected):
+    if given is None:
+        return
+    import httpx2
+
+    if isinstance(expected, str):
+        expected = httpx2.Client if expected == "Client" else httpx2.AsyncClient
+    if isinstance(given, expected):
         return
     cls = type(given)
     name = f"{cls.__module__}.{cls.__qualname__}"

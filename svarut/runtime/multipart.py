@@ -13,17 +13,17 @@ It works on the serialized metadata (a ``dict``), never on generated models.
 
 from __future__ import annotations
 
-import hashlib
-import secrets
+import os
 import threading
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import httpx2
+from typing import TYPE_CHECKING, Any
 
 from svarut.runtime.errors import ForsendelseValidationError, Problem
 from svarut.runtime.files import File, FileSource, Source, describe_file
+
+if TYPE_CHECKING:
+    from svarut.runtime.streams import AsyncStream, SyncStream
 
 # The keys of a document-metadata item that name the file and its content type.
 FILENAME_KEY = "filnavn"
@@ -47,6 +47,8 @@ def quote_param(value: str) -> str:
     WHATWG HTML form encoding do: ``"``, CR and LF (and other control
     characters) are percent-encoded, other characters go as UTF-8. A filename
     can therefore never end the quoted string or start a new header line."""
+    if value.isprintable() and '"' not in value:
+        return value  # no control character (all are unprintable) and no quote: nothing to encode, the usual case
     return value.translate(_PERCENT_ENCODED)
 
 
@@ -157,10 +159,14 @@ class MultipartBody:
         return self._latest is not None and self._latest.completed
 
     def sync_stream(self, abort: threading.Event | None = None) -> SyncStream:
+        from svarut.runtime.streams import SyncStream
+
         stream = self._latest = SyncStream(self, abort)
         return stream
 
     def async_stream(self) -> AsyncStream:
+        from svarut.runtime.streams import AsyncStream
+
         stream = self._latest = AsyncStream(self)
         return stream
 
@@ -228,60 +234,26 @@ class StreamAborted(Exception):
     cannot have the forsendelse."""
 
 
-class SyncStream(httpx2.SyncByteStream):
-    """Streams the body; ``completed`` turns true only once the transport has
-    taken the last byte (the generator resumes after the final yield), so a
-    failure with ``completed`` false means SvarUt cannot have the whole body.
-    ``sent`` counts the bytes handed to the transport.
+class BodyStream:
+    """What the client reads of a body's stream after an attempt: ``sent``,
+    the bytes handed to the transport, and ``completed``, whether it took the
+    last one. The streams themselves (:class:`~svarut.runtime.streams.SyncStream`,
+    :class:`~svarut.runtime.streams.AsyncStream`) are httpx2 byte streams, so
+    they live in :mod:`svarut.runtime.streams`, imported with httpx2 when the
+    first request is made; ``multipart.SyncStream`` and
+    ``multipart.AsyncStream`` still name them."""
 
-    ``abort``, when given, is checked before each write: a worker thread
-    sending for a cancelled task stops there (see :class:`StreamAborted`)."""
-
-    def __init__(self, body: MultipartBody, abort: threading.Event | None = None) -> None:
-        self._body = body
-        self._abort = abort
-        self.completed = False
-        self.sent = 0
-        length = body.content_length
-        self._ready = body.join() if length is not None and length <= PREFETCH_SIZE else None
-
-    @property
-    def replayable(self) -> bool:
-        """Whether the body can be streamed again (SvarUtAuth resends it after a 401 only then)."""
-        return self._body.replayable
-
-    def __iter__(self) -> Iterator[bytes]:
-        self.completed = False
-        self.sent = 0
-        abort = self._abort
-        # The prefetched body serves the first pass only; a replay (after a 401) reads the sources again.
-        ready, self._ready = self._ready, None
-        for chunk in (ready,) if ready is not None else self._body:
-            if abort is not None and abort.is_set():
-                raise StreamAborted("the send was cancelled while its body was being written")
-            self.sent += len(chunk)
-            yield chunk
-        self.completed = True
+    sent: int
+    completed: bool
 
 
-class AsyncStream(httpx2.AsyncByteStream):
-    def __init__(self, body: MultipartBody) -> None:
-        self._body = body
-        self.completed = False
-        self.sent = 0
+def __getattr__(name: str) -> Any:
+    """``SyncStream`` and ``AsyncStream``, from :mod:`svarut.runtime.streams` (PEP 562)."""
+    if name in ("SyncStream", "AsyncStream"):
+        from svarut.runtime import streams
 
-    @property
-    def replayable(self) -> bool:
-        """Whether the body can be streamed again (SvarUtAuth resends it after a 401 only then)."""
-        return self._body.replayable
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        self.completed = False
-        self.sent = 0
-        async for chunk in self._body:
-            self.sent += len(chunk)
-            yield chunk
-        self.completed = True
+        return getattr(streams, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -296,6 +268,8 @@ class Document:
         """The hex SHA-256 of the content, or None if it cannot be read again."""
         if not self.source.replayable:
             return None
+        import hashlib  # only for an unknown outcome: not on every start-up
+
         digest = hashlib.sha256()
         for chunk in self.source.iter_bytes():
             digest.update(chunk)
@@ -419,7 +393,8 @@ def encode(
 ) -> MultipartBody:
     """Build the body: the JSON part first, then each document in order
     (whose content types the caller checked: :func:`content_type_problems`)."""
-    boundary = boundary or secrets.token_hex(16)
+    # secrets.token_hex(16), which is this, without importing secrets (hmac, hashlib, random) at start-up.
+    boundary = boundary or os.urandom(16).hex()
     parts = [Part(_head(boundary, metadata_part, "application/json"), metadata_json)]
     parts += [Part(_head(boundary, file_part, d.mime_type, d.filnavn), d.source) for d in documents]
     return MultipartBody(parts, boundary)

@@ -15,11 +15,11 @@ import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
-
-import httpx2
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar, Union
 
 if TYPE_CHECKING:
+    # httpx2 is imported when the first request is made, not with the client.
+    import httpx2
     from pydantic import BaseModel
 
     from svarut.runtime import multipart
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "NOT_GIVEN",
+    "DefaultTimeout",
     "Endpoint",
     "JsonBody",
     "MultipartInput",
@@ -53,6 +54,20 @@ class NotGiven:
 NOT_GIVEN = NotGiven()
 
 
+class DefaultTimeout(NotGiven):
+    """A client constructor's default ``timeout``/``lookup_timeout``: the
+    ``httpx2.Timeout`` of that name (:data:`DEFAULT_TIMEOUT
+    <svarut.DEFAULT_TIMEOUT>`, :data:`DEFAULT_LOOKUP_TIMEOUT
+    <svarut.DEFAULT_LOOKUP_TIMEOUT>`), which is made when the client first
+    needs it: so that making a client does not import httpx2."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
 def renamed_keyword(given: T | NotGiven, old: T | NotGiven, *, call: str, name: str, old_name: str, why: str) -> T:
     """The keyword argument ``name``, or ``old_name``, the deprecated name it
     replaced (kept for one release, with a DeprecationWarning that points at
@@ -67,7 +82,8 @@ def renamed_keyword(given: T | NotGiven, old: T | NotGiven, *, call: str, name: 
     return given
 
 
-TimeoutTypes = float | httpx2.Timeout | None
+# A string for httpx2.Timeout: httpx2 is imported at the first request.
+TimeoutTypes: TypeAlias = Union[float, "httpx2.Timeout", None]
 
 
 @dataclass(frozen=True)

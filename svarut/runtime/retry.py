@@ -12,20 +12,37 @@ Everything here is pure: the clients ask :meth:`RetryPolicy.delay` and sleep
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import random
-import ssl
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-import httpx2
+if TYPE_CHECKING:
+    import httpx2
+
+    # The connection was never established, so no request byte reached SvarUt.
+    NOT_SENT: tuple[type[httpx2.TransportError], ...]
 
 log = logging.getLogger("svarut.retry")
 
-# The connection was never established, so no request byte reached SvarUt.
-NOT_SENT = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout, httpx2.UnsupportedProtocol)
 RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
+
+
+def __getattr__(name: str) -> Any:
+    """``NOT_SENT``, made when first read: httpx2 is imported at the first
+    request, not with the client (an error to decide on means it was)."""
+    if name != "NOT_SENT":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import httpx2
+
+    value = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout, httpx2.UnsupportedProtocol)
+    return globals().setdefault(name, value)
+
+
+def _not_sent() -> tuple[type[httpx2.TransportError], ...]:
+    not_sent: tuple[type[httpx2.TransportError], ...] = globals().get("NOT_SENT") or __getattr__("NOT_SENT")
+    return not_sent
 
 
 @dataclass(frozen=True)
@@ -82,7 +99,7 @@ class RetryPolicy:
             if _certificate_refused(error):
                 log.info("%s: the server's TLS certificate was refused; not retrying", what)
                 return RetryDecision(None, f"{name}: the server's TLS certificate was refused")
-            if isinstance(error, NOT_SENT) or safe_to_repeat:
+            if isinstance(error, _not_sent()) or safe_to_repeat:
                 delay = self.backoff(attempt)
                 log.info("%s: %s; retrying in %.2fs", what, name, delay)
                 return RetryDecision(delay, name)
@@ -121,6 +138,8 @@ def is_rejection(response: httpx2.Response) -> bool:
 
 def _certificate_refused(error: BaseException) -> bool:
     # A bad certificate stays bad: retrying only delays the error.
+    import ssl  # loaded by httpx2 by now: there was an error from it
+
     seen: BaseException | None = error
     while seen is not None:
         if isinstance(seen, ssl.SSLCertVerificationError):
@@ -136,6 +155,8 @@ def parse_retry_after(value: str | None) -> float | None:
     value = value.strip()
     if value.isdigit():
         return float(value)
+    import email.utils  # an HTTP date is rare, and email is slow to import
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

@@ -69,7 +69,11 @@ class RuleSend:
         return aware(self.clock())
 
     def is_(self, *operations: SpecOperation) -> bool:
-        return self.operation in [o.operation_id for o in operations]  # no generator: called per rule
+        # A plain loop, not any(): called per rule, with no generator to make for one to three operations.
+        for o in operations:  # noqa: SIM110
+            if o.operation_id == self.operation:
+                return True
+        return False
 
     def get(self, field: SpecField) -> Any:
         """The value at ``field``, or None if absent or not a field of this operation."""

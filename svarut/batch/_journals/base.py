@@ -24,6 +24,7 @@ from svarut.batch._journals.schema import (
     CHANGES_PER_STATEMENT,
     COLUMNS,
     IKKE_MOTTATT,
+    MANIFEST_SCHEMA,
     MAX_ATTEMPTS,
     MIGRATIONS,
     MOTTATT,
@@ -124,6 +125,12 @@ class Journal:
     def _setup_lock(self, cursor: Any) -> None:
         pass
 
+    def _load_lock(self, cursor: Any) -> None:
+        pass
+
+    def _load_unlock(self, cursor: Any) -> None:
+        pass
+
     def _execute(self, cursor: Any, sql: str, params: Sequence[Any] = ()) -> Any:
         cursor.execute(self._sql(sql), tuple(params))
         return cursor
@@ -136,6 +143,8 @@ class Journal:
         with self._transaction() as cur:
             self._setup_lock(cur)
             for statement in SCHEMA:
+                self._execute(cur, statement)
+            for statement in MANIFEST_SCHEMA:
                 self._execute(cur, statement)
             self._execute(
                 cur,
@@ -203,6 +212,62 @@ class Journal:
         )
         log.info("journal schema migrated from version %d to %d", version, SCHEMA_VERSION)
         meta["schema_version"] = str(SCHEMA_VERSION)
+
+    # --- the manifest checked and loaded ---------------------------------------------
+
+    @contextlib.contextmanager
+    def loading(self) -> Iterator[None]:
+        """Hold the journal's load lock while a worker checks and loads a
+        manifest and records it (:meth:`record_manifest`): a worker that
+        starts meanwhile waits, then finds the manifest recorded and need not
+        check it again. PostgreSQL: a session advisory lock, released here or
+        when the worker's connection ends (it died); SQLite: nothing to do,
+        one runner holds the journal."""
+        with self._transaction() as cur:
+            self._load_lock(cur)
+        try:
+            yield
+        finally:
+            try:
+                with self._transaction() as cur:
+                    self._load_unlock(cur)
+            except Exception as exc:  # the connection is gone: so is the lock
+                log.debug("load lock not released: %s", exc)
+
+    def checked_manifest(self, sha256: str, *, konto_id: str) -> tuple[int, str] | None:
+        """How many problems the check of the manifest with this SHA-256 found
+        and its documents' fingerprint then, if it is recorded as loaded for
+        ``konto_id`` and no load has begun since; else None."""
+        with self._transaction() as cur:
+            row = self._execute(
+                cur,
+                "SELECT problems, documents FROM batch_manifest "
+                "WHERE sha256 = ? AND konto_id = ? AND loaded IS NOT NULL",
+                (sha256, konto_id),
+            ).fetchone()
+        return None if row is None else (int(row[0]), str(row[1]))
+
+    def forget_manifests(self) -> None:
+        """Before a load: no manifest is recorded as loaded any more (the load
+        may change the letters an earlier one wrote), until this one's
+        :meth:`record_manifest`. Committed before the first letter is written."""
+        with self._transaction() as cur:
+            self._execute(cur, "UPDATE batch_manifest SET loaded = NULL WHERE loaded IS NOT NULL")
+
+    def record_manifest(self, sha256: str, *, konto_id: str, documents: str, problems: int) -> None:
+        """After a load has committed: the manifest with this SHA-256 was
+        checked (``problems`` found, its documents' fingerprint
+        ``documents``) and its letters are in the journal."""
+        with self._transaction() as cur:
+            self._execute(
+                cur,
+                "INSERT INTO batch_manifest (sha256, konto_id, documents, problems, loaded) "
+                "VALUES (?, ?, ?, ?, {now}) ON CONFLICT (sha256, konto_id) DO UPDATE SET "
+                "documents = excluded.documents, problems = excluded.problems, loaded = excluded.loaded",
+                (sha256, konto_id, documents, problems),
+            )
+
+    # --- loading ---------------------------------------------------------------------
 
     def load(self, letters: Iterable[NewLetter], *, chunk: int = 1000) -> None:
         """Record the manifest's letters; a ref already in the journal keeps its state."""

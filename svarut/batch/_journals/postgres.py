@@ -12,10 +12,13 @@ clocks need not agree. Every commit is synchronous (PostgreSQL's default
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from svarut.batch._journals.base import Journal
 from svarut.batch._journals.schema import JournalError
+
+log = logging.getLogger("svarut.batch")
 
 
 class PostgresJournal(Journal):
@@ -52,6 +55,16 @@ class PostgresJournal(Journal):
     def _setup_lock(self, cursor: Any) -> None:
         # Several workers starting at once must not race to create the tables.
         cursor.execute("SELECT pg_advisory_xact_lock(4242004200)")
+
+    def _load_lock(self, cursor: Any) -> None:
+        # Held across transactions (session level), until released or the connection ends.
+        cursor.execute("SELECT pg_try_advisory_lock(4242004201)")
+        if not cursor.fetchone()[0]:
+            log.info("another worker is checking and loading a manifest into the journal: waiting for it")
+            cursor.execute("SELECT pg_advisory_lock(4242004201)")
+
+    def _load_unlock(self, cursor: Any) -> None:
+        cursor.execute("SELECT pg_advisory_unlock(4242004201)")
 
     def _close(self) -> None:
         self._db.close()

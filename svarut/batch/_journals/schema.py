@@ -64,6 +64,25 @@ SCHEMA = (
     )""",
     "CREATE INDEX IF NOT EXISTS batch_status_ref ON batch_status (ref)",
 )
+#: Which manifests were checked and loaded into the journal, so that a worker joining a run of the
+#: same manifest need not check and load it again (:meth:`Journal.checked_manifest`). Created by
+#: ``setup`` if missing, outside the versioned schema: a journal from before it keeps working (it
+#: gets the table, empty: the next run checks), and an older fiks-svarut, which never reads it,
+#: can still open the journal. Per manifest (the SHA-256 of its bytes) and konto: ``documents``,
+#: the fingerprint of its documents when it was checked (size and modification time of each, see
+#: :func:`svarut.batch.manifest.documents_fingerprint`), ``problems``, how many the check found, and
+#: ``loaded``, when its load committed: NULL once another load has begun since, since that one may
+#: have changed the letters this one wrote.
+MANIFEST_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS batch_manifest (
+        sha256 TEXT NOT NULL,
+        konto_id TEXT NOT NULL,
+        documents TEXT NOT NULL,
+        problems INTEGER NOT NULL,
+        loaded DOUBLE PRECISION,
+        PRIMARY KEY (sha256, konto_id)
+    )""",
+)
 #: The schema this code writes; a journal from a newer version is refused rather than misread.
 SCHEMA_VERSION = 2
 #: version -> the statements that bring a journal of the version before up to it.

@@ -1,0 +1,73 @@
+"""The streams of a multipart body (:class:`~svarut.runtime.multipart.MultipartBody`)
+as httpx2 sends them: a sync and an async ``httpx2`` byte stream that count
+the bytes handed to the transport and say whether it took the last one.
+
+Apart from :mod:`svarut.runtime.multipart` because they subclass httpx2's
+streams: this module is imported (and httpx2 with it) when the first
+request is made, not when a client is made or a letter is built.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator, Iterator
+
+import httpx2
+
+from svarut.runtime.multipart import PREFETCH_SIZE, BodyStream, MultipartBody, StreamAborted
+
+
+class SyncStream(BodyStream, httpx2.SyncByteStream):
+    """Streams the body; ``completed`` turns true only once the transport has
+    taken the last byte (the generator resumes after the final yield), so a
+    failure with ``completed`` false means SvarUt cannot have the whole body.
+    ``sent`` counts the bytes handed to the transport.
+
+    ``abort``, when given, is checked before each write: a worker thread
+    sending for a cancelled task stops there (see :class:`StreamAborted`)."""
+
+    def __init__(self, body: MultipartBody, abort: threading.Event | None = None) -> None:
+        self._body = body
+        self._abort = abort
+        self.completed = False
+        self.sent = 0
+        length = body.content_length
+        self._ready = body.join() if length is not None and length <= PREFETCH_SIZE else None
+
+    @property
+    def replayable(self) -> bool:
+        """Whether the body can be streamed again (SvarUtAuth resends it after a 401 only then)."""
+        return self._body.replayable
+
+    def __iter__(self) -> Iterator[bytes]:
+        self.completed = False
+        self.sent = 0
+        abort = self._abort
+        # The prefetched body serves the first pass only; a replay (after a 401) reads the sources again.
+        ready, self._ready = self._ready, None
+        for chunk in (ready,) if ready is not None else self._body:
+            if abort is not None and abort.is_set():
+                raise StreamAborted("the send was cancelled while its body was being written")
+            self.sent += len(chunk)
+            yield chunk
+        self.completed = True
+
+
+class AsyncStream(BodyStream, httpx2.AsyncByteStream):
+    def __init__(self, body: MultipartBody) -> None:
+        self._body = body
+        self.completed = False
+        self.sent = 0
+
+    @property
+    def replayable(self) -> bool:
+        """Whether the body can be streamed again (SvarUtAuth resends it after a 401 only then)."""
+        return self._body.replayable
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        self.completed = False
+        self.sent = 0
+        async for chunk in self._body:
+            self.sent += len(chunk)
+            yield chunk
+        self.completed = True
