@@ -146,3 +146,60 @@ async def test_the_async_clients_concurrent_sends_start_no_thread_on_the_loop(
     started_on_loop = [new for starter, new in thread_starts if starter == loop_thread]
     # The starter, and anyio's worker for making the httpx2 client (once, before any send).
     assert len(started_on_loop) <= 2 and "svarut-send-starter" in started_on_loop, started_on_loop
+
+
+# --- the twin's gate: at most two threads run Python at once ----------------------------
+
+
+def test_threads_take_turns_and_give_them_up_while_they_wait() -> None:
+    from svarut.runtime.transport import CpuGate
+
+    gate = CpuGate(2)
+    lock = threading.Lock()
+    running = waiting = 0
+    most_running = most_waiting = 0
+
+    def job() -> None:
+        nonlocal running, waiting, most_running, most_waiting
+        for _ in range(3):
+            with lock:
+                running += 1
+                most_running = max(most_running, running)
+            time.sleep(0.002)  # Python work, holding the turn
+            with lock:
+                running -= 1
+            assert gate.give_up()  # as a stream does before it blocks on its socket
+            with lock:
+                waiting += 1
+                most_waiting = max(most_waiting, waiting)
+            time.sleep(0.05)
+            with lock:
+                waiting -= 1
+            gate.take_back()
+
+    threads = [threading.Thread(target=gate.holding(job)) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert most_running <= 2
+    assert most_waiting > 2  # the waits overlapped: a waiting thread holds no turn
+    assert not gate.give_up()  # this thread holds none
+
+
+def test_the_twin_gates_only_what_cannot_deadlock() -> None:
+    import httpx2
+
+    from svarut.runtime.transport import SyncTwin
+
+    unbounded = httpx2.Limits(max_connections=None, max_keepalive_connections=None)
+    twin = SyncTwin(httpx2.AsyncClient(limits=unbounded), None)
+    assert twin.gate is not None
+    pool: Any = twin.http._transport._pool  # type: ignore[union-attr]
+    assert type(pool._network_backend).__name__ == "_GatedBackend"
+    twin.close()
+    # A bounded pool (a thread holding a turn could wait for a connection) or HTTP/2 (shared connections): no gate.
+    assert SyncTwin(httpx2.AsyncClient(), None).gate is None
+    http2 = httpx2.AsyncClient(limits=unbounded)
+    http2._transport._pool._http2 = True  # type: ignore[attr-defined]  # as http2=True makes it, without h2 installed
+    assert SyncTwin(http2, None).gate is None

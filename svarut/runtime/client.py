@@ -397,9 +397,7 @@ class AsyncAPIClient(BaseClient):
         timeout: TimeoutTypes | NotGiven,
         op: Operation = NO_OPERATION,
     ) -> T:
-        assert self._twin is not None
-        with self._twin.preparing:
-            prepared = self._prepare(endpoint, path_params=path_params, body=body, timeout=timeout)
+        prepared = self._prepare(endpoint, path_params=path_params, body=body, timeout=timeout)
         op.prepared(prepared)
         return self._exchange_in_thread(http, abort, endpoint, prepared, op)
 

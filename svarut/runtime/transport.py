@@ -35,12 +35,11 @@ it touched). How many at once is bounded by the pool's ``max_connections``
 (the client's own httpx2 client has no such bound: a send holds its
 connection until SvarUt answers, which for a big letter takes minutes, so a
 bound would make later sends wait for it silently; the application bounds its
-concurrency). What the threads do with the CPU is bounded instead: preparing a
-send (the checks, the model dump, the body's framing, a look into each file)
-is the CPU-heavy part, and :attr:`SyncTwin.preparing` lets
-:data:`PREPARING_AT_ONCE` threads do it at a time, so that 200 sends started
-at once do not keep the event loop's thread from the GIL for hundreds of
-milliseconds.
+concurrency). What the threads do with the CPU is bounded instead
+(:class:`CpuGate`): at most :data:`RUNNING_AT_ONCE` of them run Python at a
+time, each giving up its turn while it waits on a socket, so that 200 sends
+started at once, or 200 answers arriving together, do not keep the event
+loop's thread from the GIL for tens or hundreds of milliseconds.
 
 Cancelling the waiting task abandons the wait at once; the thread stops
 before its next write (:class:`~svarut.runtime.multipart.StreamAborted`, and
@@ -69,8 +68,9 @@ from svarut.runtime.workers import WorkerThreads
 
 T = TypeVar("T")
 
-# Worker threads preparing a send at once: more would only contend for the GIL.
-PREPARING_AT_ONCE = 2
+# Worker threads running Python at once (the rest wait on a socket or for their turn):
+# more would only contend for the GIL with the event loop's thread.
+RUNNING_AT_ONCE = 2
 
 
 class SyncTwin:
@@ -78,13 +78,14 @@ class SyncTwin:
     faithful twin can be made."""
 
     def __init__(self, http: httpx2.AsyncClient, auth: httpx2.Auth | None) -> None:
+        self.gate: CpuGate | None = None
         made = _twin(http) if runs_in_sync(auth) else None
         self.http: httpx2.Client | None = made[0] if made else None
+        self.gate = made[2] if made else None
         # A private limiter: long uploads must not use up the tokens of
         # anyio's default one, which the application's own to_thread calls share.
         self._limiter = anyio.CapacityLimiter(made[1] if made else 1)
         self._workers = WorkerThreads()
-        self.preparing = threading.BoundedSemaphore(PREPARING_AT_ONCE)
 
     def close(self) -> None:
         self._workers.close()
@@ -92,16 +93,145 @@ class SyncTwin:
             self.http.close()
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(http, abort, *args)`` in a worker thread; ``abort`` is set if the
-        waiting task is cancelled."""
+        """``fn(http, abort, *args)`` in a worker thread, holding a turn of the
+        gate (if there is one) except while it waits on a socket; ``abort`` is
+        set if the waiting task is cancelled."""
         assert self.http is not None
         abort = threading.Event()
+        job = fn if self.gate is None else self.gate.holding(fn)
         try:
             async with self._limiter:
-                return await self._workers.run(fn, self.http, abort, *args)
+                return await self._workers.run(job, self.http, abort, *args)
         except anyio.get_cancelled_exc_class():
             abort.set()
             raise
+
+
+class CpuGate:
+    """At most ``turns`` worker threads running Python at once.
+
+    A send's thread holds a turn from its start to its end, and gives it up
+    while it waits on a socket (connect, write, read: see :class:`_GatedStream`),
+    so the threads whose answers arrive together take turns instead of all
+    competing with the event loop's thread for the GIL. A thread only waits
+    for a turn when it holds nothing else: the twin's pools set no bound on
+    connections (a bounded pool would make a thread holding a turn wait for a
+    connection held by one waiting for a turn), and speak HTTP/1.1 only (an
+    HTTP/2 connection is shared under locks).
+    """
+
+    def __init__(self, turns: int = RUNNING_AT_ONCE) -> None:
+        self._turns = threading.Semaphore(turns)
+        self._local = threading.local()
+
+    def holding(self, fn: Callable[..., T]) -> Callable[..., T]:
+        """``fn``, run holding a turn."""
+
+        def run(*args: Any) -> T:
+            self._turns.acquire()
+            self._local.holds = True
+            try:
+                return fn(*args)
+            finally:
+                self._local.holds = False
+                self._turns.release()
+
+        return run
+
+    def give_up(self) -> bool:
+        """Give up this thread's turn, if it holds one; whether it did."""
+        if getattr(self._local, "holds", False):
+            self._local.holds = False
+            self._turns.release()
+            return True
+        return False
+
+    def take_back(self) -> None:
+        self._turns.acquire()
+        self._local.holds = True
+
+
+class _GatedStream(httpcore2.NetworkStream):
+    """A network stream that gives up its thread's turn while it blocks."""
+
+    def __init__(self, stream: httpcore2.NetworkStream, gate: CpuGate) -> None:
+        self._stream = stream
+        self._gate = gate
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        gave = self._gate.give_up()
+        try:
+            return self._stream.read(max_bytes, timeout)
+        finally:
+            if gave:
+                self._gate.take_back()
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        gave = self._gate.give_up()
+        try:
+            self._stream.write(buffer, timeout)
+        finally:
+            if gave:
+                self._gate.take_back()
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore2.NetworkStream:
+        gave = self._gate.give_up()
+        try:
+            return _GatedStream(self._stream.start_tls(ssl_context, server_hostname, timeout), self._gate)
+        finally:
+            if gave:
+                self._gate.take_back()
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _GatedBackend(httpcore2.NetworkBackend):
+    """httpcore2's sync backend, with streams that give up their thread's turn while they block."""
+
+    def __init__(self, gate: CpuGate) -> None:
+        self._backend = httpcore2.SyncBackend()
+        self._gate = gate
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore2.NetworkStream:
+        gave = self._gate.give_up()
+        try:
+            stream = self._backend.connect_tcp(host, port, timeout, local_address, socket_options)
+        finally:
+            if gave:
+                self._gate.take_back()
+        return _GatedStream(stream, self._gate)
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Any = None
+    ) -> httpcore2.NetworkStream:
+        gave = self._gate.give_up()
+        try:
+            stream = self._backend.connect_unix_socket(path, timeout, socket_options)
+        finally:
+            if gave:
+                self._gate.take_back()
+        return _GatedStream(stream, self._gate)
+
+    def sleep(self, seconds: float) -> None:
+        gave = self._gate.give_up()
+        try:
+            self._backend.sleep(seconds)
+        finally:
+            if gave:
+                self._gate.take_back()
 
 
 def runs_in_sync(auth: httpx2.Auth | None) -> bool:
@@ -120,17 +250,21 @@ class _NoTwin(Exception):
     """A transport or pool the twin cannot copy faithfully."""
 
 
-def _twin(http: httpx2.AsyncClient) -> tuple[httpx2.Client, float] | None:
-    """The sync twin of ``http`` and how many sends it may carry at once; None
+def _twin(http: httpx2.AsyncClient) -> tuple[httpx2.Client, float, CpuGate | None] | None:
+    """The sync twin of ``http``, how many sends it may carry at once, and the
+    gate its threads take turns at (None where a gate could deadlock); None
     where it cannot be the same client."""
     transport = getattr(http, "_transport", None)
     if type(transport) is not httpx2.AsyncHTTPTransport or any(http.event_hooks.values()):
         return None
     try:
-        sync_transport = _sync_transport(transport)
+        pools: list[Any] = [transport._pool, *(getattr(t, "_pool", None) for t in http._mounts.values() if t)]
+        # httpcore2 keeps "no bound" as sys.maxsize.
+        gate = CpuGate() if all(p._max_connections >= sys.maxsize and not p._http2 for p in pools) else None
+        sync_transport = _sync_transport(transport, gate)
         # The routes, as the async client matches them: None is its own transport.
         mounts: dict[str, httpx2.BaseTransport | None] = {
-            pattern.pattern: None if mounted is None else _sync_transport(mounted)
+            pattern.pattern: None if mounted is None else _sync_transport(mounted, gate)
             for pattern, mounted in http._mounts.items()
         }
         max_connections = transport._pool._max_connections
@@ -144,13 +278,13 @@ def _twin(http: httpx2.AsyncClient) -> tuple[httpx2.Client, float] | None:
         max_redirects=http.max_redirects,
         trust_env=False,
     )
-    # httpcore2 keeps "no bound" as sys.maxsize.
-    return client, math.inf if max_connections >= sys.maxsize else max_connections
+    return client, math.inf if max_connections >= sys.maxsize else max_connections, gate
 
 
-def _sync_transport(transport: object) -> httpx2.HTTPTransport:
+def _sync_transport(transport: object, gate: CpuGate | None) -> httpx2.HTTPTransport:
     """A ``httpx2.HTTPTransport`` with the same TLS context, limits and proxy
-    as ``transport``, an ``httpx2.AsyncHTTPTransport``."""
+    as ``transport``, an ``httpx2.AsyncHTTPTransport``; its connections give
+    up their thread's turn at ``gate`` while they block."""
     if type(transport) is not httpx2.AsyncHTTPTransport:
         raise _NoTwin
     pool: Any = transport._pool
@@ -172,7 +306,14 @@ def _sync_transport(transport: object) -> httpx2.HTTPTransport:
         "uds": pool._uds,
         "socket_options": pool._socket_options,
     }
-    sync = httpx2.HTTPTransport(verify=pool._ssl_context, limits=limits, **common)
+    if gate is not None:
+        common["network_backend"] = _GatedBackend(gate)
+    sync = httpx2.HTTPTransport(verify=pool._ssl_context, limits=limits)
+    pool_limits: dict[str, Any] = {
+        "max_connections": limits.max_connections,
+        "max_keepalive_connections": limits.max_keepalive_connections,
+        "keepalive_expiry": limits.keepalive_expiry,
+    }
     if kind is httpcore2.AsyncHTTPProxy:
         # Built as httpcore2 built the async one: its headers already carry any Proxy-Authorization.
         sync._pool = httpcore2.HTTPProxy(
@@ -180,9 +321,9 @@ def _sync_transport(transport: object) -> httpx2.HTTPTransport:
             proxy_headers=pool._proxy_headers,
             ssl_context=pool._ssl_context,
             proxy_ssl_context=pool._proxy_ssl_context,
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
+            **pool_limits,
             **common,
         )
+    else:
+        sync._pool = httpcore2.ConnectionPool(ssl_context=pool._ssl_context, **pool_limits, **common)
     return sync
