@@ -243,8 +243,14 @@ class BodyStream:
     first request is made; ``multipart.SyncStream`` and
     ``multipart.AsyncStream`` still name them."""
 
+    _body: MultipartBody
     sent: int
     completed: bool
+
+    @property
+    def replayable(self) -> bool:
+        """Whether the body can be streamed again (SvarUtAuth resends it after a 401 only then)."""
+        return self._body.replayable
 
 
 def __getattr__(name: str) -> Any:

@@ -34,11 +34,6 @@ class SyncStream(BodyStream, httpx2.SyncByteStream):
         length = body.content_length
         self._ready = body.join() if length is not None and length <= PREFETCH_SIZE else None
 
-    @property
-    def replayable(self) -> bool:
-        """Whether the body can be streamed again (SvarUtAuth resends it after a 401 only then)."""
-        return self._body.replayable
-
     def __iter__(self) -> Iterator[bytes]:
         self.completed = False
         self.sent = 0
@@ -58,11 +53,6 @@ class AsyncStream(BodyStream, httpx2.AsyncByteStream):
         self._body = body
         self.completed = False
         self.sent = 0
-
-    @property
-    def replayable(self) -> bool:
-        """Whether the body can be streamed again (SvarUtAuth resends it after a 401 only then)."""
-        return self._body.replayable
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         self.completed = False

@@ -78,7 +78,6 @@ class SyncTwin:
     faithful twin can be made."""
 
     def __init__(self, http: httpx2.AsyncClient, auth: httpx2.Auth | None) -> None:
-        self.gate: CpuGate | None = None
         made = _twin(http) if runs_in_sync(auth) else None
         self.http: httpx2.Client | None = made[0] if made else None
         self.gate = made[2] if made else None
@@ -150,6 +149,15 @@ class CpuGate:
         self._turns.acquire()
         self._local.holds = True
 
+    def waiting(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)``, a call that blocks, with this thread's turn given up meanwhile."""
+        gave = self.give_up()
+        try:
+            return fn(*args)
+        finally:
+            if gave:
+                self.take_back()
+
 
 class _GatedStream(httpcore2.NetworkStream):
     """A network stream that gives up its thread's turn while it blocks."""
@@ -159,20 +167,10 @@ class _GatedStream(httpcore2.NetworkStream):
         self._gate = gate
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        gave = self._gate.give_up()
-        try:
-            return self._stream.read(max_bytes, timeout)
-        finally:
-            if gave:
-                self._gate.take_back()
+        return self._gate.waiting(self._stream.read, max_bytes, timeout)
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        gave = self._gate.give_up()
-        try:
-            self._stream.write(buffer, timeout)
-        finally:
-            if gave:
-                self._gate.take_back()
+        self._gate.waiting(self._stream.write, buffer, timeout)
 
     def close(self) -> None:
         self._stream.close()
@@ -180,12 +178,8 @@ class _GatedStream(httpcore2.NetworkStream):
     def start_tls(
         self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
     ) -> httpcore2.NetworkStream:
-        gave = self._gate.give_up()
-        try:
-            return _GatedStream(self._stream.start_tls(ssl_context, server_hostname, timeout), self._gate)
-        finally:
-            if gave:
-                self._gate.take_back()
+        stream = self._gate.waiting(self._stream.start_tls, ssl_context, server_hostname, timeout)
+        return _GatedStream(stream, self._gate)
 
     def get_extra_info(self, info: str) -> Any:
         return self._stream.get_extra_info(info)
@@ -206,32 +200,17 @@ class _GatedBackend(httpcore2.NetworkBackend):
         local_address: str | None = None,
         socket_options: Any = None,
     ) -> httpcore2.NetworkStream:
-        gave = self._gate.give_up()
-        try:
-            stream = self._backend.connect_tcp(host, port, timeout, local_address, socket_options)
-        finally:
-            if gave:
-                self._gate.take_back()
-        return _GatedStream(stream, self._gate)
+        connect = self._backend.connect_tcp
+        return _GatedStream(self._gate.waiting(connect, host, port, timeout, local_address, socket_options), self._gate)
 
     def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Any = None
     ) -> httpcore2.NetworkStream:
-        gave = self._gate.give_up()
-        try:
-            stream = self._backend.connect_unix_socket(path, timeout, socket_options)
-        finally:
-            if gave:
-                self._gate.take_back()
-        return _GatedStream(stream, self._gate)
+        connect = self._backend.connect_unix_socket
+        return _GatedStream(self._gate.waiting(connect, path, timeout, socket_options), self._gate)
 
     def sleep(self, seconds: float) -> None:
-        gave = self._gate.give_up()
-        try:
-            self._backend.sleep(seconds)
-        finally:
-            if gave:
-                self._gate.take_back()
+        self._gate.waiting(self._backend.sleep, seconds)
 
 
 def runs_in_sync(auth: httpx2.Auth | None) -> bool:
