@@ -27,7 +27,7 @@ from test_batch_helpers import (
 import svarut.batch
 from svarut.batch import _letter
 from svarut.batch import journal as j
-from svarut.batch.manifest import manifest_sha256
+from svarut.batch.manifest import Fingerprint, check_letters, documents_fingerprint, manifest_sha256
 from svarut.simulator.pytest_plugin import SvarUtSimulatorFixture
 
 
@@ -93,10 +93,10 @@ def test_a_worker_joining_the_same_manifest_does_not_check_it_and_sends_only_wha
     opened: list[str] = []
     original = svarut.batch.manifest._path
 
-    def path(letter: Any, field_name: str, rel: Any, base_dir: Path, open_files: bool) -> Path | None:
-        if open_files:
+    def path(letter: Any, field_name: str, rel: Any, **kwargs: Any) -> Path | None:
+        if kwargs["open_files"]:
             opened.append(str(rel))
-        return original(letter, field_name, rel, base_dir, open_files)
+        return original(letter, field_name, rel, **kwargs)
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(svarut.batch.manifest, "_path", path)
@@ -227,3 +227,76 @@ def test_workers_starting_together_check_the_manifest_once(
     assert all(s.skipped_problems == [] for s in summaries)
     assert len(svarut_simulator.received) == 40
     check_report_against_simulator(list(svarut.batch.report(postgres_url)), svarut_simulator)
+
+
+def test_the_check_takes_the_documents_fingerprint_a_joining_worker_compares(
+    svarut_simulator: SvarUtSimulatorFixture, tmp_path: Path
+) -> None:
+    # The check fingerprints each document as it opens it, with no pass of its own: for a manifest
+    # that checks, the same fingerprint a joining worker takes with a stat per document.
+    write_pdf(tmp_path / "brev.pdf")
+    write_pdf(tmp_path / "annet.pdf", "annet")
+    manifest = write_manifest(
+        tmp_path / "brev.jsonl",
+        [person_line("a"), person_line("b", filnavn="annet.pdf", path="annet.pdf"), person_line("c")],
+    )
+    taken = Fingerprint()
+    found = check_letters(
+        manifest, client=svarut_simulator.client, konto_id=svarut_simulator.konto_id, fingerprint=taken
+    )
+    assert [letter.problems for letter, _ in found] == [[], [], []]
+    assert taken.hexdigest() == documents_fingerprint(manifest)
+    stat = (tmp_path / "annet.pdf").stat()
+    os.utime(tmp_path / "annet.pdf", ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    assert documents_fingerprint(manifest) not in (None, taken.hexdigest())
+
+
+def test_a_worker_waiting_for_the_check_takes_the_fingerprint_meanwhile(
+    svarut_simulator: SvarUtSimulatorFixture,
+    tmp_path: Path,
+    postgres_url: str,  # noqa: F811 (the fixture imported above)
+    checks: list[Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # While the first worker holds the load lock, the second fingerprints the documents, then finds the
+    # manifest recorded and checks nothing.
+    manifest = letters(tmp_path, 6)
+    fingerprinted = threading.Event()
+    original = _letter.documents_fingerprint
+
+    def fingerprint(path: Path) -> str | None:
+        fingerprinted.set()
+        return original(path)
+
+    monkeypatch.setattr(_letter, "documents_fingerprint", fingerprint)
+    summaries: list[svarut.batch.Summary] = []
+    failures: list[BaseException] = []
+
+    def second() -> None:
+        try:
+            with svarut_simulator.new_client() as client:
+                summaries.append(
+                    svarut.batch.run(client, manifest, konto_id=svarut_simulator.konto_id, journal=postgres_url)
+                )
+        except BaseException as exc:
+            failures.append(exc)
+
+    with j.open_journal(postgres_url) as first:
+        batch = _letter.Batch(
+            svarut_simulator.client,
+            manifest,
+            journal=first,
+            konto_id=svarut_simulator.konto_id,
+            lease=60,
+            progress=None,
+        )
+        first.setup(konto_id=str(svarut_simulator.konto_id))
+        with first.loading():
+            thread = threading.Thread(target=second)
+            thread.start()
+            assert fingerprinted.wait(60), "the waiting worker did not take the fingerprint while it waited"
+            assert batch._check_and_load(manifest_sha256(manifest), skip_invalid=False) == []
+        thread.join(120)
+    assert failures == [] and len(summaries) == 1 and summaries[0].done
+    assert len(checks) == 1
+    assert sorted(received_by_ekstern(svarut_simulator).values()) == [1] * 6

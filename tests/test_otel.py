@@ -7,7 +7,10 @@ letter sent."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -469,3 +472,55 @@ async def test_a_batch_run_is_one_span_with_a_span_per_letter(
     assert {s.context.trace_id for s in sends} == {run.context.trace_id}
     assert otel.total("svarut.sends", **{"svarut.outcome": "sent"}) == 3
     assert_no_personal_data(otel)
+
+
+# The global providers, in a fresh interpreter each: the API sets each of them once per process.
+_GLOBAL_PROVIDERS = """
+import sys
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from svarut.runtime import _otel, instrumentation
+from svarut.generated.client import SEND_TIL_PERSON
+
+listener = instrumentation.current()
+assert isinstance(listener, _otel.OpenTelemetryInstrumentation), listener
+first = listener.operation(SEND_TIL_PERSON, {}, send=True)
+print("before", _otel._unset(), first is instrumentation.NO_OPERATION)
+if sys.argv[1] == "set-later":
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    with listener.operation(SEND_TIL_PERSON, {"kontoId": "k"}, send=True) as op:
+        pass
+    print("after", _otel._unset(), op is instrumentation.NO_OPERATION, [s.name for s in exporter.get_finished_spans()])
+"""
+
+
+@pytest.mark.parametrize(
+    ("case", "environ", "expected"),
+    [
+        # No SDK: every operation is skipped, without asking the API (and os.environ) each time.
+        ("none", {}, ["before True True"]),
+        # An SDK installed after the listener was made is used from the next operation on.
+        ("set-later", {}, ["before True True", "after False False ['svarut.send_til_person']"]),
+        # A provider the environment names is made with the listener, so the fast check sees it.
+        ("none", {"OTEL_PYTHON_TRACER_PROVIDER": "sdk_tracer_provider"}, ["before False False"]),
+    ],
+)
+def test_the_global_providers_are_seen_however_they_are_set(
+    case: str, environ: dict[str, str], expected: list[str]
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    result = subprocess.run(
+        [sys.executable, "-c", _GLOBAL_PROVIDERS, case],
+        env={**env, **environ},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == expected

@@ -24,6 +24,7 @@ from svarut.batch.manifest import (
     REF_KEY,
     UNIQUE_RULE,
     BatchProblem,
+    Fingerprint,
     check_letters,
     documents_fingerprint,
     identify,
@@ -145,6 +146,13 @@ class Summary:
         return all(n == 0 for s, n in self.counts.items() if s not in (j.SENT, j.DUPLICATE_CONFIRMED))
 
 
+class _Now:
+    """No fingerprint given: :meth:`Batch._checked` takes it itself."""
+
+
+_NOW = _Now()
+
+
 class Pacer:
     """At most ``rate`` sends a second, shared by all workers."""
 
@@ -213,19 +221,24 @@ class Batch:
         if self._checked(digest):
             problems: list[BatchProblem] = []
         else:
-            with self.journal.loading():
+            # While another worker holds the lock (checking and loading, as likely as not, this very
+            # manifest), this one takes the documents' fingerprint it will need then, rather than after.
+            taken: list[str | None] = []
+            with self.journal.loading(while_waiting=lambda: taken.append(documents_fingerprint(self.manifest))):
                 # A worker that checked and loaded it while this one waited for the lock.
-                problems = [] if self._checked(digest) else self._check_and_load(digest, skip_invalid=skip_invalid)
+                checked = self._checked(digest, documents=taken[0] if taken else _NOW)
+                problems = [] if checked else self._check_and_load(digest, skip_invalid=skip_invalid)
         if single_runner:
             self._recovered(self.journal.recover(all_sending=True))
             self.journal.release_all()
         return problems
 
-    def _checked(self, digest: str) -> bool:
+    def _checked(self, digest: str, *, documents: str | _Now | None = _NOW) -> bool:
         """Whether the journal holds this manifest (``digest``) already,
         checked with no problems and loaded (and no load begun since), its
-        documents as they were then: checking and loading it again would
-        find nothing and change nothing.
+        documents as they were then (``documents``: their fingerprint, taken
+        now if not given): checking and loading it again would find nothing
+        and change nothing.
 
         Safe to skip: the letters are in the journal as this manifest's lines
         (same bytes, same line numbers, the journal's run id: loading them
@@ -239,11 +252,19 @@ class Batch:
         is always checked again. A document missing or written since the
         check (size or modification time) makes the whole manifest checked
         again, so such a worker refuses the manifest as before rather than
-        refusing its letters one by one in a journal other workers share."""
+        refusing its letters one by one in a journal other workers share.
+
+        A fingerprint taken while waiting for another worker's check is as
+        good as one taken after it: each document's entry in the recorded one
+        was taken as that check opened it, so a write before either is seen
+        by both or makes them differ, and a write after both is one the
+        check did not see either way (the send's own rules are the last word
+        on it, as above)."""
         recorded = self.journal.checked_manifest(digest, konto_id=self.konto_id)
         if recorded is None or recorded[0] != 0:
             return False
-        documents = documents_fingerprint(self.manifest)
+        if isinstance(documents, _Now):
+            documents = documents_fingerprint(self.manifest)
         if documents is None or recorded[1] != documents:
             return False
         log.info("manifest %s already checked and loaded into the journal: not checked again", digest[:12])
@@ -252,11 +273,15 @@ class Batch:
     def _check_and_load(self, digest: str, *, skip_invalid: bool) -> list[BatchProblem]:
         """Check the manifest and load its letters, then record it: under the
         journal's load lock, so that no other worker's load comes between."""
-        # Before the check: a document written during it changes the fingerprint recorded below.
-        documents = documents_fingerprint(self.manifest)
+        # Taken by the check as it opens each document: one written after that changes the one recorded.
+        documents = Fingerprint()
         problems: list[BatchProblem] = []
         for letter, _ in check_letters(
-            self.manifest, client=self.client, konto_id=self.konto_id, run_id=self.journal.run_id
+            self.manifest,
+            client=self.client,
+            konto_id=self.konto_id,
+            run_id=self.journal.run_id,
+            fingerprint=documents,
         ):
             problems += letter.problems
         if problems and not skip_invalid:
@@ -270,8 +295,9 @@ class Batch:
         self.journal.load(self._new_letters(bad, repeated))
         # Recorded only once the load has committed, and only for the bytes checked and loaded.
         if manifest_sha256(self.manifest) == digest:
+            # With problems, the fingerprint is of the lines that checked; it is never compared then.
             self.journal.record_manifest(
-                digest, konto_id=self.konto_id, documents=documents or "", problems=len(problems)
+                digest, konto_id=self.konto_id, documents=documents.hexdigest(), problems=len(problems)
             )
         return problems
 

@@ -104,12 +104,19 @@ def ekstern_referanse(run_id: str, ref: str, *, model: type[BaseModel]) -> str:
 
 
 def read_letter(
-    line: int, raw: str, *, base_dir: Path, run_id: str, open_files: bool = True
+    line: int,
+    raw: str,
+    *,
+    base_dir: Path,
+    run_id: str,
+    open_files: bool = True,
+    fingerprint: Fingerprint | None = None,
 ) -> tuple[Letter, dict[str, Any] | None]:
     """Parse one line: the letter and its arguments (forsendelse model,
     files, kryptering) for the operation, or None when it has problems.
     ``open_files=False`` leaves out the check that each document can be read
-    (a send reads them anyway, and fails before the body is complete)."""
+    (a send reads them anyway, and fails before the body is complete).
+    ``fingerprint`` takes each document opened, as :func:`documents_fingerprint` would."""
     letter = Letter(line=line, raw=raw)
     try:
         data = json.loads(raw)
@@ -124,27 +131,29 @@ def read_letter(
         letter.ref = ref
     else:
         letter.problem(REF_KEY, "required", "must be a non-empty string, unique in the manifest")
-    ops = operations()
     kind = data.get(KIND_KEY)
-    op = ops.get(kind) if isinstance(kind, str) else None
+    op = operations().get(kind) if isinstance(kind, str) else None
     if op is None:
-        letter.problem(KIND_KEY, "enum", f"must be one of {', '.join(ops)}, got {kind!r}")
+        letter.problem(KIND_KEY, "enum", f"must be one of {', '.join(operations())}, got {kind!r}")
         return letter, None
     letter.kind = op.kind
-    allowed = {REF_KEY, KIND_KEY, FORSENDELSE_KEY, KRYPTERING_KEY, op.file_argument}
-    for key in sorted(data.keys() - allowed):
-        letter.problem(
-            key, "unknown_key", f"not a manifest key for kind {op.kind!r}; allowed: {', '.join(sorted(allowed))}"
-        )
+    allowed = _allowed_keys(op.file_argument)
+    if unknown := data.keys() - allowed:
+        for key in sorted(unknown):
+            letter.problem(
+                key, "unknown_key", f"not a manifest key for kind {op.kind!r}; allowed: {', '.join(sorted(allowed))}"
+            )
     kryptering = data.get(KRYPTERING_KEY, False)
     if not isinstance(kryptering, bool):
         letter.problem(KRYPTERING_KEY, "bool", "must be true or false")
-    files = _files(letter, op, data.get(op.file_argument), base_dir, open_files)
+    files = _files(
+        letter, op, data.get(op.file_argument), base_dir=base_dir, open_files=open_files, fingerprint=fingerprint
+    )
     metadata = data.get(FORSENDELSE_KEY)
     if not isinstance(metadata, dict):
         letter.problem(FORSENDELSE_KEY, "json_object", f"must be a JSON object ({op.model.__name__})")
         return letter, None
-    metadata = dict(metadata)
+    # The line's own parse: completed in place, no copy needed.
     if letter.ref is not None and not metadata.get(EKSTERN_REFERANSE_KEY):
         metadata[EKSTERN_REFERANSE_KEY] = ekstern_referanse(run_id, letter.ref, model=op.model)
     letter.ekstern_referanse = metadata.get(EKSTERN_REFERANSE_KEY)
@@ -160,7 +169,15 @@ def read_letter(
     return letter, {"forsendelse": forsendelse, "files": files, "kryptering": kryptering}
 
 
-def _files(letter: Letter, op: SendOperation, value: Any, base_dir: Path, open_files: bool) -> Any:
+@cache
+def _allowed_keys(file_argument: str) -> frozenset[str]:
+    """The keys a manifest line may have, for a kind whose documents are under ``file_argument``."""
+    return frozenset({REF_KEY, KIND_KEY, FORSENDELSE_KEY, KRYPTERING_KEY, file_argument})
+
+
+def _files(
+    letter: Letter, op: SendOperation, value: Any, *, base_dir: Path, open_files: bool, fingerprint: Fingerprint | None
+) -> Any:
     """The document paths of a line (a mapping filnavn -> Path, or one Path),
     or None after recording why not."""
     key = op.file_argument
@@ -168,15 +185,35 @@ def _files(letter: Letter, op: SendOperation, value: Any, base_dir: Path, open_f
         if not isinstance(value, dict) or not value:
             letter.problem(key, "required", 'must map each filnavn to a path, e.g. {"brev.pdf": "brev.pdf"}')
             return None
-        paths = {name: _path(letter, f"{key}.{name}", rel, base_dir, open_files) for name, rel in value.items()}
+        paths = {
+            name: _path(
+                letter,
+                f"{key}.{name}",
+                rel,
+                base_dir=base_dir,
+                open_files=open_files,
+                fingerprint=fingerprint,
+                name=name,
+            )
+            for name, rel in value.items()
+        }
         return None if any(p is None for p in paths.values()) else paths
     if not isinstance(value, str):
         letter.problem(key, "required", 'must be the path of the one document, e.g. "epikrise.pdf"')
         return None
-    return _path(letter, key, value, base_dir, open_files)
+    return _path(letter, key, value, base_dir=base_dir, open_files=open_files, fingerprint=fingerprint, name="")
 
 
-def _path(letter: Letter, field_name: str, rel: Any, base_dir: Path, open_files: bool) -> Path | None:
+def _path(
+    letter: Letter,
+    field_name: str,
+    rel: Any,
+    *,
+    base_dir: Path,
+    open_files: bool,
+    fingerprint: Fingerprint | None = None,
+    name: str = "",
+) -> Path | None:
     if not isinstance(rel, str) or not rel:
         letter.problem(field_name, "path", "must be a path relative to the manifest")
         return None
@@ -191,12 +228,15 @@ def _path(letter: Letter, field_name: str, rel: Any, base_dir: Path, open_files:
         letter.problem(field_name, "readable", f"cannot read {path}: {exc.strerror or exc}")
         return None
     try:
-        regular = stat.S_ISREG(os.fstat(fd).st_mode)
+        found = os.fstat(fd)
     finally:
         os.close(fd)
-    if not regular:
+    if not stat.S_ISREG(found.st_mode):
         letter.problem(field_name, "file", f"{path} is not a regular file")
         return None
+    if fingerprint is not None:
+        # Taken as the check opens the document, before the rules read it: a write after this changes it.
+        fingerprint.add(letter.line, name, rel, found)
     return path
 
 
@@ -410,15 +450,31 @@ def manifest_sha256(manifest: Path) -> str:
     return digest.hexdigest()
 
 
+class Fingerprint:
+    """The documents a manifest's lines name, as they are now: the SHA-256
+    over each one's line, key, path (as the line writes it), size and
+    modification time (:func:`documents_fingerprint`)."""
+
+    def __init__(self) -> None:
+        self._digest = hashlib.sha256()
+
+    def add(self, line: int, name: str, rel: str, found: os.stat_result) -> None:
+        entry = f"{line}\0{name}\0{rel}\0{found.st_size}\0{found.st_mtime_ns}\n"
+        self._digest.update(entry.encode("utf-8", "surrogatepass"))
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
+
+
 def documents_fingerprint(manifest: Path) -> str | None:
     """A fingerprint of the documents the manifest's lines name, as they are
-    now: the SHA-256 over each one's line, key, path (as the line writes it),
-    size and modification time, read with one ``stat`` each (no document is
+    now (:class:`Fingerprint`), read with one ``stat`` each (no document is
     opened). None when a document is missing or not a regular file. A line
     that cannot be read is left out: the check finds it. Cheap beside
-    :func:`check_letters`: a document written since changes it."""
-    base_dir = manifest.parent
-    digest = hashlib.sha256()
+    :func:`check_letters`, which takes the same fingerprint as it opens the
+    documents: a document written since changes it."""
+    base = os.fspath(manifest.parent)
+    fingerprint = Fingerprint()
     for number, raw in lines(manifest):
         try:
             data = json.loads(raw)
@@ -434,21 +490,28 @@ def documents_fingerprint(manifest: Path) -> str | None:
             if not isinstance(rel, str) or not rel:
                 continue
             try:
-                found = os.stat(base_dir / rel)
+                # A plain string: a Path per document would cost more than its stat.
+                found = os.stat(os.path.join(base, rel))
             except (OSError, ValueError):
                 return None
             if not stat.S_ISREG(found.st_mode):
                 return None
-            entry = f"{number}\0{name}\0{rel}\0{found.st_size}\0{found.st_mtime_ns}\n"
-            digest.update(entry.encode("utf-8", "surrogatepass"))
-    return digest.hexdigest()
+            fingerprint.add(number, name, rel, found)
+    return fingerprint.hexdigest()
 
 
 def check_letters(
-    manifest: Path, *, client: BaseClient, konto_id: UUID | str, run_id: str = CHECK_RUN_ID
+    manifest: Path,
+    *,
+    client: BaseClient,
+    konto_id: UUID | str,
+    run_id: str = CHECK_RUN_ID,
+    fingerprint: Fingerprint | None = None,
 ) -> Iterator[tuple[Letter, dict[str, Any] | None]]:
     """Every line of ``manifest`` (blank lines skipped) with its problems, and
-    its send arguments when it has none."""
+    its send arguments when it has none. ``fingerprint`` takes the documents
+    as the check opens them: once every line checks, it is
+    :func:`documents_fingerprint` as of the check, with no pass of its own."""
     base_dir = manifest.parent
     refs = RefSet()
     try:
@@ -458,7 +521,7 @@ def check_letters(
                 letter.problem("line", ENCODING_RULE, not_utf8)
                 yield letter, None
                 continue
-            letter, arguments = read_letter(number, raw, base_dir=base_dir, run_id=run_id)
+            letter, arguments = read_letter(number, raw, base_dir=base_dir, run_id=run_id, fingerprint=fingerprint)
             if letter.ref is not None and (first := refs.add(letter.ref, number)) is not None:
                 letter.problem(REF_KEY, UNIQUE_RULE, f"ref {letter.ref!r} is already used on line {first}")
             if arguments is not None and letter.kind is not None:

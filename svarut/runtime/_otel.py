@@ -30,6 +30,7 @@ from uuid import UUID
 
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
+from opentelemetry.metrics import _internal as _metrics_api
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from svarut.runtime import instrumentation
@@ -79,6 +80,10 @@ class OpenTelemetryInstrumentation(Instrumentation):
         # The global providers (none given): until the application installs an SDK they record nothing,
         # and an operation skips the work of reporting to them (tens of microseconds a send).
         self._global = tracer_provider is None and meter_provider is None
+        if self._global:
+            # Makes the providers the OTEL_PYTHON_*_PROVIDER variables name, if set, so that _unset() sees them.
+            trace.get_tracer_provider()
+            metrics.get_meter_provider()
         self.tracer = trace.get_tracer(SCOPE, version, tracer_provider=tracer_provider)
         meter = metrics.get_meter(SCOPE, version, meter_provider=meter_provider)
         self.sends = meter.create_counter("svarut.sends", unit="{send}", description="Sends, by outcome")
@@ -103,7 +108,7 @@ class OpenTelemetryInstrumentation(Instrumentation):
         send: bool,
         start_ns: int | None = None,
     ) -> Operation:
-        if self._global and _idle(trace.get_tracer_provider(), metrics.get_meter_provider()):
+        if self._global and (_unset() or _idle(trace.get_tracer_provider(), metrics.get_meter_provider())):
             return instrumentation.NO_OPERATION
         return _Operation(self, endpoint, path_params, send=send, start_ns=start_ns)
 
@@ -142,6 +147,17 @@ class OpenTelemetryInstrumentation(Instrumentation):
                 raise
             finally:
                 span.set_attribute("svarut.batch.letters_sent", run.letters)
+
+
+def _unset() -> bool:
+    """Whether neither global provider has been set, read without asking the API
+    for them: while none is, each ask looks ``OTEL_PYTHON_TRACER_PROVIDER`` or
+    ``OTEL_PYTHON_METER_PROVIDER`` up in ``os.environ`` and fails (a KeyError
+    raised and caught), about 2 % of a small send's CPU. The API keeps them in
+    module globals, None until set (once); where those are not to be found
+    (another API version), this says False and the API is asked. Providers
+    those variables name are made when the listener is (it asks the API then)."""
+    return getattr(trace, "_TRACER_PROVIDER", False) is None and getattr(_metrics_api, "_METER_PROVIDER", False) is None
 
 
 def _idle(tracer_provider: trace.TracerProvider, meter_provider: metrics.MeterProvider) -> bool:

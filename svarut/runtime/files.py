@@ -113,6 +113,8 @@ class Source:
             want = self.size + 1  # one byte more than expected shows a file that grew
             while want > 0 and (piece := os.read(fd, want)):
                 pieces.append(piece)
+                if len(piece) < want:
+                    break  # short: the end (a short read elsewhere only leaves the file unpreloaded)
                 want -= len(piece)
         finally:
             os.close(fd)

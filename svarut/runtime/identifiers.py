@@ -34,9 +34,12 @@ def _not_digits(value: object, length: int) -> str:
     return f"must be {length} digits"
 
 
-def _weighted(digits: str, weights: tuple[int, ...]) -> int:
-    # Callers pass as many digits as weights (checked by _digits).
-    total: int = sum(map(operator.mul, map(int, digits), weights))
+def _weighted(digits: bytes, weights: tuple[int, ...]) -> int:
+    """The weighted sum mod 11 of the first ``len(weights)`` of ``digits``: ASCII
+    digits (checked by _digits), each byte its digit plus 48 ('0'). Summing the
+    bytes and taking 48 times the weights off spares an int() per digit, which
+    was most of a pre-send check of a fødselsnummer."""
+    total: int = sum(map(operator.mul, digits, weights)) - 48 * sum(weights)
     return total % 11
 
 
@@ -61,7 +64,8 @@ def fodselsnummer_problem(value: object, *, synthetic: bool = False) -> str | No
     if not _digits(value, 11):
         return _not_digits(value, 11)
     assert isinstance(value, str)
-    day, month = int(value[:2]), int(value[2:4])
+    digits = value.encode("ascii")  # ASCII digits (checked above): each byte is its digit + 48
+    day, month = digits[0] * 10 + digits[1] - 528, digits[2] * 10 + digits[3] - 528  # 528 = 48 * 11
     if 41 <= day <= 71:
         day -= 40  # d-nummer
     if synthetic and 81 <= month <= 92:
@@ -69,8 +73,8 @@ def fodselsnummer_problem(value: object, *, synthetic: bool = False) -> str | No
     if not (1 <= day <= 31 and 1 <= month <= 12):
         hint = "" if synthetic or not 81 <= month <= 92 else "; a synthetic test number is accepted only in test"
         return f"does not start with a valid date (DDMMYY; day +40 for a d-nummer){hint}"
-    k1_ok = _weighted(value[:10], _FNR_WEIGHTS[0]) in _FNR_K1_REMAINDERS
-    if not k1_ok or _weighted(value, _FNR_WEIGHTS[1]) != 0:
+    k1_ok = _weighted(digits, _FNR_WEIGHTS[0]) in _FNR_K1_REMAINDERS
+    if not k1_ok or _weighted(digits, _FNR_WEIGHTS[1]) != 0:
         return "has wrong control digits (check for a typo)"
     return None
 

@@ -91,8 +91,9 @@ class MultipartBody:
         # Fixed once the parts are: each source measured its size when it was made.
         sizes = [p.size for p in self.parts]
         self._length = None if None in sizes else sum(s for s in sizes if s is not None) + len(self._tail)
-        # The stream of the latest attempt: where a caller interrupted mid-send learns how far it got.
-        self._latest: SyncStream | AsyncStream | None = None
+        # How far the latest attempt's stream got: where a caller interrupted mid-send learns it. The
+        # stream's counters, not the stream, which holds this body: no cycle for the garbage collector.
+        self._latest: Progress | None = None
 
     @property
     def content_type(self) -> str:
@@ -161,13 +162,15 @@ class MultipartBody:
     def sync_stream(self, abort: threading.Event | None = None) -> SyncStream:
         from svarut.runtime.streams import SyncStream
 
-        stream = self._latest = SyncStream(self, abort)
+        stream = SyncStream(self, abort)
+        self._latest = stream.progress
         return stream
 
     def async_stream(self) -> AsyncStream:
         from svarut.runtime.streams import AsyncStream
 
-        stream = self._latest = AsyncStream(self)
+        stream = AsyncStream(self)
+        self._latest = stream.progress
         return stream
 
 
@@ -234,6 +237,16 @@ class StreamAborted(Exception):
     cannot have the forsendelse."""
 
 
+class Progress:
+    """How far one attempt's stream got (see :class:`BodyStream`)."""
+
+    __slots__ = ("completed", "sent")
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.completed = False
+
+
 class BodyStream:
     """What the client reads of a body's stream after an attempt: ``sent``,
     the bytes handed to the transport, and ``completed``, whether it took the
@@ -244,8 +257,15 @@ class BodyStream:
     ``multipart.AsyncStream`` still name them."""
 
     _body: MultipartBody
-    sent: int
-    completed: bool
+    progress: Progress
+
+    @property
+    def sent(self) -> int:
+        return self.progress.sent
+
+    @property
+    def completed(self) -> bool:
+        return self.progress.completed
 
     @property
     def replayable(self) -> bool:

@@ -6,6 +6,7 @@ The rules themselves are in :mod:`svarut.runtime.validation`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,15 +36,14 @@ class RuleDoc:
     mime_type: str  # as given
     meta: Mapping[str, Any]  # its item of the metadata's document list; empty for NHN
     source: Source | None
+    # Several rules ask both of every document: worked out once, when it is made.
+    kind: str = dataclasses.field(init=False)
+    """The MIME type in lower case, without parameters."""
+    is_pdf: bool = dataclasses.field(init=False)
 
-    @property
-    def kind(self) -> str:
-        """The MIME type in lower case, without parameters."""
-        return self.mime_type.split(";")[0].strip().lower()
-
-    @property
-    def is_pdf(self) -> bool:
-        return self.kind == PDF
+    def __post_init__(self) -> None:
+        self.kind = self.mime_type.split(";")[0].strip().lower()
+        self.is_pdf = self.kind == PDF
 
     def field(self, field: SpecField) -> str:
         """The problem path of ``field`` (``dokumenter[].x``) in this document."""
@@ -82,7 +82,7 @@ class RuleSend:
         value: Any = self.meta
         for key in field.steps:
             # The metadata is plain dicts (model_dump); the ABC check is the slow fallback.
-            if value is None or not isinstance(value, (dict, Mapping)):
+            if type(value) is not dict and (value is None or not isinstance(value, Mapping)):
                 return None
             value = value.get(key)
         return value

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx2
 
-from svarut.runtime.multipart import PREFETCH_SIZE, BodyStream, MultipartBody, StreamAborted
+from svarut.runtime.multipart import PREFETCH_SIZE, BodyStream, MultipartBody, Progress, StreamAborted
 
 
 class SyncStream(BodyStream, httpx2.SyncByteStream):
@@ -29,35 +29,33 @@ class SyncStream(BodyStream, httpx2.SyncByteStream):
     def __init__(self, body: MultipartBody, abort: threading.Event | None = None) -> None:
         self._body = body
         self._abort = abort
-        self.completed = False
-        self.sent = 0
+        self.progress = Progress()
         length = body.content_length
         self._ready = body.join() if length is not None and length <= PREFETCH_SIZE else None
 
     def __iter__(self) -> Iterator[bytes]:
-        self.completed = False
-        self.sent = 0
+        progress = self.progress
+        progress.completed, progress.sent = False, 0
         abort = self._abort
         # The prefetched body serves the first pass only; a replay (after a 401) reads the sources again.
         ready, self._ready = self._ready, None
         for chunk in (ready,) if ready is not None else self._body:
             if abort is not None and abort.is_set():
                 raise StreamAborted("the send was cancelled while its body was being written")
-            self.sent += len(chunk)
+            progress.sent += len(chunk)
             yield chunk
-        self.completed = True
+        progress.completed = True
 
 
 class AsyncStream(BodyStream, httpx2.AsyncByteStream):
     def __init__(self, body: MultipartBody) -> None:
         self._body = body
-        self.completed = False
-        self.sent = 0
+        self.progress = Progress()
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        self.completed = False
-        self.sent = 0
+        progress = self.progress
+        progress.completed, progress.sent = False, 0
         async for chunk in self._body:
-            self.sent += len(chunk)
+            progress.sent += len(chunk)
             yield chunk
-        self.completed = True
+        progress.completed = True

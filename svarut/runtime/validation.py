@@ -272,11 +272,19 @@ _IDENTIFIER_FIELDS = (
 _SVAR_KINDS = ((SVAR_TIL_PERSON, R_FODSELSNUMMER), (SVAR_TIL_ORGANISASJON, R_ORGANISASJONSNUMMER))
 
 
+# The identifier fields of each operation, worked out at its first send.
+_IDENTIFIERS_OF: dict[str, tuple[tuple[SpecField, Binding], ...]] = {}
+
+
 def _identifiers(s: _Send) -> Iterator[Problem]:
-    wanted: list[tuple[str, object, Binding, str]] = []  # (field, value, rule, extra hint)
-    for field, rule in _IDENTIFIER_FIELDS:
-        if s.operation in field.operation_ids:
-            wanted.append((field.path, s.get(field), rule, ""))
+    fields = _IDENTIFIERS_OF.get(s.operation)
+    if fields is None:
+        fields = _IDENTIFIERS_OF[s.operation] = tuple(
+            (field, rule) for field, rule in _IDENTIFIER_FIELDS if s.operation in field.operation_ids
+        )
+    wanted: list[tuple[str, object, Binding, str]] = [  # (field, value, rule, extra hint)
+        (field.path, s.get(field), rule, "") for field, rule in fields
+    ]
     for svar, rule in _SVAR_KINDS:
         if s.equals(svar):
             wanted.append((SVAR_DIGITAL_ID.path, s.get(SVAR_DIGITAL_ID), rule, ""))
@@ -396,14 +404,17 @@ def _nhn(s: _Send) -> Iterator[Problem]:
 
 
 def _printing(s: _Send) -> Iterator[Problem]:
+    printing, direct = s.is_(PRINT), s.is_(*DIRECT)
+    if not (printing or direct):
+        return
     digital_only = s.flag(KUN_DIGITAL_LEVERING)
-    if s.is_(PRINT):
+    if printing:
         for d in s.docs:
             if not d.is_pdf:
                 yield Problem(
                     d.field(MIME_TYPE), R_PRINT_PDF.rule, f"{d.filnavn!r} is {d.mime_type!r}; print takes only {PDF}"
                 )
-    elif s.is_(*DIRECT) and not digital_only:
+    elif not digital_only:
         for d in s.docs:
             if not d.is_pdf and s.doc(d, SKAL_EKSKLUDERES) is not True:
                 yield Problem(
@@ -412,14 +423,10 @@ def _printing(s: _Send) -> Iterator[Problem]:
                     f"{d.filnavn!r} is {d.mime_type!r} and only {PDF} can be printed; set {SKAL_EKSKLUDERES.key} "
                     f"on the document or {KUN_DIGITAL_LEVERING.path} on the forsendelse",
                 )
-    if s.is_(PRINT) or (s.is_(*DIRECT) and not digital_only):
+    if printing or not digital_only:
         total = s.total_size
         if total > TOTAL_MAX_BYTES:
-            fix = (
-                "split it into several forsendelser"
-                if s.is_(PRINT)
-                else f"set {KUN_DIGITAL_LEVERING.path}, or split it"
-            )
+            fix = "split it into several forsendelser" if printing else f"set {KUN_DIGITAL_LEVERING.path}, or split it"
             yield Problem(
                 DOKUMENTER.path,
                 R_TOTAL_SIZE.rule,
@@ -692,7 +699,8 @@ class ForsendelseRules:
             self.max_part_header_size,
             shape.predated if shape is not None else frozenset(),
         )
-        found = [problem for rule in _RULES for problem in rule(view) if problem.rule not in self.skip]
+        skip = self.skip
+        found = [problem for rule in _RULES for problem in rule(view) if not skip or problem.rule not in skip]
         if unreadable:  # first: what makes a rule unable to check anything at all
             found[:0] = [problem for problem in unreadable if problem.rule not in self.skip]
         return found

@@ -16,7 +16,7 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, ClassVar
 
 from svarut.batch._journals.schema import (
@@ -118,12 +118,19 @@ class Journal:
                 connection.commit()
             finally:
                 cursor.close()
+                self._end()
 
     def _begin(self, cursor: Any, *, durable: bool, single_statement: bool) -> None:
         pass
 
+    def _end(self) -> None:
+        pass
+
     def _setup_lock(self, cursor: Any) -> None:
         pass
+
+    def _try_load_lock(self, cursor: Any) -> bool:
+        return True
 
     def _load_lock(self, cursor: Any) -> None:
         pass
@@ -216,15 +223,21 @@ class Journal:
     # --- the manifest checked and loaded ---------------------------------------------
 
     @contextlib.contextmanager
-    def loading(self) -> Iterator[None]:
+    def loading(self, *, while_waiting: Callable[[], object] | None = None) -> Iterator[None]:
         """Hold the journal's load lock while a worker checks and loads a
         manifest and records it (:meth:`record_manifest`): a worker that
         starts meanwhile waits, then finds the manifest recorded and need not
-        check it again. PostgreSQL: a session advisory lock, released here or
+        check it again. ``while_waiting`` is called first if the lock is
+        held by another worker. PostgreSQL: a session advisory lock, released here or
         when the worker's connection ends (it died); SQLite: nothing to do,
         one runner holds the journal."""
         with self._transaction() as cur:
-            self._load_lock(cur)
+            locked = self._try_load_lock(cur)
+        if not locked:
+            if while_waiting is not None:
+                while_waiting()
+            with self._transaction() as cur:
+                self._load_lock(cur)
         try:
             yield
         finally:

@@ -43,6 +43,7 @@ class PostgresJournal(Journal):
         with self._db.cursor() as cur:
             cur.execute("SET synchronous_commit = on")
         self._db.commit()
+        self._idle = psycopg.pq.TransactionStatus.IDLE
 
     def _connection(self) -> Any:
         return self._db
@@ -51,17 +52,29 @@ class PostgresJournal(Journal):
         if not durable:
             # A claim or a lease: lost in a crash, the letter is just claimed again.
             cursor.execute("SET LOCAL synchronous_commit = off")
+        elif single_statement:
+            # The statement is its own transaction, committed (and synced: synchronous_commit is on) before
+            # it answers: one round trip instead of BEGIN, the statement and COMMIT. A group commit is
+            # mostly one statement, and its round trips were a good part of a worker's CPU a letter.
+            self._db.autocommit = True
+
+    def _end(self) -> None:
+        # Not on a broken connection (it refuses the change; it cannot run anything anyway).
+        if self._db.autocommit and self._db.info.transaction_status == self._idle:
+            self._db.autocommit = False
 
     def _setup_lock(self, cursor: Any) -> None:
         # Several workers starting at once must not race to create the tables.
         cursor.execute("SELECT pg_advisory_xact_lock(4242004200)")
 
-    def _load_lock(self, cursor: Any) -> None:
-        # Held across transactions (session level), until released or the connection ends.
+    # Held across transactions (session level), until released or the connection ends.
+    def _try_load_lock(self, cursor: Any) -> bool:
         cursor.execute("SELECT pg_try_advisory_lock(4242004201)")
-        if not cursor.fetchone()[0]:
-            log.info("another worker is checking and loading a manifest into the journal: waiting for it")
-            cursor.execute("SELECT pg_advisory_lock(4242004201)")
+        return bool(cursor.fetchone()[0])
+
+    def _load_lock(self, cursor: Any) -> None:
+        log.info("another worker is checking and loading a manifest into the journal: waiting for it")
+        cursor.execute("SELECT pg_advisory_lock(4242004201)")
 
     def _load_unlock(self, cursor: Any) -> None:
         cursor.execute("SELECT pg_advisory_unlock(4242004201)")
