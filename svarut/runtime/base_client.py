@@ -65,7 +65,7 @@ def metadata_json(metadata: Mapping[str, Any]) -> bytes:
     pydantic-core's serializer, a fifth of the CPU. The metadata is a model's JSON
     dump (str, int, bool, None, lists and dicts: no floats, whose text the two
     could write differently), and for those both write the same bytes
-    (tests/test_multipart.py compares them). A string neither can write in
+    (tests/test_wire.py compares them). A string neither can write in
     UTF-8 (a lone surrogate) fails as it did with json: UnicodeEncodeError."""
     try:
         return to_json(metadata)

@@ -272,19 +272,11 @@ _IDENTIFIER_FIELDS = (
 _SVAR_KINDS = ((SVAR_TIL_PERSON, R_FODSELSNUMMER), (SVAR_TIL_ORGANISASJON, R_ORGANISASJONSNUMMER))
 
 
-# The identifier fields of each operation, worked out at its first send.
-_IDENTIFIERS_OF: dict[str, tuple[tuple[SpecField, Binding], ...]] = {}
-
-
 def _identifiers(s: _Send) -> Iterator[Problem]:
-    fields = _IDENTIFIERS_OF.get(s.operation)
-    if fields is None:
-        fields = _IDENTIFIERS_OF[s.operation] = tuple(
-            (field, rule) for field, rule in _IDENTIFIER_FIELDS if s.operation in field.operation_ids
-        )
-    wanted: list[tuple[str, object, Binding, str]] = [  # (field, value, rule, extra hint)
-        (field.path, s.get(field), rule, "") for field, rule in fields
-    ]
+    wanted: list[tuple[str, object, Binding, str]] = []  # (field, value, rule, extra hint)
+    for field, rule in _IDENTIFIER_FIELDS:
+        if s.operation in field.operation_ids:
+            wanted.append((field.path, s.get(field), rule, ""))
     for svar, rule in _SVAR_KINDS:
         if s.equals(svar):
             wanted.append((SVAR_DIGITAL_ID.path, s.get(SVAR_DIGITAL_ID), rule, ""))
@@ -699,8 +691,7 @@ class ForsendelseRules:
             self.max_part_header_size,
             shape.predated if shape is not None else frozenset(),
         )
-        skip = self.skip
-        found = [problem for rule in _RULES for problem in rule(view) if not skip or problem.rule not in skip]
+        found = [problem for rule in _RULES for problem in rule(view) if problem.rule not in self.skip]
         if unreadable:  # first: what makes a rule unable to check anything at all
             found[:0] = [problem for problem in unreadable if problem.rule not in self.skip]
         return found
