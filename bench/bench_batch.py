@@ -51,11 +51,12 @@ def _env() -> dict[str, str]:
 
 
 class Sink:
-    """bench/sink.py in its own process; it exits when our end of its stdin closes."""
+    """bench/sink.py in its own process (``--delay``: seconds before it answers
+    a send); it exits when our end of its stdin closes."""
 
-    def __init__(self) -> None:
+    def __init__(self, delay: float = 0.0) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, str(HERE / "sink.py"), "--port", "0"],
+            [sys.executable, str(HERE / "sink.py"), "--port", "0", "--delay", str(delay)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -81,7 +82,11 @@ class Sink:
     def close(self) -> None:
         if self.proc.stdin:
             self.proc.stdin.close()
-        self.proc.wait(10)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
 
 
 def make_letters(directory: Path, count: int) -> Path:

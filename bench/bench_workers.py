@@ -54,7 +54,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +61,7 @@ START = time.time()  # the worker's own start, before its imports
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench_batch import make_letters  # noqa: E402  (bench_batch.py's manifest, the same letters)
+from bench_batch import Sink, make_letters  # noqa: E402  (bench_batch.py's manifest and sink, the same letters)
 
 ROOT = HERE.parent
 KONTO = "00000000-0000-4000-8000-000000000001"
@@ -181,45 +180,6 @@ def _machine_cpu() -> tuple[float, float]:
     total = sum(values[:8])  # guest time is already in user
     tick = os.sysconf("SC_CLK_TCK")
     return (total - idle) / tick, total / tick
-
-
-class Sink:
-    """bench/sink.py --delay in its own process; it exits when our end of its stdin closes."""
-
-    def __init__(self, delay: float) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, str(HERE / "sink.py"), "--port", "0", "--delay", str(delay)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line.startswith("PORT "):
-            raise RuntimeError(f"sink did not start: {line!r}")
-        self.url = f"http://127.0.0.1:{int(line.split()[1])}"
-        self.api = self.url + "/api"
-
-    def reset(self) -> None:
-        request = urllib.request.Request(self.url + "/_reset", method="POST")  # noqa: S310 (our own sink)
-        urllib.request.urlopen(request, timeout=10).read()  # noqa: S310 (our own sink)
-
-    def received(self) -> tuple[int, float]:
-        """Requests received since the reset, and the seconds from the first body byte to the last."""
-        with urllib.request.urlopen(self.url + "/_stats", timeout=10) as r:  # noqa: S310 (our own sink)
-            stats: dict[str, Any] = json.loads(r.read())
-        bodies = stats["bodies"]
-        span = max(b[1] for b in bodies) - min(b[0] for b in bodies) if bodies else 0.0
-        return int(stats["requests"]), span
-
-    def close(self) -> None:
-        if self.proc.stdin:
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
 
 
 # --- one worker, in its own process -----------------------------------------
@@ -432,8 +392,10 @@ def main() -> int:
                 return float(statistics.median(r["cpu"][name] for r in rs))
 
             def phase(a: str, b: str, rs: list[dict[str, Any]] = runs[key]) -> float:
-                """The median over runs and workers of a worker's time from ``a`` to ``b``."""
-                return float(statistics.median((w[b] or w["end"]) - w[a] for r in rs for w in r["workers"]))
+                """The median over runs and workers of a worker's time from ``a`` to ``b`` (a worker
+                that never reached ``a``, one that got no letter of a small run, has no such time)."""
+                times = [(w[b] or w["end"]) - w[a] for r in rs for w in r["workers"] if w[a] is not None]
+                return float(statistics.median(times)) if times else 0.0
 
             ours = med("workers") + med("sink") + med("postgres")
             wall = statistics.median(r["wall"] for r in runs[key])
